@@ -1,0 +1,99 @@
+// `samverka simulate`: a federation of virtual clients in this process.
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "apps/commands.h"
+#include "common/config.h"
+#include "common/logging.h"
+#include "fmt/format.h"
+#include "simulation/simulation.h"
+
+namespace samverka::apps {
+namespace {
+
+int exit_code = 0;
+
+// Flags override the config file: each flag writes a scratch variable, and
+// only flags the user gave are copied into the options after the file.
+struct Overrides {
+  std::vector<std::function<void()>> apply;
+
+  template <typename T>
+  void Add(CLI::App* cmd, const std::string& flag, T* target, const std::string& help) {
+    auto scratch = std::make_shared<T>(*target);
+    CLI::Option* option = cmd->add_option(flag, *scratch, help);
+    option->default_str(fmt::format("{}", *target));
+    apply.push_back([option, scratch, target] {
+      if (option->count() > 0) *target = *scratch;
+    });
+  }
+};
+
+void PrintRound(const simulation::RoundReport& r) {
+  std::string auc = r.test_auc >= 0 ? fmt::format("  auc {:.4f}", r.test_auc) : "";
+  std::printf("round %3lld/%d  clients %3d  train_loss %.4f  test_loss %.4f  test_acc %.4f%s  %.1fs%s\n",
+              static_cast<long long>(r.round), r.rounds, r.clients, r.train_loss, r.test_loss,
+              r.test_accuracy, auc.c_str(), r.seconds, r.succeeded ? "" : "  (round failed)");
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int ExitCode() { return exit_code; }
+void SetExitCode(int code) { exit_code = code; }
+void Fail(std::string_view message) {
+  std::fprintf(stderr, "samverka: error: %.*s\n", static_cast<int>(message.size()),
+               message.data());
+  exit_code = 1;
+}
+
+void AddSimulateCommand(CLI::App& app, const std::string* log_level) {
+  CLI::App* cmd = app.add_subcommand(
+      "simulate", "Train across many virtual clients in this process (same code as a real federation)");
+  auto options = std::make_shared<simulation::SimulationOptions>();
+  auto overrides = std::make_shared<Overrides>();
+  auto config_path = std::make_shared<std::string>();
+  cmd->add_option("--config", *config_path, "TOML file with the same keys as the flags (flags win)");
+  simulation::SimulationOptions& o = *options;
+  Overrides& f = *overrides;
+  f.Add(cmd, "--dataset", &o.dataset, "fashion-mnist | mnist | csv:PATH:LABEL_COLUMN");
+  f.Add(cmd, "--data-dir", &o.data_dir, "directory of the IDX files (default: Debian's dataset package)");
+  f.Add(cmd, "--test-fraction", &o.test_fraction, "CSV data: share of rows held out for testing");
+  f.Add(cmd, "--model", &o.model, "cnn | mlp | logreg | FILE.pt (TorchScript)");
+  f.Add(cmd, "--clients", &o.clients, "number of virtual clients");
+  f.Add(cmd, "--clients-per-round", &o.clients_per_round, "clients selected each round (0: use --fraction)");
+  f.Add(cmd, "--fraction", &o.fraction, "fraction of clients selected each round");
+  f.Add(cmd, "--rounds", &o.rounds, "training rounds");
+  f.Add(cmd, "--partition", &o.partition, "iid | dirichlet:ALPHA | shards:K");
+  f.Add(cmd, "--local-epochs", &o.train.local_epochs, "local epochs per round");
+  f.Add(cmd, "--batch-size", &o.train.batch_size, "local mini-batch size");
+  f.Add(cmd, "--lr", &o.train.learning_rate, "local SGD learning rate");
+  f.Add(cmd, "--momentum", &o.train.momentum, "local SGD momentum");
+  f.Add(cmd, "--weight-decay", &o.train.weight_decay, "local SGD weight decay");
+  f.Add(cmd, "--seed", &o.seed, "seed for data split, partition, initialisation and sampling");
+  f.Add(cmd, "--out", &o.out, "output directory (metrics.jsonl, metrics.csv, model.pt, config.toml)");
+  f.Add(cmd, "--workers", &o.workers, "worker threads (0: one per core; 1: bit-reproducible)");
+  auto show = cmd->add_flag("--show-partition", "print each client's label counts");
+
+  cmd->callback([options, overrides, config_path, show, log_level] {
+    if (!SetLogLevel(*log_level)) return Fail(fmt::format("unknown log level '{}'", *log_level));
+    if (!config_path->empty()) {
+      absl::StatusOr<ConfigFile> file = ConfigFile::Load(*config_path);
+      if (!file.ok()) return Fail(file.status().message());
+      if (absl::Status s = simulation::ApplyConfig(*file, options.get()); !s.ok()) {
+        return Fail(s.message());
+      }
+    }
+    for (auto& apply : overrides->apply) apply();
+    if (show->count() > 0) options->show_partition = true;
+    absl::StatusOr<simulation::RoundReport> last =
+        simulation::RunSimulation(*options, PrintRound);
+    if (!last.ok()) return Fail(last.status().message());
+    std::printf("done: %d rounds, final test accuracy %.4f; results in %s\n", options->rounds,
+                last->test_accuracy, options->out.c_str());
+  });
+}
+
+}  // namespace samverka::apps

@@ -1,0 +1,143 @@
+#include "common/config.h"
+
+#include <toml++/toml.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+
+namespace samverka {
+namespace {
+
+void CollectKeys(const toml::table& table, const std::string& prefix,
+                 std::vector<std::string>* keys) {
+  for (const auto& [key, node] : table) {
+    std::string path = prefix.empty() ? std::string(key.str())
+                                      : absl::StrCat(prefix, ".", std::string(key.str()));
+    if (const toml::table* sub = node.as_table()) {
+      CollectKeys(*sub, path, keys);
+    } else {
+      keys->push_back(std::move(path));
+    }
+  }
+}
+
+}  // namespace
+
+ConfigFile::ConfigFile(std::unique_ptr<toml::table> table, std::string source_name)
+    : table_(std::move(table)), source_name_(std::move(source_name)) {}
+ConfigFile::ConfigFile(ConfigFile&&) noexcept = default;
+ConfigFile& ConfigFile::operator=(ConfigFile&&) noexcept = default;
+ConfigFile::~ConfigFile() = default;
+
+absl::StatusOr<ConfigFile> ConfigFile::Load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open config file ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return Parse(text.str(), path);
+}
+
+absl::StatusOr<ConfigFile> ConfigFile::Parse(std::string_view text, std::string source_name) {
+  // Debian's toml++ is built with exceptions: parse errors throw.
+  try {
+    toml::table table = toml::parse(text, source_name);
+    return ConfigFile(std::make_unique<toml::table>(std::move(table)), std::move(source_name));
+  } catch (const toml::parse_error& error) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source_name, ":", error.source().begin.line, ":",
+                     error.source().begin.column, ": ", std::string(error.description())));
+  }
+}
+
+bool ConfigFile::Has(std::string_view key) const {
+  return static_cast<bool>(table_->at_path(key));
+}
+
+absl::Status ConfigFile::WrongType(std::string_view key, std::string_view expected) const {
+  return absl::InvalidArgumentError(
+      absl::StrCat(source_name_, ": key '", std::string(key), "' must be ",
+                   std::string(expected)));
+}
+
+absl::Status ConfigFile::Get(std::string_view key, std::string* out) {
+  known_.emplace(key);
+  toml::node_view<toml::node> node = table_->at_path(key);
+  if (!node) return absl::OkStatus();
+  if (auto v = node.value<std::string>(); v && node.is_string()) {
+    *out = *v;
+    return absl::OkStatus();
+  }
+  return WrongType(key, "a string");
+}
+
+absl::Status ConfigFile::Get(std::string_view key, int64_t* out) {
+  known_.emplace(key);
+  toml::node_view<toml::node> node = table_->at_path(key);
+  if (!node) return absl::OkStatus();
+  if (!node.is_integer()) return WrongType(key, "an integer");
+  *out = *node.value<int64_t>();
+  return absl::OkStatus();
+}
+
+absl::Status ConfigFile::Get(std::string_view key, int* out) {
+  int64_t value = *out;
+  if (absl::Status s = Get(key, &value); !s.ok()) return s;
+  if (value < INT32_MIN || value > INT32_MAX) return WrongType(key, "a 32-bit integer");
+  *out = static_cast<int>(value);
+  return absl::OkStatus();
+}
+
+absl::Status ConfigFile::Get(std::string_view key, double* out) {
+  known_.emplace(key);
+  toml::node_view<toml::node> node = table_->at_path(key);
+  if (!node) return absl::OkStatus();
+  if (!node.is_number()) return WrongType(key, "a number");
+  *out = *node.value<double>();
+  return absl::OkStatus();
+}
+
+absl::Status ConfigFile::Get(std::string_view key, bool* out) {
+  known_.emplace(key);
+  toml::node_view<toml::node> node = table_->at_path(key);
+  if (!node) return absl::OkStatus();
+  if (!node.is_boolean()) return WrongType(key, "true or false");
+  *out = *node.value<bool>();
+  return absl::OkStatus();
+}
+
+absl::Status ConfigFile::Get(std::string_view key, std::vector<std::string>* out) {
+  known_.emplace(key);
+  toml::node_view<toml::node> node = table_->at_path(key);
+  if (!node) return absl::OkStatus();
+  const toml::array* array = node.as_array();
+  if (array == nullptr) return WrongType(key, "an array of strings");
+  std::vector<std::string> values;
+  for (const toml::node& element : *array) {
+    if (!element.is_string()) return WrongType(key, "an array of strings");
+    values.push_back(*element.value<std::string>());
+  }
+  *out = std::move(values);
+  return absl::OkStatus();
+}
+
+absl::Status ConfigFile::CheckNoUnknownKeys() const {
+  std::vector<std::string> keys;
+  CollectKeys(*table_, "", &keys);
+  for (const std::string& key : keys) {
+    if (!known_.contains(key)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source_name_, ": unknown key '", key, "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string TomlQuote(std::string_view value) {
+  std::ostringstream out;
+  out << toml::value<std::string>(std::string(value));
+  return out.str();
+}
+
+}  // namespace samverka

@@ -1,0 +1,54 @@
+// common/task.h
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace samverka {
+
+// Local training hyper-parameters (plain SGD, as in McMahan et al. 2017).
+struct TrainOptions {
+  double learning_rate = 0.05;
+  double momentum = 0.0;
+  double weight_decay = 0.0;
+  int local_epochs = 1;
+  int batch_size = 32;
+  // FedProx (Li et al. 2020): adds mu/2 * ||w - w_start||^2 to the loss.
+  double proximal_mu = 0.0;
+
+  // kInvalidArgument naming the first out-of-range field.
+  absl::Status Validate() const;
+};
+
+
+enum class TaskKind { kTrain, kEvaluate };
+
+// One unit of work for a client in a round (the gRPC adapters convert the
+// proto Task to and from this). Shared by coordinator and client.
+struct ClientTask {
+  std::string task_id;
+  int64_t round = 0;
+  TaskKind kind = TaskKind::kTrain;
+  // SHA-256 of the encoded global model the task starts from.
+  std::string model_digest;
+  TrainOptions train;
+};
+
+// What a client sends back: the encoded update (train tasks) and metrics.
+struct TaskOutcome {
+  std::string task_id;
+  int64_t round = 0;
+  TaskKind kind = TaskKind::kTrain;
+  std::string model_digest;
+  // Training samples (the update's weight) or evaluation samples.
+  int64_t num_samples = 0;
+  // Train tasks: the codec bundle of (local model - global model).
+  std::string update;
+  // train_loss; for evaluation loss, accuracy and (binary tasks) auc.
+  std::map<std::string, double> metrics;
+};
+
+}  // namespace samverka

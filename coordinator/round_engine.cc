@@ -1,0 +1,245 @@
+#include "coordinator/round_engine.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "common/codec.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+
+namespace samverka::coordinator {
+
+absl::Status RoundOptions::Validate() const {
+  if (clients_per_round < 0) {
+    return absl::InvalidArgumentError("clients_per_round must be >= 0");
+  }
+  if (!(fraction >= 0 && fraction <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat("fraction ", fraction, " is not in [0, 1]"));
+  }
+  if (clients_per_round == 0 && fraction == 0) {
+    return absl::InvalidArgumentError("set clients_per_round or fraction");
+  }
+  if (min_clients < 1) return absl::InvalidArgumentError("min_clients must be >= 1");
+  if (max_clients != 0 && max_clients < min_clients) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_clients ", max_clients, " is below min_clients ", min_clients));
+  }
+  if (train_deadline <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("the training deadline must be positive");
+  }
+  return train.Validate();
+}
+
+absl::StatusOr<std::unique_ptr<RoundEngine>> RoundEngine::Create(
+    RoundOptions options, std::unique_ptr<Strategy> strategy, ModelParameters initial,
+    uint64_t seed, int64_t first_round) {
+  SV_RETURN_IF_ERROR(options.Validate());
+  SV_RETURN_IF_ERROR(initial.Validate());
+  SV_RETURN_IF_ERROR(CheckFinite(initial.values, "initial model"));
+  return std::unique_ptr<RoundEngine>(new RoundEngine(
+      std::move(options), std::move(strategy), std::move(initial), seed, first_round));
+}
+
+RoundEngine::RoundEngine(RoundOptions options, std::unique_ptr<Strategy> strategy,
+                         ModelParameters initial, uint64_t seed, int64_t first_round)
+    : options_(std::move(options)),
+      strategy_(std::move(strategy)),
+      rng_(seed),
+      next_round_(first_round) {
+  auto encoded = std::make_shared<const std::string>(EncodeParameters(initial));
+  global_digest_ = Sha256Hex(*encoded);
+  encoded_global_ = std::move(encoded);
+  global_ = std::make_shared<const ModelParameters>(std::move(initial));
+}
+
+void RoundEngine::AddClient(const std::string& client_id) {
+  absl::MutexLock lock(&mutex_);
+  clients_.insert(client_id);
+}
+
+void RoundEngine::RemoveClient(const std::string& client_id) {
+  absl::MutexLock lock(&mutex_);
+  clients_.erase(client_id);
+}
+
+std::vector<std::string> RoundEngine::clients() const {
+  absl::MutexLock lock(&mutex_);
+  return {clients_.begin(), clients_.end()};
+}
+
+int RoundEngine::CohortSize(int online) const {
+  int size = options_.clients_per_round > 0
+                 ? options_.clients_per_round
+                 : static_cast<int>(std::ceil(options_.fraction * online));
+  size = std::max(size, options_.min_clients);
+  if (options_.max_clients > 0) size = std::min(size, options_.max_clients);
+  return std::min(size, online);
+}
+
+absl::StatusOr<RoundPlan> RoundEngine::StartRound(absl::Time now) {
+  absl::MutexLock lock(&mutex_);
+  if (open_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("round ", current_.round, " is still open"));
+  }
+  const int online = static_cast<int>(clients_.size());
+  if (online < options_.min_clients) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "round ", next_round_, " needs at least ", options_.min_clients,
+        " clients; ", online, " are available"));
+  }
+  // Partial Fisher-Yates over the sorted client list, with our own bounded
+  // draw so the cohort is the same with any standard library.
+  std::vector<std::string> pool(clients_.begin(), clients_.end());
+  const int size = CohortSize(online);
+  for (int i = 0; i < size; ++i) {
+    const uint64_t bound = pool.size() - i;
+    const uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
+    uint64_t r;
+    do r = rng_(); while (r >= limit);
+    std::swap(pool[i], pool[i + r % bound]);
+  }
+  pool.resize(size);
+
+  open_ = true;
+  current_ = RoundResult{};
+  current_.round = next_round_;
+  current_.selected = size;
+  current_.bytes_down = static_cast<uint64_t>(size) * encoded_global_->size();
+  cohort_ = {pool.begin(), pool.end()};
+  answered_.clear();
+  loss_sum_ = 0;
+  deadline_ = now + options_.train_deadline;
+  SV_RETURN_IF_ERROR(strategy_->BeginRound(*global_));
+
+  RoundPlan plan;
+  plan.round = current_.round;
+  plan.cohort = std::move(pool);
+  plan.task.task_id = absl::StrCat("round-", current_.round, "-train");
+  plan.task.round = current_.round;
+  plan.task.kind = TaskKind::kTrain;
+  plan.task.model_digest = global_digest_;
+  plan.task.train = options_.train;
+  plan.global = global_;
+  plan.encoded_global = encoded_global_;
+  plan.deadline = deadline_;
+  return plan;
+}
+
+absl::Status RoundEngine::SubmitUpdate(const std::string& client_id, int64_t round,
+                                       int64_t num_samples, std::string_view encoded_update,
+                                       const std::map<std::string, double>& metrics) {
+  std::shared_ptr<const ModelParameters> global;
+  {
+    absl::MutexLock lock(&mutex_);
+    if (!open_ || round != current_.round) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "update from ", client_id, " is for round ", round, ", which is not open"));
+    }
+    if (!cohort_.contains(client_id)) {
+      return absl::PermissionDeniedError(
+          absl::StrCat(client_id, " is not in the cohort of round ", round));
+    }
+    if (answered_.contains(client_id)) {
+      return absl::AlreadyExistsError(
+          absl::StrCat(client_id, " already answered round ", round));
+    }
+    global = global_;
+  }
+  // Decode and validate outside the lock: it is the expensive part.
+  const std::string who = absl::StrCat("update from ", client_id, " for round ", round);
+  if (num_samples <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(who, ": sample count ", num_samples,
+                                                   " must be positive"));
+  }
+  absl::StatusOr<ModelParameters> update = DecodeParameters(encoded_update);
+  if (!update.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(who, ": ", update.status().message()));
+  }
+  if (update->layout != global->layout) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        who, ": tensors do not match the model; expected\n", global->layout.Describe()));
+  }
+  SV_RETURN_IF_ERROR(CheckFinite(update->values, who));
+
+  absl::MutexLock lock(&mutex_);
+  if (!open_ || round != current_.round) {
+    return absl::FailedPreconditionError(absl::StrCat(who, ": the round closed meanwhile"));
+  }
+  if (!answered_.insert(client_id).second) {
+    return absl::AlreadyExistsError(absl::StrCat(client_id, " already answered round ", round));
+  }
+  SV_RETURN_IF_ERROR(strategy_->Absorb(update->values, static_cast<double>(num_samples)));
+  ++current_.updates;
+  current_.samples += num_samples;
+  current_.bytes_up += encoded_update.size();
+  if (auto it = metrics.find("train_loss"); it != metrics.end() && std::isfinite(it->second)) {
+    loss_sum_ += it->second * static_cast<double>(num_samples);
+  }
+  return absl::OkStatus();
+}
+
+void RoundEngine::ReportFailure(const std::string& client_id, int64_t round,
+                                std::string_view reason) {
+  absl::MutexLock lock(&mutex_);
+  if (!open_ || round != current_.round || !cohort_.contains(client_id)) return;
+  if (answered_.insert(client_id).second) {
+    Logger("coordinator")->warn("round {}: {} gave up: {}", round, client_id, reason);
+  }
+}
+
+std::optional<RoundResult> RoundEngine::Poll(absl::Time now) {
+  absl::MutexLock lock(&mutex_);
+  if (!open_) return std::nullopt;
+  if (answered_.size() < cohort_.size() && now < deadline_) return std::nullopt;
+  return Close();
+}
+
+RoundResult RoundEngine::Close() {
+  open_ = false;
+  RoundResult result = std::move(current_);
+  for (const std::string& member : cohort_) {
+    if (!answered_.contains(member)) result.missing.push_back(member);
+  }
+  if (result.updates < options_.min_clients) {
+    result.failure_reason = absl::StrCat("only ", result.updates, " of ", result.selected,
+                                         " clients returned an update; ", options_.min_clients,
+                                         " needed");
+  } else {
+    absl::StatusOr<std::vector<float>> next = strategy_->Finish();
+    if (!next.ok()) {
+      result.failure_reason = std::string(next.status().message());
+    } else if (absl::Status finite = CheckFinite(*next, "aggregated model"); !finite.ok()) {
+      result.failure_reason = std::string(finite.message());
+    } else {
+      auto model = std::make_shared<ModelParameters>(ModelParameters{global_->layout, std::move(*next)});
+      auto encoded = std::make_shared<const std::string>(EncodeParameters(*model));
+      global_digest_ = Sha256Hex(*encoded);
+      encoded_global_ = std::move(encoded);
+      global_ = std::move(model);
+      result.succeeded = true;
+    }
+  }
+  result.train_loss = result.samples > 0 ? loss_sum_ / static_cast<double>(result.samples) : 0;
+  result.model_digest = global_digest_;
+  ++next_round_;
+  return result;
+}
+
+std::shared_ptr<const ModelParameters> RoundEngine::global_model() const {
+  absl::MutexLock lock(&mutex_);
+  return global_;
+}
+
+int64_t RoundEngine::next_round() const {
+  absl::MutexLock lock(&mutex_);
+  return next_round_;
+}
+
+bool RoundEngine::round_open() const {
+  absl::MutexLock lock(&mutex_);
+  return open_;
+}
+
+}  // namespace samverka::coordinator

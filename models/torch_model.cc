@@ -1,0 +1,372 @@
+// The Model implementation over LibTorch: parameter exchange through flat
+// float vectors, the local SGD loop and evaluation. Every LibTorch call is
+// wrapped so that c10::Error never leaves models/.
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "models/internal/net.h"
+#include "models/model.h"
+
+namespace samverka::models {
+namespace {
+
+using internal::Net;
+
+// First line of an exception message (LibTorch appends long backtraces).
+std::string Brief(const std::exception& e) {
+  std::string what = e.what();
+  const size_t newline = what.find('\n');
+  return newline == std::string::npos ? what : what.substr(0, newline);
+}
+
+// A TorchScript module made in PyTorch with torch.jit.script or trace.
+class ScriptedNet : public Net {
+ public:
+  explicit ScriptedNet(torch::jit::Module module) : module_(std::move(module)) {}
+
+  torch::Tensor Forward(const torch::Tensor& input) override {
+    return module_.forward({input}).toTensor();
+  }
+  std::vector<torch::Tensor> TrainableParameters() override {
+    std::vector<torch::Tensor> out;
+    for (const torch::Tensor& p : module_.parameters()) {
+      if (p.requires_grad()) out.push_back(p);
+    }
+    return out;
+  }
+  std::vector<std::pair<std::string, torch::Tensor>> StateTensors() override {
+    std::vector<std::pair<std::string, torch::Tensor>> out;
+    for (const auto& item : module_.named_parameters(/*recurse=*/true)) {
+      out.emplace_back(item.name, item.value);
+    }
+    // Float buffers (batch-norm running statistics) are averaged too; integer
+    // buffers such as num_batches_tracked stay local.
+    for (const auto& item : module_.named_buffers(/*recurse=*/true)) {
+      if (item.value.scalar_type() == torch::kFloat) out.emplace_back(item.name, item.value);
+    }
+    return out;
+  }
+  void SetTraining(bool training) override { module_.train(training); }
+  void Save(const std::string& path) override {
+    module_.eval();
+    module_.save(path);
+  }
+  std::unique_ptr<Net> CloneArchitecture() override {
+    // jit::Module::clone() under grad mode makes non-leaf parameters, which
+    // the optimiser refuses; clone without grad and restore the flags.
+    std::vector<bool> requires_grad;
+    for (const torch::Tensor& p : module_.parameters()) requires_grad.push_back(p.requires_grad());
+    torch::jit::Module copy;
+    {
+      torch::NoGradGuard no_grad;
+      copy = module_.clone();
+    }
+    size_t i = 0;
+    for (torch::Tensor p : copy.parameters()) p.requires_grad_(requires_grad[i++]);
+    return std::make_unique<ScriptedNet>(std::move(copy));
+  }
+
+ private:
+  torch::jit::Module module_;
+};
+
+// Copies `indices[begin, end)` of `data` into a batch tensor and labels.
+void GatherBatch(const Dataset& data, std::span<const int64_t> indices, size_t begin,
+                 size_t end, const std::vector<int64_t>& batch_shape_tail,
+                 torch::Tensor* inputs, torch::Tensor* labels) {
+  const int64_t count = static_cast<int64_t>(end - begin);
+  const int64_t sample_size = data.sample_size();
+  std::vector<int64_t> shape = {count};
+  shape.insert(shape.end(), batch_shape_tail.begin(), batch_shape_tail.end());
+  *inputs = torch::empty(shape, torch::kFloat);
+  *labels = torch::empty({count}, torch::kLong);
+  float* x = inputs->data_ptr<float>();
+  int64_t* y = labels->data_ptr<int64_t>();
+  for (size_t i = begin; i < end; ++i) {
+    const int64_t row = indices[i];
+    std::memcpy(x, data.features.data() + row * sample_size, sample_size * sizeof(float));
+    x += sample_size;
+    *y++ = data.labels[row];
+  }
+}
+
+// Fisher-Yates with our own bounded draw, so the order is the same with any
+// standard library.
+void Shuffle(std::vector<int64_t>& v, std::mt19937_64& rng) {
+  for (size_t i = v.size(); i > 1; --i) {
+    const uint64_t bound = i;
+    const uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
+    uint64_t r;
+    do r = rng(); while (r >= limit);
+    std::swap(v[i - 1], v[r % bound]);
+  }
+}
+
+class TorchModel : public Model {
+ public:
+  static absl::StatusOr<std::unique_ptr<TorchModel>> Create(std::string name,
+                                                            std::unique_ptr<Net> net,
+                                                            std::vector<int64_t> input_shape,
+                                                            int64_t num_classes) {
+    auto model = std::unique_ptr<TorchModel>(
+        new TorchModel(std::move(name), std::move(net), std::move(input_shape), num_classes));
+    SV_RETURN_IF_ERROR(model->Initialise());
+    return model;
+  }
+
+  const std::string& name() const override { return name_; }
+  const ParameterLayout& layout() const override { return layout_; }
+
+  void GetParameters(std::span<float> out) const override {
+    float* dst = out.data();
+    for (const torch::Tensor& t : state_) {
+      std::memcpy(dst, t.data_ptr<float>(), t.numel() * sizeof(float));
+      dst += t.numel();
+    }
+  }
+
+  absl::Status SetParameters(std::span<const float> values) override {
+    if (static_cast<int64_t>(values.size()) != layout_.num_elements()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model '", name_, "' has ", layout_.num_elements(), " parameters; got ", values.size()));
+    }
+    torch::NoGradGuard no_grad;
+    const float* src = values.data();
+    for (torch::Tensor& t : state_) {
+      std::memcpy(t.data_ptr<float>(), src, t.numel() * sizeof(float));
+      src += t.numel();
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<TrainStats> Train(const Dataset& data, std::span<const int64_t> indices,
+                                   const TrainOptions& options, uint64_t seed) override {
+    SV_RETURN_IF_ERROR(options.Validate());
+    SV_RETURN_IF_ERROR(CheckData(data));
+    std::vector<int64_t> order = AllOrSome(data, indices);
+    try {
+      return TrainLoop(data, order, options, seed);
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("training '", name_, "' failed: ", Brief(e)));
+    }
+  }
+
+  absl::StatusOr<EvalStats> Evaluate(const Dataset& data, std::span<const int64_t> indices,
+                                     int batch_size) override {
+    SV_RETURN_IF_ERROR(CheckData(data));
+    std::vector<int64_t> rows = AllOrSome(data, indices);
+    try {
+      return EvalLoop(data, rows, std::max(1, batch_size));
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("evaluating '", name_, "' failed: ", Brief(e)));
+    }
+  }
+
+  absl::Status SaveTorchScript(const std::string& path) const override {
+    try {
+      net_->Save(path);
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("cannot save model to ", path, ": ", Brief(e)));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::unique_ptr<Model>> Clone() const override {
+    std::unique_ptr<Net> net;
+    try {
+      net = net_->CloneArchitecture();
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("cannot clone '", name_, "': ", Brief(e)));
+    }
+    SV_ASSIGN_OR_RETURN(std::unique_ptr<TorchModel> copy,
+                        Create(name_, std::move(net), input_shape_, num_classes_));
+    std::vector<float> values(layout_.num_elements());
+    GetParameters(values);
+    SV_RETURN_IF_ERROR(copy->SetParameters(values));
+    return std::unique_ptr<Model>(std::move(copy));
+  }
+
+ private:
+  TorchModel(std::string name, std::unique_ptr<Net> net, std::vector<int64_t> input_shape,
+             int64_t num_classes)
+      : name_(std::move(name)),
+        net_(std::move(net)),
+        input_shape_(std::move(input_shape)),
+        num_classes_(num_classes) {}
+
+  // Builds the layout and checks the net maps one sample to class scores.
+  absl::Status Initialise() {
+    try {
+      for (auto& [tensor_name, tensor] : net_->StateTensors()) {
+        if (tensor.scalar_type() != torch::kFloat || !tensor.is_contiguous()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "model '", name_, "': tensor '", tensor_name,
+              "' is not a contiguous float32 tensor; only float32 models are supported"));
+        }
+        layout_.tensors.push_back({tensor_name, tensor.sizes().vec()});
+        state_.push_back(tensor);
+      }
+      std::vector<int64_t> shape = {2};
+      shape.insert(shape.end(), input_shape_.begin(), input_shape_.end());
+      torch::NoGradGuard no_grad;
+      net_->SetTraining(false);
+      const torch::Tensor out = net_->Forward(torch::zeros(shape));
+      if (out.dim() != 2 || out.size(0) != 2 || out.size(1) != num_classes_) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "model '", name_, "' maps input [N,", absl::StrJoin(input_shape_, ","),
+            "] to shape [", absl::StrJoin(out.sizes().vec(), ","), "]; expected [N,",
+            num_classes_, "] class scores"));
+      }
+    } catch (const std::exception& e) {
+      return absl::InvalidArgumentError(absl::StrCat("model '", name_, "' cannot take input [N,",
+                                                     absl::StrJoin(input_shape_, ","),
+                                                     "]: ", Brief(e)));
+    }
+    if (layout_.tensors.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("model '", name_, "' has no parameters"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status CheckData(const Dataset& data) const {
+    if (data.sample_shape != input_shape_ || data.num_classes != num_classes_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "data with samples [", absl::StrJoin(data.sample_shape, ","), "] and ",
+          data.num_classes, " classes does not fit model '", name_, "' built for [",
+          absl::StrJoin(input_shape_, ","), "] and ", num_classes_, " classes"));
+    }
+    return absl::OkStatus();
+  }
+
+  static std::vector<int64_t> AllOrSome(const Dataset& data, std::span<const int64_t> indices) {
+    if (!indices.empty()) return {indices.begin(), indices.end()};
+    std::vector<int64_t> all(data.num_samples());
+    for (int64_t i = 0; i < data.num_samples(); ++i) all[i] = i;
+    return all;
+  }
+
+  TrainStats TrainLoop(const Dataset& data, std::vector<int64_t>& order,
+                       const TrainOptions& options, uint64_t seed) {
+    net_->SetTraining(true);
+    std::vector<torch::Tensor> params = net_->TrainableParameters();
+    torch::optim::SGD optimiser(params, torch::optim::SGDOptions(options.learning_rate)
+                                            .momentum(options.momentum)
+                                            .weight_decay(options.weight_decay));
+    std::vector<torch::Tensor> start;
+    if (options.proximal_mu > 0) {
+      for (const torch::Tensor& p : params) start.push_back(p.detach().clone());
+    }
+    std::mt19937_64 rng(seed);
+    TrainStats stats;
+    double loss_sum = 0;
+    torch::Tensor inputs, labels;
+    for (int epoch = 0; epoch < options.local_epochs; ++epoch) {
+      Shuffle(order, rng);
+      for (size_t begin = 0; begin < order.size(); begin += options.batch_size) {
+        const size_t end = std::min(order.size(), begin + options.batch_size);
+        GatherBatch(data, order, begin, end, input_shape_, &inputs, &labels);
+        optimiser.zero_grad();
+        torch::Tensor loss = torch::nn::functional::cross_entropy(net_->Forward(inputs), labels);
+        loss_sum += loss.item<double>() * static_cast<double>(end - begin);
+        if (options.proximal_mu > 0) {
+          torch::Tensor proximal = torch::zeros({});
+          for (size_t i = 0; i < params.size(); ++i) {
+            proximal = proximal + (params[i] - start[i]).pow(2).sum();
+          }
+          loss = loss + proximal * (options.proximal_mu / 2);
+        }
+        loss.backward();
+        optimiser.step();
+        stats.samples += static_cast<int64_t>(end - begin);
+        ++stats.steps;
+      }
+    }
+    stats.mean_loss = stats.samples ? loss_sum / stats.samples : 0;
+    return stats;
+  }
+
+  EvalStats EvalLoop(const Dataset& data, const std::vector<int64_t>& rows, int batch_size) {
+    torch::NoGradGuard no_grad;
+    net_->SetTraining(false);
+    EvalStats stats;
+    const bool binary = num_classes_ == 2;
+    torch::Tensor inputs, labels;
+    for (size_t begin = 0; begin < rows.size(); begin += batch_size) {
+      const size_t end = std::min(rows.size(), begin + batch_size);
+      GatherBatch(data, rows, begin, end, input_shape_, &inputs, &labels);
+      const torch::Tensor logits = net_->Forward(inputs);
+      stats.loss_sum += torch::nn::functional::cross_entropy(
+                            logits, labels,
+                            torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                            .item<double>();
+      stats.correct += logits.argmax(1).eq(labels).sum().item<int64_t>();
+      stats.samples += static_cast<int64_t>(end - begin);
+      if (binary) {
+        const torch::Tensor p = torch::softmax(logits, 1).select(1, 1).contiguous();
+        const float* score = p.data_ptr<float>();
+        stats.positive_scores.insert(stats.positive_scores.end(), score, score + p.numel());
+        const int64_t* y = labels.data_ptr<int64_t>();
+        stats.labels.insert(stats.labels.end(), y, y + labels.numel());
+      }
+    }
+    return stats;
+  }
+
+  std::string name_;
+  std::unique_ptr<Net> net_;
+  std::vector<int64_t> input_shape_;
+  int64_t num_classes_;
+  ParameterLayout layout_;
+  std::vector<torch::Tensor> state_;  // aliases the net's tensors, layout order
+};
+
+bool LooksLikeFile(const std::string& name) {
+  return name.find('/') != std::string::npos || name.ends_with(".pt") ||
+         name.ends_with(".pth");
+}
+
+}  // namespace
+
+namespace internal {
+std::unique_ptr<Net> LoadScriptedNet(const std::string& path) {
+  return std::make_unique<ScriptedNet>(torch::jit::load(path));
+}
+}  // namespace internal
+
+std::vector<std::string> BuiltinModelNames() { return internal::BuiltinNetNames(); }
+
+absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelSpec& spec, uint64_t seed) {
+  std::unique_ptr<Net> net;
+  try {
+    if (LooksLikeFile(spec.name_or_path)) {
+      if (!std::filesystem::exists(spec.name_or_path)) {
+        return absl::NotFoundError(
+            absl::StrCat("model file ", spec.name_or_path, " does not exist"));
+      }
+      net = internal::LoadScriptedNet(spec.name_or_path);
+    } else {
+      torch::manual_seed(seed);
+      net = internal::MakeBuiltinNet(spec.name_or_path, spec.input_shape, spec.num_classes);
+      if (net == nullptr) {
+        return absl::NotFoundError(absl::StrCat(
+            "unknown model '", spec.name_or_path, "'; built-in models are ",
+            absl::StrJoin(BuiltinModelNames(), ", "), ", or give a TorchScript file (.pt)"));
+      }
+    }
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot create model '", spec.name_or_path, "': ", Brief(e)));
+  }
+  SV_ASSIGN_OR_RETURN(std::unique_ptr<TorchModel> model,
+                      TorchModel::Create(spec.name_or_path, std::move(net), spec.input_shape,
+                                         spec.num_classes));
+  return std::unique_ptr<Model>(std::move(model));
+}
+
+void SetTorchThreads(int threads) { torch::set_num_threads(std::max(1, threads)); }
+
+}  // namespace samverka::models

@@ -1,0 +1,52 @@
+// security/internal/openssl_util.cc
+#include "security/internal/openssl_util.h"
+
+#include <string>
+
+#include <openssl/err.h>
+#include <openssl/rand.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace samverka::security::internal {
+
+absl::Status OpenSslError(absl::StatusCode code, std::string_view what) {
+  const unsigned long error = ERR_get_error();  // oldest queued error
+  ERR_clear_error();
+  if (error == 0) return absl::Status(code, what);
+  char reason[256];
+  ERR_error_string_n(error, reason, sizeof(reason));
+  return absl::Status(code, absl::StrCat(what, ": ", reason));
+}
+
+absl::Status OpenSslInternalError(std::string_view what) {
+  return OpenSslError(absl::StatusCode::kInternal, what);
+}
+
+absl::Status RandomBytes(std::span<uint8_t> out) {
+  // RAND_bytes takes an int length; draw in bounded pieces.
+  constexpr size_t kMaxPiece = 1 << 30;
+  while (!out.empty()) {
+    const size_t piece = out.size() < kMaxPiece ? out.size() : kMaxPiece;
+    if (RAND_bytes(out.data(), static_cast<int>(piece)) != 1) {
+      return OpenSslInternalError("RAND_bytes failed");
+    }
+    out = out.subspan(piece);
+  }
+  return absl::OkStatus();
+}
+
+const EVP_CIPHER* Aes256Gcm() {
+  // Fetched once and deliberately kept for the life of the process.
+  static const EVP_CIPHER* const cipher =
+      EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  return cipher;
+}
+
+const EVP_CIPHER* Aes256Ctr() {
+  static const EVP_CIPHER* const cipher =
+      EVP_CIPHER_fetch(nullptr, "AES-256-CTR", nullptr);
+  return cipher;
+}
+
+}  // namespace samverka::security::internal

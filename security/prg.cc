@@ -1,0 +1,120 @@
+// security/prg.cc
+#include "security/prg.h"
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <string>
+
+#include <openssl/crypto.h>
+
+#include "common/status_macros.h"
+#include "security/hkdf.h"
+#include "security/internal/aes_ctr.h"
+
+namespace samverka::security {
+namespace {
+
+// Words are the key-stream bytes in little-endian order; on a little-endian
+// host that is a plain reinterpretation, which is what lets the expansion
+// run at AES-CTR speed. A big-endian port would byte-swap here.
+static_assert(std::endian::native == std::endian::little,
+              "PRG words are defined as little-endian key-stream bytes");
+
+constexpr std::string_view kPrgSalt = "samverka/prg/v1";
+// AddMask works through the mask in chunks of this many bytes.
+constexpr size_t kChunkBytes = 64 * 1024;
+
+template <typename Word>
+constexpr std::string_view WidthTag() {
+  // Fixed length, so tag || context is unambiguous.
+  return sizeof(Word) == 4 ? std::string_view("w32:")
+                           : std::string_view("w64:");
+}
+
+template <typename Word>
+std::span<uint8_t> AsBytes(std::span<Word> words) {
+  return {reinterpret_cast<uint8_t*>(words.data()), words.size_bytes()};
+}
+
+// The AES-CTR stream for (seed, context) at word width Word.
+template <typename Word>
+absl::StatusOr<internal::AesCtrStream> OpenStream(const SecretBytes& seed,
+                                                  std::string_view context) {
+  if (seed.size() != kPrgSeedSize) {
+    return absl::InvalidArgumentError("PRG seed must be 32 bytes, got " +
+                                      std::to_string(seed.size()));
+  }
+  if (context.empty()) {
+    return absl::InvalidArgumentError("PRG context must not be empty");
+  }
+  std::string info(WidthTag<Word>());
+  info.append(context);
+  SV_ASSIGN_OR_RETURN(
+      SecretBytes key,
+      HkdfSha256(seed, kPrgSalt, info, internal::AesCtrStream::kKeySize));
+  constexpr std::array<uint8_t, internal::AesCtrStream::kIvSize> kZeroIv = {};
+  return internal::AesCtrStream::Create(key, kZeroIv);
+}
+
+template <typename Word>
+absl::StatusOr<std::vector<Word>> Expand(const SecretBytes& seed,
+                                         std::string_view context,
+                                         size_t count) {
+  SV_ASSIGN_OR_RETURN(internal::AesCtrStream stream,
+                      OpenStream<Word>(seed, context));
+  std::vector<Word> words(count);
+  SV_RETURN_IF_ERROR(stream.Generate(AsBytes(std::span<Word>(words))));
+  return words;
+}
+
+template <typename Word>
+absl::Status AddMaskImpl(std::span<Word> values, const SecretBytes& seed,
+                         std::string_view context, MaskSign sign) {
+  SV_ASSIGN_OR_RETURN(internal::AesCtrStream stream,
+                      OpenStream<Word>(seed, context));
+  constexpr size_t kChunkWords = kChunkBytes / sizeof(Word);
+  std::vector<Word> mask(std::min(values.size(), kChunkWords));
+  absl::Status status = absl::OkStatus();
+  for (size_t begin = 0; begin < values.size(); begin += kChunkWords) {
+    const size_t n = std::min(kChunkWords, values.size() - begin);
+    const std::span<Word> chunk = std::span<Word>(mask).first(n);
+    status = stream.Generate(AsBytes(chunk));
+    if (!status.ok()) break;
+    Word* v = values.data() + begin;
+    // Unsigned arithmetic wraps, which is exactly mod 2^32 / 2^64.
+    if (sign == MaskSign::kAdd) {
+      for (size_t i = 0; i < n; ++i) v[i] += chunk[i];
+    } else {
+      for (size_t i = 0; i < n; ++i) v[i] -= chunk[i];
+    }
+  }
+  if (!mask.empty()) OPENSSL_cleanse(mask.data(), mask.size() * sizeof(Word));
+  return status;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<uint32_t>> ExpandMask32(const SecretBytes& seed,
+                                                   std::string_view context,
+                                                   size_t count) {
+  return Expand<uint32_t>(seed, context, count);
+}
+
+absl::StatusOr<std::vector<uint64_t>> ExpandMask64(const SecretBytes& seed,
+                                                   std::string_view context,
+                                                   size_t count) {
+  return Expand<uint64_t>(seed, context, count);
+}
+
+absl::Status AddMask(std::span<uint32_t> values, const SecretBytes& seed,
+                     std::string_view context, MaskSign sign) {
+  return AddMaskImpl<uint32_t>(values, seed, context, sign);
+}
+
+absl::Status AddMask(std::span<uint64_t> values, const SecretBytes& seed,
+                     std::string_view context, MaskSign sign) {
+  return AddMaskImpl<uint64_t>(values, seed, context, sign);
+}
+
+}  // namespace samverka::security

@@ -1,0 +1,55 @@
+// security/prg.h
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "security/secret_bytes.h"
+
+namespace samverka::security {
+
+// The SecAgg mask generator PRG(seed) (Bonawitz et al., CCS 2017, section 4):
+// expands a 32-byte seed (a self-mask seed, or a pairwise X25519 secret)
+// into words uniform on Z_2^32 or Z_2^64. Both moduli are powers of two, so
+// every key-stream word is used as is, with no rejection.
+//
+// Construction: key = HKDF-SHA256(ikm = seed, salt = "samverka/prg/v1",
+// info = "w32:" or "w64:" || context); words = AES-256-CTR key stream under
+// that key with an all-zero 128-bit initial counter block, read as
+// little-endian words. `context` separates domains (e.g. "self-mask/round 7"
+// vs "pairwise/round 7/3-9"): one seed under two contexts, or two widths,
+// gives independent streams. All functions are deterministic and
+// thread-safe (no shared state).
+//
+// Errors, for every function: kInvalidArgument if `seed` is not 32 bytes or
+// `context` is empty; kInternal if OpenSSL fails.
+
+inline constexpr size_t kPrgSeedSize = 32;
+
+// Whether AddMask adds or subtracts the mask (mod 2^32 or 2^64).
+enum class MaskSign { kAdd, kSubtract };
+
+// The first `count` words of the stream for (`seed`, `context`).
+absl::StatusOr<std::vector<uint32_t>> ExpandMask32(const SecretBytes& seed,
+                                                   std::string_view context,
+                                                   size_t count);
+absl::StatusOr<std::vector<uint64_t>> ExpandMask64(const SecretBytes& seed,
+                                                   std::string_view context,
+                                                   size_t count);
+
+// values[i] += (or -=) ExpandMask32(seed, context, values.size())[i], in
+// place and mod 2^32, without materialising the whole mask (the mask is
+// made in 64 KiB chunks, which are wiped after use). On error `values` may
+// be partly masked and must be discarded.
+absl::Status AddMask(std::span<uint32_t> values, const SecretBytes& seed,
+                     std::string_view context, MaskSign sign);
+// The same over Z_2^64 with the ExpandMask64 stream.
+absl::Status AddMask(std::span<uint64_t> values, const SecretBytes& seed,
+                     std::string_view context, MaskSign sign);
+
+}  // namespace samverka::security

@@ -1,0 +1,284 @@
+#include "simulation/simulation.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "client/datasets/registry.h"
+#include "client/task_handler.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+#include "common/status_macros.h"
+#include "coordinator/round_engine.h"
+#include "models/model.h"
+#include "simulation/internal/parallel.h"
+#include "simulation/partition.h"
+
+namespace samverka::simulation {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string ClientName(int index, int count) {
+  const int width = static_cast<int>(std::to_string(std::max(count - 1, 0)).size());
+  std::string number = std::to_string(index);
+  return "client-" + std::string(std::max(0, width - static_cast<int>(number.size())), '0') +
+         number;
+}
+
+// Evaluates `parameters` on the whole test set, split across the workers.
+absl::StatusOr<models::EvalStats> EvaluateGlobal(
+    const std::vector<float>& parameters, const Dataset& test,
+    std::vector<std::unique_ptr<models::Model>>& workers) {
+  const int n = static_cast<int>(workers.size());
+  const int64_t total = test.num_samples();
+  std::vector<absl::StatusOr<models::EvalStats>> parts(n, models::EvalStats{});
+  internal::ParallelFor(n, n, [&](int worker, int part) {
+    std::vector<int64_t> rows;
+    for (int64_t i = total * part / n; i < total * (part + 1) / n; ++i) rows.push_back(i);
+    if (rows.empty()) return;
+    models::Model& model = *workers[worker];
+    if (absl::Status s = model.SetParameters(parameters); !s.ok()) {
+      parts[part] = s;
+      return;
+    }
+    parts[part] = model.Evaluate(test, rows);
+  });
+  models::EvalStats merged;
+  for (auto& part : parts) {
+    SV_RETURN_IF_ERROR(part.status());
+    merged.Merge(*part);
+  }
+  return merged;
+}
+
+std::vector<std::string> MetricColumns() {
+  return {"round",         "clients",   "succeeded", "test_accuracy",     "test_loss",
+          "test_auc",      "train_loss", "seconds",  "aggregate_seconds", "bytes_up",
+          "bytes_down"};
+}
+
+std::vector<MetricValue> MetricRow(const RoundReport& r) {
+  return {r.round,
+          int64_t{r.clients},
+          int64_t{r.succeeded ? 1 : 0},
+          r.test_accuracy,
+          r.test_loss,
+          r.test_auc >= 0 ? MetricValue(r.test_auc) : MetricValue(),
+          r.train_loss,
+          r.seconds,
+          r.aggregate_seconds,
+          static_cast<int64_t>(r.bytes_up),
+          static_cast<int64_t>(r.bytes_down)};
+}
+
+absl::Status WriteFile(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot write ", path.string()));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status SimulationOptions::Validate() const {
+  auto bad = [](std::string what) { return absl::InvalidArgumentError(std::move(what)); };
+  if (clients < 1) return bad(absl::StrCat("clients = ", clients, ": must be >= 1"));
+  if (clients_per_round < 0) return bad("clients_per_round must be >= 0");
+  if (clients_per_round > clients) {
+    return bad(absl::StrCat("clients_per_round = ", clients_per_round,
+                            " is larger than clients = ", clients));
+  }
+  if (clients_per_round == 0 && !(fraction > 0 && fraction <= 1)) {
+    return bad(absl::StrCat("fraction = ", fraction,
+                            ": must be in (0, 1] when clients_per_round is 0"));
+  }
+  if (rounds < 1) return bad(absl::StrCat("rounds = ", rounds, ": must be >= 1"));
+  if (workers < 0) return bad("workers must be >= 0");
+  if (out.empty()) return bad("out (the output directory) must not be empty");
+  if (!(test_fraction > 0 && test_fraction < 1)) {
+    return bad(absl::StrCat("test_fraction = ", test_fraction, ": must be in (0, 1)"));
+  }
+  SV_RETURN_IF_ERROR(ParsePartitionSpec(partition).status());
+  return train.Validate();
+}
+
+absl::Status ApplyConfig(ConfigFile& file, SimulationOptions* o) {
+  int64_t seed = static_cast<int64_t>(o->seed);
+  SV_RETURN_IF_ERROR(file.Get("dataset", &o->dataset));
+  SV_RETURN_IF_ERROR(file.Get("data_dir", &o->data_dir));
+  SV_RETURN_IF_ERROR(file.Get("test_fraction", &o->test_fraction));
+  SV_RETURN_IF_ERROR(file.Get("model", &o->model));
+  SV_RETURN_IF_ERROR(file.Get("clients", &o->clients));
+  SV_RETURN_IF_ERROR(file.Get("clients_per_round", &o->clients_per_round));
+  SV_RETURN_IF_ERROR(file.Get("fraction", &o->fraction));
+  SV_RETURN_IF_ERROR(file.Get("rounds", &o->rounds));
+  SV_RETURN_IF_ERROR(file.Get("partition", &o->partition));
+  SV_RETURN_IF_ERROR(file.Get("local_epochs", &o->train.local_epochs));
+  SV_RETURN_IF_ERROR(file.Get("batch_size", &o->train.batch_size));
+  SV_RETURN_IF_ERROR(file.Get("lr", &o->train.learning_rate));
+  SV_RETURN_IF_ERROR(file.Get("momentum", &o->train.momentum));
+  SV_RETURN_IF_ERROR(file.Get("weight_decay", &o->train.weight_decay));
+  SV_RETURN_IF_ERROR(file.Get("seed", &seed));
+  SV_RETURN_IF_ERROR(file.Get("out", &o->out));
+  SV_RETURN_IF_ERROR(file.Get("workers", &o->workers));
+  SV_RETURN_IF_ERROR(file.Get("show_partition", &o->show_partition));
+  SV_RETURN_IF_ERROR(file.CheckNoUnknownKeys());
+  if (seed < 0) return absl::InvalidArgumentError(absl::StrCat(file.source_name(), ": seed must be >= 0"));
+  o->seed = static_cast<uint64_t>(seed);
+  return absl::OkStatus();
+}
+
+std::string ToToml(const SimulationOptions& o) {
+  return absl::StrCat(
+      "# Resolved configuration of this run; `samverka simulate --config` reads it back.\n",
+      "dataset = ", TomlQuote(o.dataset), "\n",
+      "data_dir = ", TomlQuote(o.data_dir), "\n",
+      "test_fraction = ", o.test_fraction, "\n",
+      "model = ", TomlQuote(o.model), "\n",
+      "clients = ", o.clients, "\n",
+      "clients_per_round = ", o.clients_per_round, "\n",
+      "fraction = ", absl::StrFormat("%.17g", o.fraction), "\n",
+      "rounds = ", o.rounds, "\n",
+      "partition = ", TomlQuote(o.partition), "\n",
+      "local_epochs = ", o.train.local_epochs, "\n",
+      "batch_size = ", o.train.batch_size, "\n",
+      "lr = ", absl::StrFormat("%.17g", o.train.learning_rate), "\n",
+      "momentum = ", absl::StrFormat("%.17g", o.train.momentum), "\n",
+      "weight_decay = ", absl::StrFormat("%.17g", o.train.weight_decay), "\n",
+      "seed = ", o.seed, "\n",
+      "out = ", TomlQuote(o.out), "\n",
+      "workers = ", o.workers, "\n",
+      "show_partition = ", o.show_partition ? "true" : "false", "\n");
+}
+
+absl::StatusOr<RoundReport> RunSimulation(const SimulationOptions& options,
+                                          const std::function<void(const RoundReport&)>& on_round) {
+  SV_RETURN_IF_ERROR(options.Validate());
+  auto log = Logger("simulation");
+  const std::filesystem::path out_dir(options.out);
+  std::error_code ec;
+  std::filesystem::create_directories(out_dir, ec);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create ", options.out, ": ", ec.message()));
+  SV_RETURN_IF_ERROR(WriteFile(out_dir / "config.toml", ToToml(options)));
+
+  // Data and partition.
+  client::DatasetOptions data_options;
+  data_options.spec = options.dataset;
+  data_options.data_dir = options.data_dir;
+  data_options.test_fraction = options.test_fraction;
+  data_options.seed = options.seed;
+  SV_ASSIGN_OR_RETURN(DatasetSplit data, client::LoadDataset(data_options));
+  SV_ASSIGN_OR_RETURN(PartitionSpec partition_spec, ParsePartitionSpec(options.partition));
+  SV_ASSIGN_OR_RETURN(std::vector<std::vector<int64_t>> shards,
+                      Partition(data.train.labels, data.train.num_classes, options.clients,
+                                partition_spec, options.seed));
+  log->info("{}: {} training and {} test samples, {} clients, partition {}", options.dataset,
+            data.train.num_samples(), data.test.num_samples(), options.clients,
+            options.partition);
+  if (options.show_partition) {
+    std::fputs(FormatLabelSummary(shards, data.train.labels, data.train.num_classes).c_str(),
+               stdout);
+  }
+
+  // Models: one per worker thread, each training one client at a time.
+  const int workers = options.workers > 0
+                          ? options.workers
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  models::SetTorchThreads(1);
+  models::ModelSpec spec{options.model, data.train.sample_shape, data.train.num_classes};
+  SV_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> first, models::CreateModel(spec, options.seed));
+  std::vector<std::unique_ptr<models::Model>> worker_models;
+  for (int w = 1; w < workers; ++w) {
+    SV_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> copy, first->Clone());
+    worker_models.push_back(std::move(copy));
+  }
+  ModelParameters initial = first->GetParameters();
+  worker_models.insert(worker_models.begin(), std::move(first));
+  log->info("model {}: {} parameters in {} tensors; {} worker threads", options.model,
+            initial.layout.num_elements(), initial.layout.tensors.size(), workers);
+
+  // The coordinator's engine and the virtual clients.
+  coordinator::RoundOptions round_options;
+  round_options.clients_per_round = options.clients_per_round;
+  round_options.fraction = options.fraction;
+  round_options.min_clients = 1;
+  round_options.train = options.train;
+  SV_ASSIGN_OR_RETURN(std::unique_ptr<coordinator::RoundEngine> engine,
+                      coordinator::RoundEngine::Create(round_options, coordinator::MakeFedAvg(),
+                                                       std::move(initial), options.seed));
+  std::vector<std::string> names;
+  std::vector<client::TaskHandler> handlers;
+  for (int i = 0; i < options.clients; ++i) {
+    names.push_back(ClientName(i, options.clients));
+    handlers.emplace_back(&data.train, shards[i], nullptr, std::vector<int64_t>{},
+                          client::TaskSeed(options.seed, -1 - i));
+    engine->AddClient(names.back());
+  }
+  std::map<std::string, int> index_of;
+  for (int i = 0; i < options.clients; ++i) index_of[names[i]] = i;
+
+  SV_ASSIGN_OR_RETURN(std::unique_ptr<MetricsLog> metrics,
+                      MetricsLog::Create(MetricColumns(), (out_dir / "metrics.jsonl").string(),
+                                         (out_dir / "metrics.csv").string()));
+  RoundReport report;
+  for (int r = 0; r < options.rounds; ++r) {
+    const Clock::time_point start = Clock::now();
+    SV_ASSIGN_OR_RETURN(coordinator::RoundPlan plan, engine->StartRound(absl::Now()));
+    std::vector<double> aggregate_seconds(plan.cohort.size(), 0);
+    internal::ParallelFor(workers, static_cast<int>(plan.cohort.size()), [&](int worker, int i) {
+      const std::string& name = plan.cohort[i];
+      absl::StatusOr<TaskOutcome> outcome =
+          handlers[index_of[name]].Run(plan.task, *plan.global, *worker_models[worker]);
+      if (!outcome.ok()) {
+        engine->ReportFailure(name, plan.round, outcome.status().message());
+        return;
+      }
+      const Clock::time_point submit = Clock::now();
+      absl::Status accepted = engine->SubmitUpdate(name, plan.round, outcome->num_samples,
+                                                   outcome->update, outcome->metrics);
+      aggregate_seconds[i] = SecondsSince(submit);
+      if (!accepted.ok()) log->error("round {}: update of {} rejected: {}", plan.round, name,
+                                     accepted.message());
+    });
+    const Clock::time_point close = Clock::now();
+    std::optional<coordinator::RoundResult> result = engine->Poll(absl::Now());
+    if (!result.has_value()) return absl::InternalError("round did not close after every client answered");
+    double aggregate = SecondsSince(close);
+    for (double s : aggregate_seconds) aggregate += s;
+    if (!result->succeeded) log->warn("round {} failed: {}", result->round, result->failure_reason);
+
+    SV_ASSIGN_OR_RETURN(models::EvalStats eval,
+                        EvaluateGlobal(engine->global_model()->values, data.test, worker_models));
+    report.round = result->round;
+    report.rounds = options.rounds;
+    report.clients = result->updates;
+    report.succeeded = result->succeeded;
+    report.train_loss = result->train_loss;
+    report.test_loss = eval.loss();
+    report.test_accuracy = eval.accuracy();
+    report.test_auc = eval.auc().value_or(-1);
+    report.seconds = SecondsSince(start);
+    report.aggregate_seconds = aggregate;
+    report.bytes_up = result->bytes_up;
+    report.bytes_down = result->bytes_down;
+    SV_RETURN_IF_ERROR(metrics->Append(MetricRow(report)));
+    if (on_round) on_round(report);
+  }
+
+  models::Model& exporter = *worker_models[0];
+  SV_RETURN_IF_ERROR(exporter.SetParameters(engine->global_model()->values));
+  SV_RETURN_IF_ERROR(exporter.SaveTorchScript((out_dir / "model.pt").string()));
+  return report;
+}
+
+}  // namespace samverka::simulation

@@ -1,0 +1,72 @@
+// simulation/simulation.h
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/config.h"
+#include "common/task.h"
+
+namespace samverka::simulation {
+
+// Everything `samverka simulate` can be told; each field is also a TOML key
+// of the same name (see docs/configuration.md).
+struct SimulationOptions {
+  std::string dataset = "fashion-mnist";  // fashion-mnist | mnist | csv:PATH:LABEL
+  std::string data_dir;                   // where IDX files live (default per dataset)
+  double test_fraction = 0.2;             // CSV data: share held out for testing
+  std::string model = "cnn";              // cnn | mlp | logreg | FILE.pt
+  int clients = 100;
+  int clients_per_round = 10;             // 0: use fraction
+  double fraction = 0.0;
+  int rounds = 50;
+  std::string partition = "iid";          // iid | dirichlet:A | shards:K
+  TrainOptions train;                     // local_epochs, batch_size, lr, ...
+  uint64_t seed = 0;
+  std::string out = "runs/simulation";
+  // Worker threads training clients in parallel (0: one per core). With one
+  // worker, the same seed gives the same numbers bit for bit.
+  int workers = 0;
+  bool show_partition = false;            // print each client's label counts
+
+  // kInvalidArgument naming the bad option (e.g. clients_per_round > clients).
+  absl::Status Validate() const;
+};
+
+// Reads the keys of a simulation config file into `options`; unknown keys
+// and wrong types are errors naming the key and the file.
+absl::Status ApplyConfig(ConfigFile& file, SimulationOptions* options);
+
+// The resolved configuration as a TOML document that ApplyConfig reads back.
+std::string ToToml(const SimulationOptions& options);
+
+// One finished round, as reported to the progress callback.
+struct RoundReport {
+  int64_t round = 0;
+  int rounds = 0;
+  int clients = 0;
+  bool succeeded = false;
+  double train_loss = 0;
+  double test_loss = 0;
+  double test_accuracy = 0;
+  double test_auc = -1;  // binary tasks only, else < 0
+  double seconds = 0;
+  double aggregate_seconds = 0;  // decoding, validating, absorbing, re-encoding
+  uint64_t bytes_up = 0;
+  uint64_t bytes_down = 0;
+};
+
+// Runs a whole simulated federation in this process: loads and partitions
+// the data, creates one virtual client per shard and drives the
+// coordinator's RoundEngine with the clients' TaskHandler, exactly the code
+// the real coordinator and daemon run, without the network. Writes
+// OUT/metrics.jsonl, OUT/metrics.csv, OUT/model.pt and OUT/config.toml.
+// Returns the last round's report.
+absl::StatusOr<RoundReport> RunSimulation(
+    const SimulationOptions& options,
+    const std::function<void(const RoundReport&)>& on_round = nullptr);
+
+}  // namespace samverka::simulation

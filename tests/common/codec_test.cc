@@ -1,0 +1,146 @@
+#include "common/codec.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+namespace samverka {
+namespace {
+
+using ::testing::HasSubstr;
+
+ModelParameters SmallModel() {
+  ModelParameters p;
+  p.layout.tensors = {{"fc.weight", {2, 3}}, {"fc.bias", {2}}};
+  p.values = {1, -2, 3.5f, 4, 5, 6, 0.25f, -0.5f};
+  return p;
+}
+
+TEST(CodecTest, ParametersRoundTripExactly) {
+  const ModelParameters p = SmallModel();
+  const std::string bytes = EncodeParameters(p);
+  absl::StatusOr<ModelParameters> back = DecodeParameters(bytes);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->layout, p.layout);
+  EXPECT_EQ(back->values, p.values);
+}
+
+TEST(CodecTest, FloatsAreLittleEndianAfterHeader) {
+  ModelParameters p;
+  p.layout.tensors = {{"w", {1}}};
+  p.values = {1.0f};
+  const std::string bytes = EncodeParameters(p);
+  // 1.0f is 00 00 80 3f in IEEE-754 little-endian; it is the last 4 bytes.
+  EXPECT_EQ(bytes.substr(bytes.size() - 4), std::string("\x00\x00\x80\x3f", 4));
+  EXPECT_EQ(bytes.substr(0, 4), "SVTB");
+}
+
+TEST(CodecTest, GenericBundleKeepsDtypes) {
+  TensorBundle bundle(2);
+  bundle[0] = {"counts", DType::kInt64, {2}, std::string(16, '\x01')};
+  bundle[1] = {"mask", DType::kUInt32, {3}, std::string(12, '\x7f')};
+  absl::StatusOr<std::string> bytes = EncodeBundle(bundle);
+  ASSERT_TRUE(bytes.ok());
+  absl::StatusOr<TensorBundle> back = DecodeBundle(*bytes);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->size(), 2u);
+  EXPECT_EQ((*back)[0].dtype, DType::kInt64);
+  EXPECT_EQ((*back)[1].data, bundle[1].data);
+  EXPECT_THAT(std::string(DecodeParameters(*bytes).status().message()), HasSubstr("int64"));
+}
+
+TEST(CodecTest, EncodeRejectsDataThatDoesNotMatchShape) {
+  TensorBundle bundle = {{"w", DType::kFloat32, {4}, std::string(12, '\0')}};
+  absl::StatusOr<std::string> bytes = EncodeBundle(bundle);
+  EXPECT_EQ(bytes.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bytes.status().message()), HasSubstr("'w'"));
+}
+
+TEST(CodecTest, EveryTruncationIsRejected) {
+  const std::string bytes = EncodeParameters(SmallModel());
+  for (size_t length = 0; length < bytes.size(); ++length) {
+    absl::StatusOr<TensorBundle> decoded = DecodeBundle(bytes.substr(0, length));
+    EXPECT_FALSE(decoded.ok()) << "prefix of " << length << " bytes decoded";
+  }
+}
+
+TEST(CodecTest, TrailingBytesAreRejected) {
+  const std::string bytes = EncodeParameters(SmallModel()) + "x";
+  EXPECT_THAT(std::string(DecodeBundle(bytes).status().message()), HasSubstr("unexpected bytes"));
+}
+
+TEST(CodecTest, BadMagicAndVersionAreRejected) {
+  std::string bytes = EncodeParameters(SmallModel());
+  std::string bad_magic = bytes;
+  bad_magic[0] = 'X';
+  EXPECT_THAT(std::string(DecodeBundle(bad_magic).status().message()), HasSubstr("magic"));
+  std::string bad_version = bytes;
+  bad_version[4] = 9;
+  EXPECT_THAT(std::string(DecodeBundle(bad_version).status().message()), HasSubstr("version"));
+}
+
+TEST(CodecTest, InconsistentLengthIsRejectedNamingTheTensor) {
+  std::string bytes = EncodeParameters(SmallModel());
+  // Header 12 bytes; first tensor: u16 name length, 9-byte name, dtype, rank,
+  // two i64 dims, then its u64 data length.
+  const size_t length_at = 12 + 2 + 9 + 1 + 1 + 16;
+  uint64_t wrong = 20;
+  std::memcpy(bytes.data() + length_at, &wrong, sizeof(wrong));
+  absl::StatusOr<TensorBundle> decoded = DecodeBundle(bytes);
+  EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(decoded.status().message()), HasSubstr("fc.weight"));
+}
+
+TEST(CodecTest, OversizedTensorIsRejectedBeforeAllocation) {
+  TensorBundle bundle = {{"w", DType::kFloat32, {4}, std::string(16, '\0')}};
+  std::string bytes = *EncodeBundle(bundle);
+  // Claim a dimension of 2^40 elements.
+  const int64_t huge = int64_t{1} << 40;
+  std::memcpy(bytes.data() + 12 + 2 + 1 + 1 + 1, &huge, sizeof(huge));
+  DecodeLimits limits;
+  limits.max_total_bytes = 1 << 20;
+  EXPECT_THAT(std::string(DecodeBundle(bytes, limits).status().message()), HasSubstr("limit"));
+}
+
+TEST(CodecTest, Sha256MatchesFips180Example) {
+  // FIPS 180-2, Appendix B.1: SHA-256("abc").
+  EXPECT_EQ(Sha256Hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(ChunkTest, SplitAndReassemble) {
+  const std::string payload(2500, 'z');
+  std::vector<std::string_view> chunks = SplitIntoChunks(payload, 1024);
+  ASSERT_EQ(chunks.size(), 3u);
+  EXPECT_EQ(chunks[2].size(), 452u);
+  ChunkAssembler assembler(1024, 4096);
+  for (size_t i = 0; i < chunks.size(); ++i) ASSERT_TRUE(assembler.Add(i, chunks[i]).ok());
+  EXPECT_EQ(assembler.Take(), payload);
+}
+
+TEST(ChunkTest, OutOfOrderOversizedAndTooLongAreRejected) {
+  ChunkAssembler out_of_order(8, 64);
+  EXPECT_TRUE(out_of_order.Add(0, "abc").ok());
+  EXPECT_THAT(std::string(out_of_order.Add(2, "def").message()), HasSubstr("out of order"));
+  EXPECT_FALSE(out_of_order.Add(1, "def").ok()) << "a rejected stream stays rejected";
+
+  ChunkAssembler oversized(4, 64);
+  EXPECT_THAT(std::string(oversized.Add(0, "12345").message()), HasSubstr("limit"));
+
+  ChunkAssembler too_long(8, 10);
+  EXPECT_TRUE(too_long.Add(0, "12345678").ok());
+  EXPECT_THAT(std::string(too_long.Add(1, "123").message()), HasSubstr("exceeds"));
+}
+
+TEST(ParametersTest, CheckFiniteNamesTheValue) {
+  std::vector<float> v = {1, 2, std::nanf(""), 4};
+  absl::Status s = CheckFinite(v, "update from site-3");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("site-3: value 2 is NaN"));
+  v[2] = 1.0f / 0.0f;
+  EXPECT_THAT(std::string(CheckFinite(v, "x").message()), HasSubstr("infinite"));
+}
+
+}  // namespace
+}  // namespace samverka
