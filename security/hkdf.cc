@@ -1,11 +1,11 @@
 // security/hkdf.cc
 #include "security/hkdf.h"
 
-#include <string>
-
 #include <openssl/core_names.h>
 #include <openssl/kdf.h>
 #include <openssl/params.h>
+
+#include <string>
 
 #include "common/status_macros.h"
 #include "security/internal/hkdf_steps.h"
@@ -31,9 +31,9 @@ absl::Status CheckLength(size_t length) {
 absl::StatusOr<SecretBytes> RunHkdf(int mode, const SecretBytes& key,
                                     std::string_view salt,
                                     std::string_view info, size_t length) {
-  internal::EvpKdfPtr kdf(EVP_KDF_fetch(nullptr, OSSL_KDF_NAME_HKDF, nullptr));
+  EVP_KDF* kdf = internal::Hkdf();
   if (kdf == nullptr) return internal::OpenSslInternalError("no HKDF");
-  internal::EvpKdfCtxPtr ctx(EVP_KDF_CTX_new(kdf.get()));
+  internal::EvpKdfCtxPtr ctx(EVP_KDF_CTX_new(kdf));
   if (ctx == nullptr) return internal::OpenSslInternalError("HKDF context");
 
   char digest[] = "SHA256";
@@ -69,8 +69,7 @@ absl::StatusOr<SecretBytes> HkdfSha256(const SecretBytes& ikm,
                                        std::string_view info, size_t length) {
   if (ikm.empty()) return absl::InvalidArgumentError("HKDF ikm is empty");
   SV_RETURN_IF_ERROR(CheckLength(length));
-  return RunHkdf(EVP_KDF_HKDF_MODE_EXTRACT_AND_EXPAND, ikm, salt, info,
-                 length);
+  return RunHkdf(EVP_KDF_HKDF_MODE_EXTRACT_AND_EXPAND, ikm, salt, info, length);
 }
 
 namespace internal {

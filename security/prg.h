@@ -13,7 +13,9 @@
 
 namespace samverka::security {
 
-// The SecAgg mask generator PRG(seed) (Bonawitz et al., CCS 2017, section 4):
+// The SecAgg mask generator PRG(seed) (Bonawitz et al., "Practical Secure
+// Aggregation for Privacy-Preserving Machine Learning", CCS 2017: the PRG of
+// its cryptographic-primitives section, used for self and pairwise masks):
 // expands a 32-byte seed (a self-mask seed, or a pairwise X25519 secret)
 // into words uniform on Z_2^32 or Z_2^64. Both moduli are powers of two, so
 // every key-stream word is used as is, with no rejection.

@@ -1,12 +1,13 @@
 // security/secret_bytes.cc
 #include "security/secret_bytes.h"
 
+#include <openssl/crypto.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <utility>
-
-#include <openssl/crypto.h>
 
 #include "security/internal/openssl_util.h"
 
@@ -23,13 +24,15 @@ SecretBytes SecretBytes::CopyFrom(std::span<const uint8_t> bytes) {
 }
 
 SecretBytes SecretBytes::CopyFrom(std::string_view bytes) {
-  return CopyFrom(std::span<const uint8_t>(internal::Bytes(bytes), bytes.size()));
+  return CopyFrom(
+      std::span<const uint8_t>(internal::Bytes(bytes), bytes.size()));
 }
 
 SecretBytes SecretBytes::Random(size_t size) {
   SecretBytes result(size);
   if (!internal::RandomBytes(result.mutable_span()).ok()) {
     // Documented: without a working CSPRNG no secret can be made safely.
+    std::fputs("samverka: RAND_bytes failed, aborting\n", stderr);
     std::abort();
   }
   return result;

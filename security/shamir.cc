@@ -7,13 +7,13 @@
 // each coefficient costs one modular inverse.
 #include "security/shamir.h"
 
+#include <openssl/bn.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <unordered_set>
 #include <utility>
-
-#include <openssl/bn.h>
 
 #include "common/status_macros.h"
 #include "security/internal/openssl_util.h"
@@ -65,8 +65,8 @@ bool HornerStep(BIGNUM* acc, uint32_t x, const BIGNUM* c, const BIGNUM* p,
 }
 
 // prod_{m != i} (x_m - x_i) * x_i mod p, all public values.
-bool Denominator(std::span<const ShamirShare> shares, size_t i,
-                 const BIGNUM* p, BIGNUM* out, BN_CTX* ctx) {
+bool Denominator(std::span<const ShamirShare> shares, size_t i, const BIGNUM* p,
+                 BIGNUM* out, BN_CTX* ctx) {
   const int64_t xi = shares[i].x();
   bool negative = false;
   if (BN_set_word(out, static_cast<BN_ULONG>(xi)) != 1) return false;
@@ -86,8 +86,8 @@ bool Denominator(std::span<const ShamirShare> shares, size_t i,
 
 absl::StatusOr<ShamirShare> ShamirShare::Parse(const SecretBytes& bytes) {
   if (bytes.size() != kSerializedSize) {
-    return absl::InvalidArgumentError(
-        "Shamir share must be 38 bytes, got " + std::to_string(bytes.size()));
+    return absl::InvalidArgumentError("Shamir share must be 38 bytes, got " +
+                                      std::to_string(bytes.size()));
   }
   const uint8_t* b = bytes.data();
   if (b[0] != kShareVersion) {
@@ -101,8 +101,7 @@ absl::StatusOr<ShamirShare> ShamirShare::Parse(const SecretBytes& bytes) {
   BignumPtr value = NewSecretBignum();
   SV_ASSIGN_OR_RETURN(BignumPtr p, Prime());
   if (value == nullptr ||
-      BN_bin2bn(y.data(), static_cast<int>(y.size()), value.get()) ==
-          nullptr) {
+      BN_bin2bn(y.data(), static_cast<int>(y.size()), value.get()) == nullptr) {
     return internal::OpenSslInternalError("BN_bin2bn failed");
   }
   if (BN_cmp(value.get(), p.get()) >= 0) {
@@ -205,9 +204,10 @@ absl::StatusOr<SecretBytes> ShamirReconstruct(
   BignumPtr sum = NewSecretBignum();
   if (ctx == nullptr || x_product == nullptr || denominator == nullptr ||
       lambda == nullptr || term == nullptr || y == nullptr || sum == nullptr ||
-      BN_one(x_product.get()) != 1 || BN_zero(sum.get()) != 1) {
+      BN_one(x_product.get()) != 1) {
     return internal::OpenSslInternalError("Shamir reconstruct setup");
   }
+  BN_zero(sum.get());
   for (const ShamirShare& share : used) {
     if (BN_mul_word(x_product.get(), share.x()) != 1 ||
         BN_nnmod(x_product.get(), x_product.get(), p.get(), ctx.get()) != 1) {
@@ -226,8 +226,7 @@ absl::StatusOr<SecretBytes> ShamirReconstruct(
                   y.get()) == nullptr ||
         BN_mod_mul(term.get(), y.get(), lambda.get(), p.get(), ctx.get()) !=
             1 ||
-        BN_mod_add(sum.get(), sum.get(), term.get(), p.get(), ctx.get()) !=
-            1) {
+        BN_mod_add(sum.get(), sum.get(), term.get(), p.get(), ctx.get()) != 1) {
       return internal::OpenSslInternalError("Shamir reconstruct");
     }
   }
@@ -237,8 +236,7 @@ absl::StatusOr<SecretBytes> ShamirReconstruct(
         "32-byte secret");
   }
   SecretBytes secret(kShamirSecretSize);
-  if (BN_bn2binpad(sum.get(), secret.data(),
-                   static_cast<int>(secret.size())) !=
+  if (BN_bn2binpad(sum.get(), secret.data(), static_cast<int>(secret.size())) !=
       static_cast<int>(kShamirSecretSize)) {
     return internal::OpenSslInternalError("BN_bn2binpad failed");
   }

@@ -15,7 +15,8 @@ namespace samverka::security {
 // 22(11), 1979) of 32-byte secrets, as SecAgg uses it to share each client's
 // mask-key seed and self-mask seed among its neighbours (Bonawitz et al.,
 // "Practical Secure Aggregation for Privacy-Preserving Machine Learning",
-// CCS 2017, section 4 and Figure 4, rounds ShareKeys and Unmasking).
+// CCS 2017: the t-out-of-n secret sharing primitive, used in its ShareKeys
+// and Unmasking rounds).
 //
 // Field: Z_p with p = 2^256 + 297, the smallest prime above 2^256, so any
 // 32-byte secret (read big-endian) is one field element and one polynomial

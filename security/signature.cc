@@ -1,16 +1,18 @@
 // security/signature.cc
 #include "security/signature.h"
 
-#include <climits>
-#include <cstring>
-#include <utility>
-#include <vector>
-
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+
+#include <climits>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "common/status_macros.h"
 
@@ -26,6 +28,7 @@ using internal::X509Ptr;
 int NoPassphrase(char*, int, int, void*) { return 0; }
 
 absl::StatusOr<BioPtr> ReadOnlyBio(const void* data, size_t size) {
+  if (size == 0) return absl::InvalidArgumentError("PEM input is empty");
   if (size > INT_MAX) return absl::InvalidArgumentError("PEM input too large");
   BioPtr bio(BIO_new_mem_buf(data, static_cast<int>(size)));
   if (bio == nullptr) return internal::OpenSslInternalError("BIO_new_mem_buf");
@@ -97,8 +100,8 @@ absl::StatusOr<std::string> SigningKey::Sign(std::string_view message) const {
   if (ctx == nullptr ||
       EVP_DigestSignInit_ex(ctx.get(), nullptr, digest, nullptr, nullptr,
                             key_.get(), nullptr) != 1 ||
-      EVP_DigestSign(ctx.get(), nullptr, &length,
-                     internal::Bytes(message), message.size()) != 1) {
+      EVP_DigestSign(ctx.get(), nullptr, &length, internal::Bytes(message),
+                     message.size()) != 1) {
     return internal::OpenSslInternalError("signing setup failed");
   }
   std::string signature(length, '\0');
@@ -136,9 +139,9 @@ absl::Status Certificate::Verify(std::string_view message,
                               key_.get(), nullptr) != 1) {
     return internal::OpenSslInternalError("verification setup failed");
   }
-  const int result = EVP_DigestVerify(
-      ctx.get(), internal::Bytes(signature), signature.size(),
-      internal::Bytes(message), message.size());
+  const int result =
+      EVP_DigestVerify(ctx.get(), internal::Bytes(signature), signature.size(),
+                       internal::Bytes(message), message.size());
   ERR_clear_error();
   if (result != 1) return absl::UnauthenticatedError("invalid signature");
   return absl::OkStatus();

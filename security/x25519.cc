@@ -1,11 +1,13 @@
 // security/x25519.cc
 #include "security/x25519.h"
 
+#include <openssl/crypto.h>
+
 #include <algorithm>
+#include <array>
+#include <span>
 #include <string>
 #include <utility>
-
-#include <openssl/crypto.h>
 
 #include "common/status_macros.h"
 
@@ -21,7 +23,8 @@ absl::StatusOr<X25519PublicKey> X25519PublicKey::FromBytes(
     std::span<const uint8_t> raw) {
   if (raw.size() != kSize) {
     return absl::InvalidArgumentError(
-        "X25519 public key must be 32 bytes, got " + std::to_string(raw.size()));
+        "X25519 public key must be 32 bytes, got " +
+        std::to_string(raw.size()));
   }
   std::array<uint8_t, kSize> bytes;
   std::copy(raw.begin(), raw.end(), bytes.begin());
@@ -60,8 +63,7 @@ absl::StatusOr<X25519PrivateKey> X25519PrivateKey::FromBytes(
   return FromEvpPkey(std::move(key));
 }
 
-absl::StatusOr<X25519PrivateKey> X25519PrivateKey::FromEvpPkey(
-    EvpPkeyPtr key) {
+absl::StatusOr<X25519PrivateKey> X25519PrivateKey::FromEvpPkey(EvpPkeyPtr key) {
   std::array<uint8_t, kSize> public_bytes;
   size_t length = public_bytes.size();
   if (EVP_PKEY_get_raw_public_key(key.get(), public_bytes.data(), &length) !=

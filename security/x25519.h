@@ -1,13 +1,13 @@
 // security/x25519.h
 #pragma once
 
+#include <openssl/evp.h>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
-
-#include <openssl/evp.h>
 
 #include "absl/status/statusor.h"
 #include "security/internal/openssl_util.h"
@@ -24,7 +24,8 @@ class X25519PublicKey {
 
   // kInvalidArgument if `raw` is not exactly 32 bytes. Low-order points are
   // accepted here and rejected by Agree(), as RFC 7748 section 6.1 suggests.
-  static absl::StatusOr<X25519PublicKey> FromBytes(std::span<const uint8_t> raw);
+  static absl::StatusOr<X25519PublicKey> FromBytes(
+      std::span<const uint8_t> raw);
   static absl::StatusOr<X25519PublicKey> FromBytes(std::string_view raw);
 
   const std::array<uint8_t, kSize>& bytes() const { return bytes_; }
@@ -33,6 +34,8 @@ class X25519PublicKey {
                          const X25519PublicKey&) = default;
 
  private:
+  friend class X25519PrivateKey;
+
   explicit X25519PublicKey(const std::array<uint8_t, kSize>& bytes)
       : bytes_(bytes) {}
 

@@ -1,10 +1,10 @@
 // security/internal/aes_ctr.cc
 #include "security/internal/aes_ctr.h"
 
+#include <openssl/evp.h>
+
 #include <algorithm>
 #include <utility>
-
-#include <openssl/evp.h>
 
 namespace samverka::security::internal {
 namespace {
@@ -16,8 +16,8 @@ alignas(64) constexpr uint8_t kZeros[kZeroBlockSize] = {};
 
 }  // namespace
 
-absl::StatusOr<AesCtrStream> AesCtrStream::Create(
-    const SecretBytes& key, std::span<const uint8_t> iv) {
+absl::StatusOr<AesCtrStream> AesCtrStream::Create(const SecretBytes& key,
+                                                  std::span<const uint8_t> iv) {
   if (key.size() != kKeySize) {
     return absl::InvalidArgumentError("AES-256-CTR key must be 32 bytes");
   }

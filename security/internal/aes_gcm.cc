@@ -1,13 +1,15 @@
 // security/internal/aes_gcm.cc
 #include "security/internal/aes_gcm.h"
 
-#include <array>
-#include <climits>
-#include <cstdint>
-
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+
+#include <algorithm>
+#include <array>
+#include <climits>
+#include <cstdint>
+#include <string>
 
 #include "security/internal/openssl_util.h"
 
@@ -95,8 +97,8 @@ absl::StatusOr<std::string> AesGcmOpen(const SecretBytes& key,
     return DecryptionFailed();
   }
   const std::string_view nonce = sealed.substr(0, kGcmNonceSize);
-  const std::string_view ciphertext = sealed.substr(
-      kGcmNonceSize, sealed.size() - kGcmNonceSize - kGcmTagSize);
+  const std::string_view ciphertext =
+      sealed.substr(kGcmNonceSize, sealed.size() - kGcmNonceSize - kGcmTagSize);
   std::array<uint8_t, kGcmTagSize> tag;
   std::copy(sealed.end() - kGcmTagSize, sealed.end(), tag.begin());
   if (ciphertext.size() > kMaxPlaintext) return DecryptionFailed();

@@ -1,22 +1,21 @@
 // security/internal/openssl_util.cc
 #include "security/internal/openssl_util.h"
 
-#include <string>
-
 #include <openssl/err.h>
 #include <openssl/rand.h>
 
-#include "absl/strings/str_cat.h"
+#include <string>
 
 namespace samverka::security::internal {
 
 absl::Status OpenSslError(absl::StatusCode code, std::string_view what) {
   const unsigned long error = ERR_get_error();  // oldest queued error
   ERR_clear_error();
-  if (error == 0) return absl::Status(code, what);
+  // Debian's Abseil has its own string_view, so pass std::string.
+  if (error == 0) return absl::Status(code, std::string(what));
   char reason[256];
   ERR_error_string_n(error, reason, sizeof(reason));
-  return absl::Status(code, absl::StrCat(what, ": ", reason));
+  return absl::Status(code, std::string(what) + ": " + reason);
 }
 
 absl::Status OpenSslInternalError(std::string_view what) {
@@ -47,6 +46,12 @@ const EVP_CIPHER* Aes256Ctr() {
   static const EVP_CIPHER* const cipher =
       EVP_CIPHER_fetch(nullptr, "AES-256-CTR", nullptr);
   return cipher;
+}
+
+EVP_KDF* Hkdf() {
+  // EVP_KDF_CTX_new takes a non-const EVP_KDF; it only up-refs it.
+  static EVP_KDF* const kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
+  return kdf;
 }
 
 }  // namespace samverka::security::internal

@@ -1,16 +1,16 @@
 // security/internal/openssl_util.h
 #pragma once
 
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/x509.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string_view>
-
-#include <openssl/bn.h>
-#include <openssl/evp.h>
-#include <openssl/kdf.h>
-#include <openssl/x509.h>
 
 #include "absl/status/status.h"
 
@@ -26,12 +26,6 @@ struct EvpPkeyCtxDeleter {
 };
 struct EvpCipherCtxDeleter {
   void operator()(EVP_CIPHER_CTX* p) const { EVP_CIPHER_CTX_free(p); }
-};
-struct EvpCipherDeleter {
-  void operator()(EVP_CIPHER* p) const { EVP_CIPHER_free(p); }
-};
-struct EvpKdfDeleter {
-  void operator()(EVP_KDF* p) const { EVP_KDF_free(p); }
 };
 struct EvpKdfCtxDeleter {
   void operator()(EVP_KDF_CTX* p) const { EVP_KDF_CTX_free(p); }
@@ -62,8 +56,6 @@ struct BioDeleter {
 using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyDeleter>;
 using EvpPkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, EvpPkeyCtxDeleter>;
 using EvpCipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, EvpCipherCtxDeleter>;
-using EvpCipherPtr = std::unique_ptr<EVP_CIPHER, EvpCipherDeleter>;
-using EvpKdfPtr = std::unique_ptr<EVP_KDF, EvpKdfDeleter>;
 using EvpKdfCtxPtr = std::unique_ptr<EVP_KDF_CTX, EvpKdfCtxDeleter>;
 using EvpMdCtxPtr = std::unique_ptr<EVP_MD_CTX, EvpMdCtxDeleter>;
 using BignumPtr = std::unique_ptr<BIGNUM, BignumDeleter>;
@@ -91,6 +83,8 @@ absl::Status RandomBytes(std::span<uint8_t> out);
 // the default provider lacks them.
 const EVP_CIPHER* Aes256Gcm();
 const EVP_CIPHER* Aes256Ctr();
+// OpenSSL's HKDF, fetched once per process likewise.
+EVP_KDF* Hkdf();
 
 // Views a public byte string as unsigned bytes.
 inline const uint8_t* Bytes(std::string_view s) {

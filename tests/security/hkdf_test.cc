@@ -1,9 +1,9 @@
 // tests/security/hkdf_test.cc
 #include "security/hkdf.h"
 
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "security/internal/hkdf_steps.h"
 #include "tests/security/test_util.h"
@@ -11,16 +11,18 @@
 namespace samverka::security {
 namespace {
 
-using testutil::FromHex;
+using testutil::Field;
+using testutil::HexField;
 using testutil::LoadTestData;
-using testutil::SecretFromHex;
+using testutil::SecretField;
 using testutil::ToHexForTest;
 
 class HkdfRfc5869Test : public ::testing::TestWithParam<std::string> {
  protected:
   nlohmann::json Case() const {
-    for (const nlohmann::json& c : LoadTestData("rfc5869_hkdf.json")["cases"]) {
-      if (c["name"] == GetParam()) return c;
+    const nlohmann::json doc = LoadTestData("rfc5869_hkdf.json");
+    for (const nlohmann::json& c : doc["cases"]) {
+      if (Field(c, "name") == GetParam()) return c;
     }
     ADD_FAILURE() << "no case " << GetParam();
     return {};
@@ -30,22 +32,22 @@ class HkdfRfc5869Test : public ::testing::TestWithParam<std::string> {
 TEST_P(HkdfRfc5869Test, OkmMatches) {
   const nlohmann::json v = Case();
   absl::StatusOr<SecretBytes> okm =
-      HkdfSha256(SecretFromHex(v["ikm"]), FromHex(v["salt"]),
-                 FromHex(v["info"]), v["length"].get<size_t>());
+      HkdfSha256(SecretField(v, "ikm"), HexField(v, "salt"),
+                 HexField(v, "info"), v["length"].get<size_t>());
   ASSERT_TRUE(okm.ok()) << okm.status();
-  EXPECT_EQ(ToHexForTest(*okm), v["okm"].get<std::string>());
+  EXPECT_EQ(ToHexForTest(*okm), Field(v, "okm"));
 }
 
 TEST_P(HkdfRfc5869Test, ExtractAndExpandStepsMatch) {
   const nlohmann::json v = Case();
   absl::StatusOr<SecretBytes> prk =
-      internal::HkdfSha256Extract(SecretFromHex(v["ikm"]), FromHex(v["salt"]));
+      internal::HkdfSha256Extract(SecretField(v, "ikm"), HexField(v, "salt"));
   ASSERT_TRUE(prk.ok()) << prk.status();
-  EXPECT_EQ(ToHexForTest(*prk), v["prk"].get<std::string>());
+  EXPECT_EQ(ToHexForTest(*prk), Field(v, "prk"));
   absl::StatusOr<SecretBytes> okm = internal::HkdfSha256Expand(
-      *prk, FromHex(v["info"]), v["length"].get<size_t>());
+      *prk, HexField(v, "info"), v["length"].get<size_t>());
   ASSERT_TRUE(okm.ok()) << okm.status();
-  EXPECT_EQ(ToHexForTest(*okm), v["okm"].get<std::string>());
+  EXPECT_EQ(ToHexForTest(*okm), Field(v, "okm"));
 }
 
 // RFC 5869 Appendix A.1-A.3 (the SHA-256 cases).

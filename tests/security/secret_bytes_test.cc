@@ -1,6 +1,8 @@
 // tests/security/secret_bytes_test.cc
 #include "security/secret_bytes.h"
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <ostream>
 #include <string>
@@ -8,15 +10,15 @@
 #include <utility>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 namespace samverka::security {
 namespace {
 
 // Compile-time guarantees: a secret cannot be copied, printed or turned into
 // (or made from) a std::string by accident.
 template <typename T>
-concept Streamable = requires(std::ostream& os, const T& t) { os << t; };
+concept Streamable = requires(std::ostream& os, const T& t) {
+  os << t;
+};
 static_assert(!std::is_copy_constructible_v<SecretBytes>);
 static_assert(!std::is_copy_assignable_v<SecretBytes>);
 static_assert(std::is_nothrow_move_constructible_v<SecretBytes>);
@@ -46,7 +48,8 @@ TEST(SecretBytesTest, CopyFromCopiesBytes) {
   SecretBytes s = SecretBytes::CopyFrom(source);
   ASSERT_EQ(s.size(), 4u);
   EXPECT_EQ(std::vector<uint8_t>(s.span().begin(), s.span().end()), source);
-  SecretBytes t = SecretBytes::CopyFrom(std::string_view("\x01\x02\x03\xfa", 4));
+  SecretBytes t =
+      SecretBytes::CopyFrom(std::string_view("\x01\x02\x03\xfa", 4));
   EXPECT_TRUE(s.Equals(t));
 }
 
@@ -75,7 +78,7 @@ TEST(SecretBytesTest, MoveTransfersAndEmptiesSource) {
   SecretBytes b(std::move(a));
   EXPECT_EQ(b.data(), buffer);  // the buffer moved; no copy was left behind
   EXPECT_EQ(b.size(), 6u);
-  EXPECT_TRUE(a.empty());      // NOLINT(bugprone-use-after-move)
+  EXPECT_TRUE(a.empty());        // NOLINT(bugprone-use-after-move)
   EXPECT_EQ(a.data(), nullptr);  // NOLINT(bugprone-use-after-move)
 
   SecretBytes c = SecretBytes::CopyFrom(std::string_view("other"));

@@ -60,14 +60,28 @@ std::string ToHexForTest(const SecretBytes& secret) {
 }
 
 nlohmann::json LoadTestData(std::string_view file) {
-  const std::string path =
-      std::string(SAMVERKA_SOURCE_DIR) + "/tests/data/security/" +
-      std::string(file);
+  const std::string path = std::string(SAMVERKA_SOURCE_DIR) +
+                           "/tests/data/security/" + std::string(file);
   std::ifstream in(path);
   if (!in) Fail("cannot open " + path);
   nlohmann::json doc = nlohmann::json::parse(in, nullptr, false);
   if (doc.is_discarded()) Fail("malformed JSON in " + path);
   return doc;
+}
+
+std::string Field(const nlohmann::json& vector, const char* key) {
+  if (!vector.contains(key) || !vector[key].is_string()) {
+    Fail(std::string("test vector has no string field ") + key);
+  }
+  return vector[key].get<std::string>();
+}
+
+std::string HexField(const nlohmann::json& vector, const char* key) {
+  return FromHex(Field(vector, key));
+}
+
+SecretBytes SecretField(const nlohmann::json& vector, const char* key) {
+  return SecretFromHex(Field(vector, key));
 }
 
 }  // namespace samverka::security::testutil

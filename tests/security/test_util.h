@@ -2,11 +2,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "security/secret_bytes.h"
 
@@ -24,5 +23,11 @@ std::string ToHexForTest(const SecretBytes& secret);
 
 // Parses tests/data/security/<file>. Aborts if missing or malformed.
 nlohmann::json LoadTestData(std::string_view file);
+
+// The string field `key` of a test vector, as text, as decoded hex bytes,
+// or as decoded hex bytes in a SecretBytes.
+std::string Field(const nlohmann::json& vector, const char* key);
+std::string HexField(const nlohmann::json& vector, const char* key);
+SecretBytes SecretField(const nlohmann::json& vector, const char* key);
 
 }  // namespace samverka::security::testutil
