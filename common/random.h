@@ -1,4 +1,4 @@
-// client/datasets/internal/random.h
+// common/random.h
 #pragma once
 
 #include <cstdint>
@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-namespace samverka::client::internal {
+namespace samverka {
 
 // A uniform integer in [0, bound), bound > 0, by rejection sampling on the
 // raw 64-bit output. std::mt19937_64's output sequence is fixed by the C++
@@ -31,4 +31,4 @@ void Shuffle(std::vector<T>& values, std::mt19937_64& rng) {
   }
 }
 
-}  // namespace samverka::client::internal
+}  // namespace samverka

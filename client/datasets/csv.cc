@@ -15,7 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "client/datasets/internal/csv_parser.h"
 #include "client/datasets/internal/file_reader.h"
-#include "client/datasets/internal/random.h"
+#include "common/random.h"
 #include "common/status_macros.h"
 
 namespace samverka::client {
@@ -275,7 +275,7 @@ absl::StatusOr<DatasetSplit> SplitAndStandardize(const Dataset& dataset,
   std::vector<size_t> order(n);
   for (size_t i = 0; i < n; ++i) order[i] = i;
   std::mt19937_64 rng(seed);
-  internal::Shuffle(order, rng);
+  Shuffle(order, rng);
   const auto middle = order.begin() + static_cast<std::ptrdiff_t>(num_test);
   DatasetSplit split;
   split.test = Subset(dataset, std::vector<size_t>(order.begin(), middle));

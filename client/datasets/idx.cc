@@ -100,7 +100,7 @@ absl::StatusOr<std::vector<int64_t>> ParseDims(const std::string& path,
     return absl::DataLossError(absl::StrCat(
         path, ": truncated IDX file: dimensions ", absl::StrJoin(dims, "x"),
         " need ", exceeds ? "more than 4 GiB" : absl::StrCat(expected),
-        " data bytes, file has ", payload));
+        " data bytes, the file holds ", payload));
   }
   if (payload > expected) {
     return absl::InvalidArgumentError(

@@ -60,6 +60,12 @@ struct ParsedSpec {
   std::string csv_label_column;
 };
 
+ParsedSpec IdxSpec(const IdxSource& source) {
+  ParsedSpec parsed;
+  parsed.idx = &source;
+  return parsed;
+}
+
 absl::StatusOr<ParsedSpec> ParseCsvSpec(absl::string_view spec) {
   const absl::string_view rest = spec.substr(kCsvPrefix.size());
   const size_t colon = rest.rfind(':');
@@ -76,8 +82,8 @@ absl::StatusOr<ParsedSpec> ParseCsvSpec(absl::string_view spec) {
 }
 
 absl::StatusOr<ParsedSpec> ParseSpec(absl::string_view spec) {
-  if (spec == FashionMnist().name) return ParsedSpec{.idx = &FashionMnist()};
-  if (spec == Mnist().name) return ParsedSpec{.idx = &Mnist()};
+  if (spec == FashionMnist().name) return IdxSpec(FashionMnist());
+  if (spec == Mnist().name) return IdxSpec(Mnist());
   if (absl::StartsWith(spec, kCsvPrefix)) return ParseCsvSpec(spec);
   return absl::InvalidArgumentError(
       absl::StrCat("unknown dataset spec '", spec, "'; ", kValidForms));

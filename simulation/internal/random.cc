@@ -7,16 +7,6 @@
 
 namespace samverka::simulation::internal {
 
-uint64_t UniformBelow(std::mt19937_64& rng, uint64_t bound) {
-  assert(bound > 0);
-  // Reject the lowest (2^64 mod bound) outputs so every residue is equally
-  // likely.
-  const uint64_t threshold = (0 - bound) % bound;
-  while (true) {
-    const uint64_t x = rng();
-    if (x >= threshold) return x % bound;
-  }
-}
 
 double UniformOpen01(std::mt19937_64& rng) {
   // (k + 0.5) / 2^53 for k in [0, 2^53): never exactly 0 or 1.

@@ -6,16 +6,18 @@
 #include <utility>
 #include <vector>
 
+#include "common/random.h"
+
 namespace samverka::simulation::internal {
+
+using ::samverka::Shuffle;
+using ::samverka::UniformBelow;
 
 // Draws built only on std::mt19937_64's raw output, whose sequence the C++
 // standard fixes, so a seed gives the same partition with any standard
 // library (the std:: distributions are implementation-defined). Only the
 // libm functions log, exp, sqrt and pow remain platform-dependent, and on
 // glibc they are deterministic. Not thread-safe: callers own the engine.
-
-// A uniform integer in [0, bound), bound > 0 (rejection sampling).
-uint64_t UniformBelow(std::mt19937_64& rng, uint64_t bound);
 
 // A uniform double in the open interval (0, 1) with 53 random bits.
 double UniformOpen01(std::mt19937_64& rng);
@@ -33,13 +35,5 @@ double LogGammaSample(std::mt19937_64& rng, double shape);
 std::vector<double> SymmetricDirichlet(std::mt19937_64& rng, double alpha,
                                        int k);
 
-// Fisher–Yates shuffle driven by UniformBelow.
-template <typename T>
-void Shuffle(std::vector<T>& values, std::mt19937_64& rng) {
-  for (size_t i = values.size(); i > 1; --i) {
-    const auto j = static_cast<size_t>(UniformBelow(rng, i));
-    std::swap(values[i - 1], values[j]);
-  }
-}
 
 }  // namespace samverka::simulation::internal

@@ -373,11 +373,17 @@ TEST(CsvRealDataTest, LoadsBreastCancerExample) {
 
 // --- Registry ----------------------------------------------------------
 
+DatasetOptions Options(const std::string& spec) {
+  DatasetOptions options;
+  options.spec = spec;
+  return options;
+}
+
 TEST_F(DatasetsTest, RegistryLoadsCsvWhosePathHasColons) {
   fs::create_directories(dir_ / "a:b");
   WriteFile("a:b/data.csv", SyntheticCsv());
-  DatasetOptions options{
-      .spec = absl::StrCat("csv:", Path("a:b/data.csv"), ":label")};
+  const DatasetOptions options =
+      Options(absl::StrCat("csv:", Path("a:b/data.csv"), ":label"));
   absl::StatusOr<DatasetSplit> split = LoadDataset(options);
   ASSERT_TRUE(split.ok()) << split.status();
   EXPECT_EQ(split->test.num_samples(), 40);
@@ -416,19 +422,21 @@ TEST_F(DatasetsTest, RegistryExplainsMissingFiles) {
 }
 
 TEST(RegistryTest, ValidateRejectsBadOptions) {
-  absl::Status status = DatasetOptions{.spec = "imagenet"}.Validate();
+  absl::Status status = Options("imagenet").Validate();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(),
               AllOf(HasSubstr("imagenet"), HasSubstr("fashion-mnist"),
                     HasSubstr("csv:PATH:LABEL_COLUMN")));
-  EXPECT_FALSE(DatasetOptions{.spec = "csv:only-path"}.Validate().ok());
-  EXPECT_FALSE(DatasetOptions{.spec = "csv:path:"}.Validate().ok());
-  EXPECT_FALSE(DatasetOptions{.spec = "csv::label"}.Validate().ok());
-  EXPECT_FALSE(DatasetOptions{.spec = ""}.Validate().ok());
+  EXPECT_FALSE(Options("csv:only-path").Validate().ok());
+  EXPECT_FALSE(Options("csv:path:").Validate().ok());
+  EXPECT_FALSE(Options("csv::label").Validate().ok());
+  EXPECT_FALSE(Options("").Validate().ok());
   EXPECT_FALSE(
-      (DatasetOptions{.spec = "mnist", .test_fraction = 1.5}).Validate().ok());
-  EXPECT_TRUE(DatasetOptions{.spec = "fashion-mnist"}.Validate().ok());
-  EXPECT_TRUE(DatasetOptions{.spec = "csv:C:\\data.csv:y"}.Validate().ok());
+      (DatasetOptions{.spec = "mnist", .data_dir = "", .test_fraction = 1.5})
+          .Validate()
+          .ok());
+  EXPECT_TRUE(Options("fashion-mnist").Validate().ok());
+  EXPECT_TRUE(Options("csv:C:\\data.csv:y").Validate().ok());
 }
 
 TEST(RegistryTest, LoadsFashionMnistFromDebianPackage) {
@@ -436,7 +444,7 @@ TEST(RegistryTest, LoadsFashionMnistFromDebianPackage) {
     GTEST_SKIP() << kFashionMnistDefaultDir
                  << " absent (Debian package dataset-fashion-mnist)";
   }
-  absl::StatusOr<DatasetSplit> split = LoadDataset({.spec = "fashion-mnist"});
+  absl::StatusOr<DatasetSplit> split = LoadDataset(Options("fashion-mnist"));
   ASSERT_TRUE(split.ok()) << split.status();
   EXPECT_EQ(split->train.num_samples(), 60000);
   EXPECT_EQ(split->test.num_samples(), 10000);

@@ -102,14 +102,12 @@ TEST(PartitionTest, IidSizesAreBalanced) {
 }
 
 TEST(PartitionTest, IidOutputIsFixedForASeed) {
-  // Pins the exact output so a change of algorithm or standard library that
-  // alters partitions is noticed.
+  // Pins the exact output: it depends only on std::mt19937_64's standard
+  // sequence and our own shuffle, so any platform must produce it.
   const Clients clients =
       MustPartition(InterleavedLabels(2, 10), 2, 2, "iid", 42);
-  Clients again = MustPartition(InterleavedLabels(2, 10), 2, 2, "iid", 42);
-  EXPECT_EQ(clients, again);
-  EXPECT_EQ(clients[0].size(), 5u);
-  EXPECT_EQ(clients[1].size(), 5u);
+  EXPECT_THAT(clients, ElementsAre(ElementsAre(0, 1, 3, 7, 9),
+                                   ElementsAre(2, 4, 5, 6, 8)));
 }
 
 TEST(PartitionTest, SmallAlphaIsMoreSkewedThanLargeAlpha) {
