@@ -75,22 +75,24 @@ void AddSimulateCommand(CLI::App& app, const std::string* log_level) {
   f.Add(cmd, "--seed", &o.seed, "seed for data split, partition, initialisation and sampling");
   f.Add(cmd, "--out", &o.out, "output directory (metrics.jsonl, metrics.csv, model.pt, config.toml)");
   f.Add(cmd, "--workers", &o.workers, "worker threads (0: one per core; 1: bit-reproducible)");
-  auto show = cmd->add_flag("--show-partition", "print each client's label counts");
+  CLI::Option* show = cmd->add_flag("--show-partition", options->show_partition,
+                                    "print each client's label counts");
 
   cmd->callback([options, overrides, config_path, show, log_level] {
+    const bool show_partition = show->count() > 0;
     if (!SetLogLevel(*log_level)) return Fail(fmt::format("unknown log level '{}'", *log_level));
     if (!config_path->empty()) {
       absl::StatusOr<ConfigFile> file = ConfigFile::Load(*config_path);
-      if (!file.ok()) return Fail(file.status().message());
+      if (!file.ok()) return Fail(std::string(file.status().message()));
       if (absl::Status s = simulation::ApplyConfig(*file, options.get()); !s.ok()) {
-        return Fail(s.message());
+        return Fail(std::string(s.message()));
       }
     }
     for (auto& apply : overrides->apply) apply();
-    if (show->count() > 0) options->show_partition = true;
+    if (show_partition) options->show_partition = true;
     absl::StatusOr<simulation::RoundReport> last =
         simulation::RunSimulation(*options, PrintRound);
-    if (!last.ok()) return Fail(last.status().message());
+    if (!last.ok()) return Fail(std::string(last.status().message()));
     std::printf("done: %d rounds, final test accuracy %.4f; results in %s\n", options->rounds,
                 last->test_accuracy, options->out.c_str());
   });

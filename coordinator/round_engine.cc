@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/codec.h"
 #include "common/logging.h"
+#include "common/random.h"
 #include "common/status_macros.h"
 
 namespace samverka::coordinator {
@@ -89,16 +90,11 @@ absl::StatusOr<RoundPlan> RoundEngine::StartRound(absl::Time now) {
         "round ", next_round_, " needs at least ", options_.min_clients,
         " clients; ", online, " are available"));
   }
-  // Partial Fisher-Yates over the sorted client list, with our own bounded
-  // draw so the cohort is the same with any standard library.
+  // Partial Fisher-Yates over the sorted client list (portable draws).
   std::vector<std::string> pool(clients_.begin(), clients_.end());
   const int size = CohortSize(online);
   for (int i = 0; i < size; ++i) {
-    const uint64_t bound = pool.size() - i;
-    const uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
-    uint64_t r;
-    do r = rng_(); while (r >= limit);
-    std::swap(pool[i], pool[i + r % bound]);
+    std::swap(pool[i], pool[i + UniformBelow(rng_, pool.size() - i)]);
   }
   pool.resize(size);
 
@@ -109,6 +105,7 @@ absl::StatusOr<RoundPlan> RoundEngine::StartRound(absl::Time now) {
   current_.bytes_down = static_cast<uint64_t>(size) * encoded_global_->size();
   cohort_ = {pool.begin(), pool.end()};
   answered_.clear();
+  submitted_.clear();
   loss_sum_ = 0;
   deadline_ = now + options_.train_deadline;
   SV_RETURN_IF_ERROR(strategy_->BeginRound(*global_));
@@ -171,6 +168,7 @@ absl::Status RoundEngine::SubmitUpdate(const std::string& client_id, int64_t rou
     return absl::AlreadyExistsError(absl::StrCat(client_id, " already answered round ", round));
   }
   SV_RETURN_IF_ERROR(strategy_->Absorb(update->values, static_cast<double>(num_samples)));
+  submitted_.insert(client_id);
   ++current_.updates;
   current_.samples += num_samples;
   current_.bytes_up += encoded_update.size();
@@ -200,7 +198,7 @@ RoundResult RoundEngine::Close() {
   open_ = false;
   RoundResult result = std::move(current_);
   for (const std::string& member : cohort_) {
-    if (!answered_.contains(member)) result.missing.push_back(member);
+    if (!submitted_.contains(member)) result.missing.push_back(member);
   }
   if (result.updates < options_.min_clients) {
     result.failure_reason = absl::StrCat("only ", result.updates, " of ", result.selected,

@@ -129,7 +129,9 @@ class RoundEngine {
   RoundResult current_ ABSL_GUARDED_BY(mutex_);
   absl::Time deadline_ ABSL_GUARDED_BY(mutex_);
   std::set<std::string> cohort_ ABSL_GUARDED_BY(mutex_);
+  // Members that answered (an update or a failure), and those with an update.
   std::set<std::string> answered_ ABSL_GUARDED_BY(mutex_);
+  std::set<std::string> submitted_ ABSL_GUARDED_BY(mutex_);
   double loss_sum_ ABSL_GUARDED_BY(mutex_) = 0;
 };
 

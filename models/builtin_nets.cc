@@ -111,8 +111,9 @@ class FrontendNet : public Net {
         children.emplace(child, torch::jit::Module(child));
         order.push_back(child);
       }
-      children.at(child).register_parameter(name.substr(dot + 1), item.value().detach().clone(),
-                                            /*is_buffer=*/false);
+      torch::Tensor copy = item.value().detach().clone();
+      copy.set_requires_grad(true);  // so the exported model trains when reloaded
+      children.at(child).register_parameter(name.substr(dot + 1), copy, /*is_buffer=*/false);
     }
     for (const std::string& child : order) top.register_module(child, children.at(child));
     top.define(script_);

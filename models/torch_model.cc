@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/random.h"
 #include "common/status_macros.h"
 #include "models/internal/net.h"
 #include "models/model.h"
@@ -26,7 +27,15 @@ std::string Brief(const std::exception& e) {
 // A TorchScript module made in PyTorch with torch.jit.script or trace.
 class ScriptedNet : public Net {
  public:
-  explicit ScriptedNet(torch::jit::Module module) : module_(std::move(module)) {}
+  explicit ScriptedNet(torch::jit::Module module) : module_(std::move(module)) {
+    // A module saved with every parameter frozen (e.g. after
+    // requires_grad_(False) for inference) is made trainable again.
+    bool any_trainable = false;
+    for (const torch::Tensor& p : module_.parameters()) any_trainable |= p.requires_grad();
+    if (!any_trainable) {
+      for (torch::Tensor p : module_.parameters()) p.requires_grad_(true);
+    }
+  }
 
   torch::Tensor Forward(const torch::Tensor& input) override {
     return module_.forward({input}).toTensor();
@@ -94,17 +103,6 @@ void GatherBatch(const Dataset& data, std::span<const int64_t> indices, size_t b
   }
 }
 
-// Fisher-Yates with our own bounded draw, so the order is the same with any
-// standard library.
-void Shuffle(std::vector<int64_t>& v, std::mt19937_64& rng) {
-  for (size_t i = v.size(); i > 1; --i) {
-    const uint64_t bound = i;
-    const uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
-    uint64_t r;
-    do r = rng(); while (r >= limit);
-    std::swap(v[i - 1], v[r % bound]);
-  }
-}
 
 class TorchModel : public Model {
  public:

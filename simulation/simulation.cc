@@ -240,7 +240,7 @@ absl::StatusOr<RoundReport> RunSimulation(const SimulationOptions& options,
       absl::StatusOr<TaskOutcome> outcome =
           handlers[index_of[name]].Run(plan.task, *plan.global, *worker_models[worker]);
       if (!outcome.ok()) {
-        engine->ReportFailure(name, plan.round, outcome.status().message());
+        engine->ReportFailure(name, plan.round, std::string(outcome.status().message()));
         return;
       }
       const Clock::time_point submit = Clock::now();
@@ -248,7 +248,7 @@ absl::StatusOr<RoundReport> RunSimulation(const SimulationOptions& options,
                                                    outcome->update, outcome->metrics);
       aggregate_seconds[i] = SecondsSince(submit);
       if (!accepted.ok()) log->error("round {}: update of {} rejected: {}", plan.round, name,
-                                     accepted.message());
+                                     std::string(accepted.message()));
     });
     const Clock::time_point close = Clock::now();
     std::optional<coordinator::RoundResult> result = engine->Poll(absl::Now());

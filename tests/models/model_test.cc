@@ -1,0 +1,180 @@
+#include "models/model.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <random>
+
+namespace samverka::models {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Three well-separated Gaussian blobs in 4 dimensions.
+Dataset Blobs(int per_class, uint64_t seed) {
+  Dataset d;
+  d.sample_shape = {4};
+  d.num_classes = 3;
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> noise(0, 0.5f);
+  for (int c = 0; c < 3; ++c) {
+    for (int i = 0; i < per_class; ++i) {
+      for (int j = 0; j < 4; ++j) d.features.push_back((j == c ? 3.0f : 0.0f) + noise(rng));
+      d.labels.push_back(c);
+    }
+  }
+  return d;
+}
+
+std::unique_ptr<Model> Make(const std::string& name, std::vector<int64_t> shape, int64_t classes,
+                            uint64_t seed = 1) {
+  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel({name, shape, classes}, seed);
+  EXPECT_TRUE(model.ok()) << model.status();
+  return model.ok() ? std::move(*model) : nullptr;
+}
+
+TEST(ModelTest, BuiltinsHaveThePublishedParameterCounts) {
+  // McMahan et al. 2017: CNN 1,663,370 parameters; 2NN 199,210 (784-200-200-10).
+  EXPECT_EQ(Make("cnn", {1, 28, 28}, 10)->layout().num_elements(), 1663370);
+  EXPECT_EQ(Make("mlp", {1, 28, 28}, 10)->layout().num_elements(), 199210);
+  // Logistic regression on 30 features, 2 classes: 30*2 + 2.
+  EXPECT_EQ(Make("logreg", {30}, 2)->layout().num_elements(), 62);
+  EXPECT_EQ(Make("cnn", {1, 28, 28}, 10)->layout().tensors[0].name, "conv1.weight");
+}
+
+TEST(ModelTest, UnknownModelListsBuiltins) {
+  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel({"resnet", {4}, 3}, 1);
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(model.status().message()), HasSubstr("cnn, logreg, mlp"));
+}
+
+TEST(ModelTest, CnnOnTabularDataIsRejected) {
+  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel({"cnn", {30}, 2}, 1);
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(model.status().message()), HasSubstr("image input"));
+}
+
+TEST(ModelTest, MissingTorchScriptFileIsNotFound) {
+  EXPECT_EQ(CreateModel({"/nonexistent/model.pt", {4}, 3}, 1).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(ModelTest, ParametersRoundTripAndWrongSizeIsRejected) {
+  std::unique_ptr<Model> model = Make("mlp", {4}, 3);
+  ModelParameters p = model->GetParameters();
+  for (float& v : p.values) v = 0.25f;
+  ASSERT_TRUE(model->SetParameters(p.values).ok());
+  EXPECT_EQ(model->GetParameters().values, p.values);
+  p.values.pop_back();
+  EXPECT_EQ(model->SetParameters(p.values).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ModelTest, TrainingLearnsAndIsDeterministicForASeed) {
+  const Dataset data = Blobs(100, 3);
+  std::unique_ptr<Model> a = Make("mlp", {4}, 3, 5);
+  std::unique_ptr<Model> b = Make("mlp", {4}, 3, 5);
+  EXPECT_EQ(a->GetParameters().values, b->GetParameters().values) << "same init seed";
+  const double before = a->Evaluate(data, {})->loss();
+  TrainOptions options;
+  options.learning_rate = 0.1;
+  options.local_epochs = 5;
+  options.batch_size = 16;
+  absl::StatusOr<TrainStats> stats = a->Train(data, {}, options, 42);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->samples, 5 * 300);
+  EXPECT_EQ(stats->steps, 5 * 19);
+  const EvalStats after = *a->Evaluate(data, {});
+  EXPECT_LT(after.loss(), before / 2);
+  EXPECT_GT(after.accuracy(), 0.95);
+
+  ASSERT_TRUE(b->Train(data, {}, options, 42).ok());
+  EXPECT_EQ(a->GetParameters().values, b->GetParameters().values);
+  std::unique_ptr<Model> c = Make("mlp", {4}, 3, 5);
+  ASSERT_TRUE(c->Train(data, {}, options, 43).ok());
+  EXPECT_NE(a->GetParameters().values, c->GetParameters().values) << "another shuffle seed";
+}
+
+TEST(ModelTest, TrainsOnlyTheGivenIndices) {
+  const Dataset data = Blobs(50, 4);
+  std::unique_ptr<Model> model = Make("logreg", {4}, 3);
+  absl::StatusOr<TrainStats> stats = model->Train(data, std::vector<int64_t>{0, 1, 2, 60}, {}, 1);
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->samples, 4);
+  absl::StatusOr<EvalStats> eval = model->Evaluate(data, std::vector<int64_t>{5, 6});
+  EXPECT_EQ(eval->samples, 2);
+}
+
+TEST(ModelTest, DataOfAnotherShapeIsRejected) {
+  Dataset data = Blobs(5, 1);
+  std::unique_ptr<Model> model = Make("logreg", {5}, 3);
+  EXPECT_THAT(std::string(model->Train(data, {}, {}, 1).status().message()),
+              HasSubstr("does not fit model"));
+}
+
+TEST(ModelTest, BadTrainOptionsAreRejected) {
+  TrainOptions options;
+  options.learning_rate = -1;
+  EXPECT_THAT(std::string(options.Validate().message()), HasSubstr("learning_rate"));
+  options = {};
+  options.batch_size = 0;
+  EXPECT_THAT(std::string(options.Validate().message()), HasSubstr("batch_size"));
+}
+
+TEST(ModelTest, ExportedTorchScriptReloadsWithSameOutputs) {
+  const Dataset data = Blobs(30, 9);
+  for (const std::string name : {"logreg", "mlp"}) {
+    std::unique_ptr<Model> model = Make(name, {4}, 3);
+    ASSERT_TRUE(model->Train(data, {}, {}, 1).ok());
+    const auto path = std::filesystem::temp_directory_path() / ("samverka_export_" + name + ".pt");
+    ASSERT_TRUE(model->SaveTorchScript(path.string()).ok());
+    absl::StatusOr<std::unique_ptr<Model>> loaded = CreateModel({path.string(), {4}, 3}, 0);
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    EXPECT_EQ((*loaded)->layout(), model->layout());
+    EXPECT_EQ((*loaded)->GetParameters().values, model->GetParameters().values);
+    EXPECT_EQ((*loaded)->Evaluate(data, {})->loss_sum, model->Evaluate(data, {})->loss_sum);
+    // The reloaded TorchScript model trains too.
+    absl::StatusOr<TrainStats> trained = (*loaded)->Train(data, {}, {}, 2);
+    ASSERT_TRUE(trained.ok()) << trained.status();
+    EXPECT_NE((*loaded)->GetParameters().values, model->GetParameters().values);
+    std::filesystem::remove(path);
+  }
+}
+
+TEST(ModelTest, CnnExportsAndReloads) {
+  Dataset images;
+  images.sample_shape = {1, 28, 28};
+  images.num_classes = 10;
+  images.features.assign(4 * 784, 0.5f);
+  images.labels = {0, 1, 2, 3};
+  std::unique_ptr<Model> model = Make("cnn", {1, 28, 28}, 10);
+  ASSERT_TRUE(model->Train(images, {}, {}, 1).ok());
+  const auto path = std::filesystem::temp_directory_path() / "samverka_export_cnn.pt";
+  ASSERT_TRUE(model->SaveTorchScript(path.string()).ok());
+  absl::StatusOr<std::unique_ptr<Model>> loaded = CreateModel({path.string(), {1, 28, 28}, 10}, 0);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ((*loaded)->Evaluate(images, {})->loss_sum, model->Evaluate(images, {})->loss_sum);
+  std::filesystem::remove(path);
+}
+
+TEST(ModelTest, CloneIsIndependent) {
+  const Dataset data = Blobs(20, 2);
+  std::unique_ptr<Model> model = Make("mlp", {4}, 3);
+  std::unique_ptr<Model> copy = *model->Clone();
+  EXPECT_EQ(copy->GetParameters().values, model->GetParameters().values);
+  ASSERT_TRUE(copy->Train(data, {}, {}, 1).ok());
+  EXPECT_NE(copy->GetParameters().values, model->GetParameters().values);
+}
+
+TEST(EvalStatsTest, MergeAddsAndAucUsesScores) {
+  EvalStats a{.loss_sum = 1, .correct = 1, .samples = 2, .positive_scores = {0.9f, 0.1f}, .labels = {1, 0}};
+  EvalStats b{.loss_sum = 3, .correct = 2, .samples = 2, .positive_scores = {0.8f, 0.2f}, .labels = {1, 0}};
+  a.Merge(b);
+  EXPECT_EQ(a.samples, 4);
+  EXPECT_DOUBLE_EQ(a.loss(), 1.0);
+  EXPECT_DOUBLE_EQ(a.accuracy(), 0.75);
+  EXPECT_DOUBLE_EQ(*a.auc(), 1.0);
+}
+
+}  // namespace
+}  // namespace samverka::models
