@@ -94,6 +94,11 @@ struct ModelSpec {
 // Names of the built-in architectures.
 std::vector<std::string> BuiltinModelNames();
 
+// OK if `name_or_path` names a built-in or an existing file; kNotFound
+// (listing the built-ins) otherwise. Cheap: use it to validate options
+// before loading data.
+absl::Status CheckModelName(const std::string& name_or_path);
+
 // Builds a model, initialising built-ins from `seed`. kNotFound for an
 // unknown name or missing file (the message lists the built-ins),
 // kInvalidArgument when the architecture cannot take `input_shape`, and for

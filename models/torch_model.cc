@@ -322,10 +322,6 @@ class TorchModel : public Model {
   std::vector<torch::Tensor> state_;  // aliases the net's tensors, layout order
 };
 
-bool LooksLikeFile(const std::string& name) {
-  return name.find('/') != std::string::npos || name.ends_with(".pt") ||
-         name.ends_with(".pth");
-}
 
 }  // namespace
 
@@ -340,20 +336,13 @@ std::vector<std::string> BuiltinModelNames() { return internal::BuiltinNetNames(
 absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelSpec& spec, uint64_t seed) {
   std::unique_ptr<Net> net;
   try {
-    if (LooksLikeFile(spec.name_or_path)) {
-      if (!std::filesystem::exists(spec.name_or_path)) {
-        return absl::NotFoundError(
-            absl::StrCat("model file ", spec.name_or_path, " does not exist"));
-      }
+    if (internal::LooksLikeFile(spec.name_or_path)) {
+      SV_RETURN_IF_ERROR(CheckModelName(spec.name_or_path));
       net = internal::LoadScriptedNet(spec.name_or_path);
     } else {
       torch::manual_seed(seed);
       net = internal::MakeBuiltinNet(spec.name_or_path, spec.input_shape, spec.num_classes);
-      if (net == nullptr) {
-        return absl::NotFoundError(absl::StrCat(
-            "unknown model '", spec.name_or_path, "'; built-in models are ",
-            absl::StrJoin(BuiltinModelNames(), ", "), ", or give a TorchScript file (.pt)"));
-      }
+      if (net == nullptr) return CheckModelName(spec.name_or_path);
     }
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(

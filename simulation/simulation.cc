@@ -109,6 +109,7 @@ absl::Status SimulationOptions::Validate() const {
     return bad(absl::StrCat("test_fraction = ", test_fraction, ": must be in (0, 1)"));
   }
   SV_RETURN_IF_ERROR(ParsePartitionSpec(partition).status());
+  SV_RETURN_IF_ERROR(models::CheckModelName(model));
   return train.Validate();
 }
 

@@ -39,6 +39,10 @@ std::unique_ptr<Net> MakeBuiltinNet(const std::string& name,
                                     int64_t num_classes);
 std::vector<std::string> BuiltinNetNames();
 
+// True if `name` is a path rather than a built-in name (has a '/' or ends
+// in .pt / .pth).
+bool LooksLikeFile(const std::string& name);
+
 // Loads a TorchScript archive; throws c10::Error on failure.
 std::unique_ptr<Net> LoadScriptedNet(const std::string& path);
 

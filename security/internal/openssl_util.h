@@ -52,6 +52,24 @@ struct X509StoreCtxDeleter {
 struct BioDeleter {
   void operator()(BIO* p) const { BIO_free(p); }
 };
+struct X509ReqDeleter {
+  void operator()(X509_REQ* p) const { X509_REQ_free(p); }
+};
+struct X509CrlDeleter {
+  void operator()(X509_CRL* p) const { X509_CRL_free(p); }
+};
+struct X509NameDeleter {
+  void operator()(X509_NAME* p) const { X509_NAME_free(p); }
+};
+struct X509ExtensionDeleter {
+  void operator()(X509_EXTENSION* p) const { X509_EXTENSION_free(p); }
+};
+struct Asn1IntegerDeleter {
+  void operator()(ASN1_INTEGER* p) const { ASN1_INTEGER_free(p); }
+};
+struct Asn1TimeDeleter {
+  void operator()(ASN1_TIME* p) const { ASN1_TIME_free(p); }
+};
 
 using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyDeleter>;
 using EvpPkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, EvpPkeyCtxDeleter>;
@@ -64,6 +82,12 @@ using X509Ptr = std::unique_ptr<X509, X509Deleter>;
 using X509StorePtr = std::unique_ptr<X509_STORE, X509StoreDeleter>;
 using X509StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, X509StoreCtxDeleter>;
 using BioPtr = std::unique_ptr<BIO, BioDeleter>;
+using X509ReqPtr = std::unique_ptr<X509_REQ, X509ReqDeleter>;
+using X509CrlPtr = std::unique_ptr<X509_CRL, X509CrlDeleter>;
+using X509NamePtr = std::unique_ptr<X509_NAME, X509NameDeleter>;
+using X509ExtensionPtr = std::unique_ptr<X509_EXTENSION, X509ExtensionDeleter>;
+using Asn1IntegerPtr = std::unique_ptr<ASN1_INTEGER, Asn1IntegerDeleter>;
+using Asn1TimePtr = std::unique_ptr<ASN1_TIME, Asn1TimeDeleter>;
 
 // Returns a Status with `code` whose message is `what` followed by the
 // reason of the oldest queued OpenSSL error, and empties this thread's

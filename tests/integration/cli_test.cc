@@ -1,0 +1,124 @@
+// The `samverka` executable as a user runs it: bad input gets one clear
+// error line and a non-zero exit; a good run prints progress per round.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "tests/integration/run_command.h"
+
+namespace samverka {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("samverka_cli_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  void Write(const std::string& name, const std::string& text) {
+    std::ofstream(dir_ / name, std::ios::binary) << text;
+  }
+
+  // Runs `samverka simulate ARGS` with output in the temp dir.
+  CommandResult Simulate(const std::string& args) {
+    return RunCommand(std::string(SAMVERKA_BIN) + " --log-level warn simulate --out " +
+                      (dir_ / "out").string() + " " + args);
+  }
+
+  // The error lines ("samverka: error: ...") of a run.
+  static std::vector<std::string> ErrorLines(const CommandResult& r) {
+    std::vector<std::string> lines;
+    for (const std::string& line : r.lines()) {
+      if (line.rfind("samverka: error: ", 0) == 0) lines.push_back(line);
+    }
+    return lines;
+  }
+
+  void ExpectOneError(const CommandResult& r, const std::string& fragment) {
+    EXPECT_NE(r.exit_code, 0) << r.output;
+    std::vector<std::string> errors = ErrorLines(r);
+    ASSERT_EQ(errors.size(), 1u) << r.output;
+    EXPECT_THAT(errors[0], HasSubstr(fragment));
+    EXPECT_EQ(r.lines().size(), 1u) << "nothing but the error line:\n" << r.output;
+  }
+
+  std::string Csv() const { return (dir_ / "data.csv").string(); }
+  fs::path dir_;
+};
+
+TEST_F(CliTest, TruncatedIdxFile) {
+  // A label file whose header promises 100 labels but holds 10.
+  std::string labels("\x00\x00\x08\x01\x00\x00\x00\x64", 8);
+  labels += std::string(10, '\x01');
+  std::string images("\x00\x00\x08\x03\x00\x00\x00\x64\x00\x00\x00\x1c\x00\x00\x00\x1c", 16);
+  images += std::string(100 * 28 * 28, '\x10');
+  for (const char* split : {"train", "t10k"}) {
+    Write(std::string(split) + "-images-idx3-ubyte", images);
+    Write(std::string(split) + "-labels-idx1-ubyte", labels);
+  }
+  CommandResult r = Simulate("--dataset mnist --data-dir " + dir_.string());
+  ExpectOneError(r, "labels-idx1-ubyte");
+}
+
+TEST_F(CliTest, CsvWithoutTheLabelColumn) {
+  Write("data.csv", "a,b,y\n1,2,0\n3,4,1\n");
+  CommandResult r = Simulate("--dataset csv:" + Csv() + ":label --model logreg --clients 1 --clients-per-round 1");
+  ExpectOneError(r, "label");
+}
+
+TEST_F(CliTest, CsvWithANonNumericCell) {
+  Write("data.csv", "a,b,y\n1,2,0\n3,oops,1\n");
+  CommandResult r = Simulate("--dataset csv:" + Csv() + ":y --model logreg --clients 1 --clients-per-round 1");
+  ExpectOneError(r, "oops");
+  EXPECT_THAT(ErrorLines(r)[0], HasSubstr(":3"));
+}
+
+TEST_F(CliTest, UnknownModel) {
+  ExpectOneError(Simulate("--model resnet9000"), "unknown model 'resnet9000'");
+}
+
+TEST_F(CliTest, UnknownConfigKey) {
+  Write("sim.toml", "rounds = 2\nlocal_epoch = 3\n");
+  ExpectOneError(Simulate("--config " + (dir_ / "sim.toml").string()), "unknown key 'local_epoch'");
+}
+
+TEST_F(CliTest, MoreClientsPerRoundThanClients) {
+  ExpectOneError(Simulate("--clients 5 --clients-per-round 6"),
+                 "clients_per_round = 6 is larger than clients = 5");
+}
+
+TEST_F(CliTest, GoodRunPrintsProgressAndFlagsOverrideConfig) {
+  std::string csv = "f1,f2,y\n";
+  for (int i = 0; i < 200; ++i) {
+    csv += std::to_string(i % 2 ? 1.0 + (i % 7) * 0.1 : -1.0 - (i % 5) * 0.1) + "," +
+           std::to_string((i % 3) * 0.5) + "," + std::to_string(i % 2) + "\n";
+  }
+  Write("data.csv", csv);
+  Write("sim.toml", "rounds = 7\nclients = 4\nclients_per_round = 2\nmodel = \"logreg\"\n");
+  CommandResult r = Simulate("--config " + (dir_ / "sim.toml").string() + " --dataset csv:" +
+                             Csv() + ":y --rounds 2 --lr 0.2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("round   1/2  clients   2"));
+  EXPECT_THAT(r.output, HasSubstr("round   2/2"));
+  EXPECT_THAT(r.output, HasSubstr("auc"));
+  EXPECT_THAT(r.output, Not(HasSubstr("round   3/")));
+  for (const char* file : {"metrics.jsonl", "metrics.csv", "model.pt", "config.toml"}) {
+    EXPECT_TRUE(fs::exists(dir_ / "out" / file)) << file;
+  }
+}
+
+}  // namespace
+}  // namespace samverka

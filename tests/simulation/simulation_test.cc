@@ -1,0 +1,159 @@
+#include "simulation/simulation.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "common/config.h"
+#include "models/model.h"
+
+namespace samverka::simulation {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+class SimulationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("samverka_sim_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    // Three Gaussian blobs, 4 features, label column "kind" in the middle.
+    std::ofstream csv(dir_ / "blobs.csv");
+    csv << "a,b,kind,c,d\n";
+    std::mt19937_64 rng(11);
+    std::normal_distribution<double> noise(0, 0.6);
+    for (int i = 0; i < 600; ++i) {
+      const int c = i % 3;
+      csv << (c == 0 ? 2 : 0) + noise(rng) << "," << (c == 1 ? 2 : 0) + noise(rng) << ","
+          << "class" << c << "," << (c == 2 ? 2 : 0) + noise(rng) << "," << noise(rng) << "\n";
+    }
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  SimulationOptions Options(const std::string& run) const {
+    SimulationOptions o;
+    o.dataset = "csv:" + (dir_ / "blobs.csv").string() + ":kind";
+    o.model = "logreg";
+    o.clients = 6;
+    o.clients_per_round = 3;
+    o.rounds = 4;
+    o.partition = "dirichlet:1.0";
+    o.train.learning_rate = 0.1;
+    o.train.batch_size = 16;
+    o.seed = 3;
+    o.workers = 1;
+    o.out = (dir_ / run).string();
+    return o;
+  }
+
+  static std::vector<nlohmann::json> ReadMetrics(const fs::path& out) {
+    std::vector<nlohmann::json> rows;
+    std::ifstream in(out / "metrics.jsonl");
+    for (std::string line; std::getline(in, line);) rows.push_back(nlohmann::json::parse(line));
+    return rows;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(SimulationTest, WritesMetricsModelAndConfigAndLearns) {
+  std::vector<RoundReport> seen;
+  absl::StatusOr<RoundReport> last =
+      RunSimulation(Options("run"), [&](const RoundReport& r) { seen.push_back(r); });
+  ASSERT_TRUE(last.ok()) << last.status();
+  ASSERT_EQ(seen.size(), 4u);
+  EXPECT_EQ(seen.back().round, 4);
+  EXPECT_GT(last->test_accuracy, 0.9) << "separable blobs";
+  EXPECT_LT(seen.back().test_loss, seen.front().test_loss);
+
+  const fs::path out = dir_ / "run";
+  std::vector<nlohmann::json> rows = ReadMetrics(out);
+  ASSERT_EQ(rows.size(), 4u);
+  for (const char* key : {"round", "clients", "test_accuracy", "test_loss", "train_loss",
+                          "seconds", "bytes_up", "bytes_down"}) {
+    EXPECT_TRUE(rows[0].contains(key)) << key;
+  }
+  EXPECT_EQ(rows[3]["round"], 4);
+  EXPECT_EQ(rows[0]["clients"], 3);
+  // 3 clients each download the model and upload an update of the same size.
+  EXPECT_GT(rows[0]["bytes_down"].get<int64_t>(), 3 * 15 * 4);
+  EXPECT_EQ(rows[0]["bytes_up"], rows[0]["bytes_down"]);
+  EXPECT_DOUBLE_EQ(rows[3]["test_accuracy"].get<double>(), last->test_accuracy);
+
+  std::ifstream csv(out / "metrics.csv");
+  std::string header;
+  std::getline(csv, header);
+  EXPECT_THAT(header, HasSubstr("round,clients"));
+
+  // The exported model reloads and scores what the run reported.
+  absl::StatusOr<std::unique_ptr<models::Model>> model =
+      models::CreateModel({(out / "model.pt").string(), {4}, 3}, 0);
+  ASSERT_TRUE(model.ok()) << model.status();
+
+  // config.toml reads back into the same options.
+  absl::StatusOr<ConfigFile> file = ConfigFile::Load((out / "config.toml").string());
+  ASSERT_TRUE(file.ok()) << file.status();
+  SimulationOptions reread;
+  ASSERT_TRUE(ApplyConfig(*file, &reread).ok());
+  EXPECT_EQ(ToToml(reread), ToToml(Options("run")));
+}
+
+TEST_F(SimulationTest, SameSeedOneWorkerGivesSameNumbers) {
+  ASSERT_TRUE(RunSimulation(Options("a")).ok());
+  ASSERT_TRUE(RunSimulation(Options("b")).ok());
+  std::vector<nlohmann::json> a = ReadMetrics(dir_ / "a");
+  std::vector<nlohmann::json> b = ReadMetrics(dir_ / "b");
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    for (const char* key : {"test_accuracy", "test_loss", "train_loss", "bytes_up"}) {
+      EXPECT_EQ(a[i][key], b[i][key]) << "round " << i + 1 << " " << key;
+    }
+  }
+  SimulationOptions other = Options("c");
+  other.seed = 4;
+  ASSERT_TRUE(RunSimulation(other).ok());
+  EXPECT_NE(ReadMetrics(dir_ / "c")[0]["train_loss"], a[0]["train_loss"]);
+}
+
+TEST_F(SimulationTest, TwoWorkersTrainTheSameCohorts) {
+  SimulationOptions options = Options("two");
+  options.workers = 2;
+  absl::StatusOr<RoundReport> last = RunSimulation(options);
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_GT(last->test_accuracy, 0.9);
+}
+
+TEST_F(SimulationTest, BadOptionsAreRejectedBeforeAnyWork) {
+  SimulationOptions o = Options("bad");
+  o.clients_per_round = 7;
+  EXPECT_THAT(std::string(RunSimulation(o).status().message()),
+              HasSubstr("clients_per_round = 7 is larger than clients = 6"));
+  o = Options("bad");
+  o.partition = "dirichlet:-1";
+  EXPECT_EQ(RunSimulation(o).status().code(), absl::StatusCode::kInvalidArgument);
+  o = Options("bad");
+  o.model = "transformer";
+  EXPECT_EQ(RunSimulation(o).status().code(), absl::StatusCode::kNotFound);
+  o = Options("bad");
+  o.dataset = "csv:" + (dir_ / "blobs.csv").string() + ":label";
+  EXPECT_THAT(std::string(RunSimulation(o).status().message()), HasSubstr("kind"));
+}
+
+TEST(SimulationConfigTest, UnknownKeyIsAnError) {
+  absl::StatusOr<ConfigFile> file = ConfigFile::Parse("rounds = 3\nlearning_rate = 0.1\n", "sim.toml");
+  ASSERT_TRUE(file.ok());
+  SimulationOptions o;
+  absl::Status s = ApplyConfig(*file, &o);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("unknown key 'learning_rate'"));
+}
+
+}  // namespace
+}  // namespace samverka::simulation
