@@ -32,6 +32,9 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
   samverka::apps::AddSimulateCommand(app, &log_level);
+  samverka::apps::AddAuditCommand(app);
+  samverka::apps::AddPkiCommand(app);
+  samverka::apps::AddFederationCommands(app, &log_level);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -97,15 +97,18 @@ def bench(name: str, calls: int) -> dict:
     samples = 0
     loss = 0.0
     start = time.perf_counter()
+    cpu_start = time.process_time()
     for _ in range(calls):
         n, loss = train_call(model, x, y, g)
         samples += n
+    cpu_seconds = time.process_time() - cpu_start
     seconds = time.perf_counter() - start
     return {
         "model": name,
         "samples_per_s": samples / seconds,
         "samples": samples,
         "seconds": seconds,
+        "cpu_samples_per_s": samples / cpu_seconds,
         "loss": loss,
         "parameters": params,
         "torch": torch.__version__,

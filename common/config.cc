@@ -122,6 +122,21 @@ absl::Status ConfigFile::Get(std::string_view key, std::vector<std::string>* out
   return absl::OkStatus();
 }
 
+absl::Status ConfigFile::Get(std::string_view key, std::vector<int64_t>* out) {
+  known_.emplace(key);
+  toml::node_view<toml::node> node = table_->at_path(key);
+  if (!node) return absl::OkStatus();
+  const toml::array* array = node.as_array();
+  if (array == nullptr) return WrongType(key, "an array of integers");
+  std::vector<int64_t> values;
+  for (const toml::node& element : *array) {
+    if (!element.is_integer()) return WrongType(key, "an array of integers");
+    values.push_back(*element.value<int64_t>());
+  }
+  *out = std::move(values);
+  return absl::OkStatus();
+}
+
 absl::Status ConfigFile::CheckNoUnknownKeys() const {
   std::vector<std::string> keys;
   CollectKeys(*table_, "", &keys);

@@ -43,6 +43,7 @@ class ConfigFile {
   absl::Status Get(std::string_view key, double* out);
   absl::Status Get(std::string_view key, bool* out);
   absl::Status Get(std::string_view key, std::vector<std::string>* out);
+  absl::Status Get(std::string_view key, std::vector<int64_t>* out);
   bool Has(std::string_view key) const;
 
   // kInvalidArgument naming the first key that no Get has asked for.

@@ -6,6 +6,21 @@
 
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/string_view.h"
+
+#ifndef ABSL_USES_STD_STRING_VIEW
+// Debian's Abseil has its own string_view (Status::message() returns it);
+// let fmt and spdlog format it like std::string_view.
+template <>
+struct fmt::formatter<absl::string_view> : fmt::formatter<std::string_view> {
+  template <typename Context>
+  auto format(absl::string_view text, Context& context) const {
+    return fmt::formatter<std::string_view>::format(std::string_view(text.data(), text.size()),
+                                                    context);
+  }
+};
+#endif
+
 namespace samverka {
 
 // The logger of one area ("client", "coordinator", "simulation", ...),

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <numeric>
 
 #include <nlohmann/json.hpp>
@@ -40,12 +41,16 @@ std::optional<double> BinaryAuc(std::span<const float> scores,
 
 absl::StatusOr<std::unique_ptr<MetricsLog>> MetricsLog::Create(
     std::vector<std::string> columns, const std::string& jsonl_path,
-    const std::string& csv_path) {
+    const std::string& csv_path, bool append) {
   std::unique_ptr<MetricsLog> log(new MetricsLog(std::move(columns)));
-  log->jsonl_.open(jsonl_path, std::ios::trunc);
+  const bool header = !append || !std::filesystem::exists(csv_path) ||
+                      std::filesystem::file_size(csv_path) == 0;
+  const auto mode = append ? std::ios::app : std::ios::trunc;
+  log->jsonl_.open(jsonl_path, mode);
   if (!log->jsonl_) return absl::PermissionDeniedError(absl::StrCat("cannot write ", jsonl_path));
-  log->csv_.open(csv_path, std::ios::trunc);
+  log->csv_.open(csv_path, mode);
   if (!log->csv_) return absl::PermissionDeniedError(absl::StrCat("cannot write ", csv_path));
+  if (!header) return log;
   for (size_t i = 0; i < log->columns_.size(); ++i) {
     log->csv_ << (i ? "," : "") << log->columns_[i];
   }

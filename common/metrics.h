@@ -28,11 +28,12 @@ using MetricValue = std::variant<std::monostate, int64_t, double, std::string>;
 // Not thread-safe.
 class MetricsLog {
  public:
-  // Creates (truncates) `jsonl_path` and `csv_path`; kPermissionDenied or
-  // kNotFound naming the path when a file cannot be opened.
+  // Creates (truncates) `jsonl_path` and `csv_path`, or with `append`
+  // continues existing files (a restarted coordinator); kPermissionDenied
+  // naming the path when a file cannot be opened.
   static absl::StatusOr<std::unique_ptr<MetricsLog>> Create(
       std::vector<std::string> columns, const std::string& jsonl_path,
-      const std::string& csv_path);
+      const std::string& csv_path, bool append = false);
 
   // `values` must have one entry per column, in column order.
   absl::Status Append(const std::vector<MetricValue>& values);

@@ -34,7 +34,12 @@ struct ClientTask {
   TaskKind kind = TaskKind::kTrain;
   // SHA-256 of the encoded global model the task starts from.
   std::string model_digest;
+  // The architecture: a built-in name, or the file name of a TorchScript
+  // model that the site holds.
+  std::string model;
   TrainOptions train;
+  // Seconds the client has to return its result.
+  double deadline_seconds = 0;
 };
 
 // What a client sends back: the encoded update (train tasks) and metrics.

@@ -230,6 +230,16 @@ std::shared_ptr<const ModelParameters> RoundEngine::global_model() const {
   return global_;
 }
 
+std::shared_ptr<const std::string> RoundEngine::encoded_global_model() const {
+  absl::MutexLock lock(&mutex_);
+  return encoded_global_;
+}
+
+std::string RoundEngine::global_digest() const {
+  absl::MutexLock lock(&mutex_);
+  return global_digest_;
+}
+
 int64_t RoundEngine::next_round() const {
   absl::MutexLock lock(&mutex_);
   return next_round_;

@@ -106,6 +106,9 @@ class RoundEngine {
 
   // The current global model and the next round's number.
   std::shared_ptr<const ModelParameters> global_model() const;
+  // The current global model as clients download it, and its SHA-256.
+  std::shared_ptr<const std::string> encoded_global_model() const;
+  std::string global_digest() const;
   int64_t next_round() const;
   bool round_open() const;
 

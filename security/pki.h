@@ -34,9 +34,10 @@ std::string_view RoleName(Role role);
 // The inverse of RoleName; kInvalidArgument for anything else.
 absl::StatusOr<Role> ParseRole(std::string_view name);
 
-// OK iff `name` can name a site: 1 to 64 of [A-Za-z0-9._-], starting with a
-// letter or digit (so it is a safe file name and cannot leave a directory).
-// kInvalidArgument otherwise.
+// OK iff `name` can name a site: 1 to 64 of [A-Za-z0-9._-], starting and
+// ending with a letter or digit, without "..", and usable as a DNS name (it
+// becomes the certificate's DNS SAN) but not an IP address. Such a name is a
+// safe file name that cannot leave its directory. kInvalidArgument otherwise.
 absl::Status ValidateSiteName(std::string_view name);
 
 // Time source, injectable so tests can move past expiry.
@@ -97,9 +98,9 @@ struct IssuedCertificate {
 };
 
 // A federation's certificate authority, kept in one directory:
-//   ca/ca.key (0600), ca/ca.crt, ca/crl.pem, ca/index.json, ca/certs/<serial>.pem
-//   sites/<name>/<name>.key (0600, only when the CA made the key),
-//   sites/<name>/<name>.crt, sites/<name>/ca.crt
+//   ca/ca.key (0600), ca/ca.crt, ca/crl.pem, ca/index.json,
+//   ca/certs/<serial>.pem sites/<name>/<name>.key (0600, only when the CA made
+//   the key), sites/<name>/<name>.crt, sites/<name>/ca.crt
 // Every file is replaced atomically. Enrolling or revoking one site writes
 // only that site's directory and ca/. An open CA holds an exclusive lock on
 // the directory (ca/lock), so concurrent `samverka pki` runs fail fast
@@ -136,8 +137,7 @@ class CertificateAuthority {
   // Issue.
   absl::StatusOr<IssuedCertificate> SignCsr(
       std::string_view csr_pem, Role role,
-      const std::vector<std::string>& subject_alt_names,
-      int validity_days = 0);
+      const std::vector<std::string>& subject_alt_names, int validity_days = 0);
 
   // Revokes every unrevoked certificate of `name` and re-publishes the CRL.
   // Returns the revoked records. kNotFound if the name was never issued;
@@ -166,7 +166,8 @@ class CertificateAuthority {
 
   absl::Status Load();
   absl::Status SaveIndex();
-  absl::Status WriteCrl();
+  // Signs and writes ca/crl.pem numbered crl_number_; returns nextUpdate.
+  absl::StatusOr<absl::Time> WriteCrl();
   // Issues a certificate for `public_key`; writes the site's certificate and
   // CA copy, plus `key_pem` if given, then records it in the index.
   absl::StatusOr<IssuedCertificate> IssueFor(EVP_PKEY* public_key,
@@ -191,14 +192,16 @@ class CertificateAuthority {
 std::string FormatCertificateTable(
     const std::vector<CertificateRecord>& records, absl::Time now);
 
-// A new P-256 key pair and a PEM CSR for it with subject CN=<name>,
-// OU=<role> and the requested SANs (DNS:<name> plus `subject_alt_names`).
-// The CA records none of this blindly: it only reads the CN. kInvalidArgument
-// for a bad name or SAN.
+// A site's new private key and its certificate signing request.
 struct KeyAndCsr {
   SecretBytes key_pem;  // PKCS#8, unencrypted
   std::string csr_pem;
 };
+
+// A new P-256 key pair and a PEM CSR for it with subject CN=<name>,
+// OU=<role> and the requested SANs (DNS:<name> plus `subject_alt_names`).
+// The CA takes only the CN and key from it; role and SANs are a request.
+// kInvalidArgument for a bad name or SAN.
 absl::StatusOr<KeyAndCsr> MakeKeyAndCsr(
     std::string_view name, Role role = Role::kClient,
     const std::vector<std::string>& subject_alt_names = {});
@@ -214,10 +217,10 @@ absl::StatusOr<std::string> WriteKeyAndCsr(
 
 // Who a peer is, read from its leaf certificate.
 struct PeerIdentity {
-  std::string name;        // CN
-  std::string federation;  // O
+  std::string name;           // CN
+  std::string federation;     // O
   Role role = Role::kClient;  // OU
-  std::string serial_hex;  // as in CertificateRecord and RevocationList
+  std::string serial_hex;     // as in CertificateRecord and RevocationList
   absl::Time not_after;
 };
 

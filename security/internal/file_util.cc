@@ -81,9 +81,9 @@ absl::StatusOr<int> OpenForReading(const std::string& path, size_t max_size,
   }
   if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) > max_size) {
     close(fd);
-    return absl::InvalidArgumentError(
-        path + " is not a regular file of at most " +
-        std::to_string(max_size) + " bytes");
+    return absl::InvalidArgumentError(path +
+                                      " is not a regular file of at most " +
+                                      std::to_string(max_size) + " bytes");
   }
   *size = static_cast<size_t>(st.st_size);
   return fd;
@@ -132,13 +132,11 @@ absl::Status WriteFileAtomically(const std::string& path,
 
 absl::Status WriteFileAtomically(const std::string& path,
                                  std::string_view bytes, mode_t mode) {
-  return WriteFileAtomically(path, std::span<const uint8_t>(Bytes(bytes),
-                                                            bytes.size()),
-                             mode);
+  return WriteFileAtomically(
+      path, std::span<const uint8_t>(Bytes(bytes), bytes.size()), mode);
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path,
-                                     size_t max_size) {
+absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_size) {
   size_t size = 0;
   absl::StatusOr<int> fd = OpenForReading(path, max_size, &size);
   if (!fd.ok()) return fd.status();
@@ -172,10 +170,12 @@ absl::Status MakeDirectory(const std::string& path, mode_t mode) {
     }
     return SyncDirectory(DirectoryOf(path));
   }
-  if (errno != EEXIST) return ErrnoError("cannot create directory", path, errno);
+  if (errno != EEXIST)
+    return ErrnoError("cannot create directory", path, errno);
   struct stat st;
   if (stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return absl::FailedPreconditionError(path + " exists but is not a directory");
+    return absl::FailedPreconditionError(path +
+                                         " exists but is not a directory");
   }
   return absl::OkStatus();
 }
@@ -200,8 +200,9 @@ absl::StatusOr<FileLock> FileLock::Acquire(const std::string& path) {
     close(fd);
     if (error == EWOULDBLOCK) {
       return absl::UnavailableError(
-          path + " is locked: another samverka pki command is using this "
-                 "directory; try again when it has finished");
+          path +
+          " is locked: another samverka pki command is using this "
+          "directory; try again when it has finished");
     }
     return ErrnoError("cannot lock", path, error);
   }

@@ -21,7 +21,8 @@ int NoPassphrase(char*, int, int, void*) { return 0; }
 
 absl::StatusOr<BioPtr> MemoryBioOf(const void* data, size_t size,
                                    std::string_view what) {
-  if (size == 0) return absl::InvalidArgumentError(std::string(what) + " is empty");
+  if (size == 0)
+    return absl::InvalidArgumentError(std::string(what) + " is empty");
   if (size > INT_MAX) {
     return absl::InvalidArgumentError(std::string(what) + " is too large");
   }
@@ -85,7 +86,9 @@ absl::Status ValidateDnsName(std::string_view name) {
 
 absl::StatusOr<std::string> CertificateToPem(X509* certificate) {
   return WritePem(
-      [](BIO* bio, void* x) { return PEM_write_bio_X509(bio, static_cast<X509*>(x)); },
+      [](BIO* bio, void* x) {
+        return PEM_write_bio_X509(bio, static_cast<X509*>(x));
+      },
       certificate, "certificate");
 }
 
@@ -115,13 +118,15 @@ absl::StatusOr<SecretBytes> PrivateKeyToPem(EVP_PKEY* key) {
   }
   char* data = nullptr;
   const long size = BIO_get_mem_data(bio.get(), &data);
-  return SecretBytes::CopyFrom(std::string_view(data, static_cast<size_t>(size)));
+  return SecretBytes::CopyFrom(
+      std::string_view(data, static_cast<size_t>(size)));
 }
 
 absl::StatusOr<X509Ptr> ParseCertificatePem(std::string_view pem,
                                             std::string_view what) {
   SV_ASSIGN_OR_RETURN(BioPtr bio, MemoryBioOf(pem.data(), pem.size(), what));
-  X509Ptr certificate(PEM_read_bio_X509(bio.get(), nullptr, NoPassphrase, nullptr));
+  X509Ptr certificate(
+      PEM_read_bio_X509(bio.get(), nullptr, NoPassphrase, nullptr));
   if (certificate == nullptr) return BadPem(what);
   ERR_clear_error();
   return certificate;
@@ -130,7 +135,8 @@ absl::StatusOr<X509Ptr> ParseCertificatePem(std::string_view pem,
 absl::StatusOr<X509ReqPtr> ParseCsrPem(std::string_view pem,
                                        std::string_view what) {
   SV_ASSIGN_OR_RETURN(BioPtr bio, MemoryBioOf(pem.data(), pem.size(), what));
-  X509ReqPtr csr(PEM_read_bio_X509_REQ(bio.get(), nullptr, NoPassphrase, nullptr));
+  X509ReqPtr csr(
+      PEM_read_bio_X509_REQ(bio.get(), nullptr, NoPassphrase, nullptr));
   if (csr == nullptr) return BadPem(what);
   ERR_clear_error();
   return csr;
@@ -139,7 +145,8 @@ absl::StatusOr<X509ReqPtr> ParseCsrPem(std::string_view pem,
 absl::StatusOr<X509CrlPtr> ParseCrlPem(std::string_view pem,
                                        std::string_view what) {
   SV_ASSIGN_OR_RETURN(BioPtr bio, MemoryBioOf(pem.data(), pem.size(), what));
-  X509CrlPtr crl(PEM_read_bio_X509_CRL(bio.get(), nullptr, NoPassphrase, nullptr));
+  X509CrlPtr crl(
+      PEM_read_bio_X509_CRL(bio.get(), nullptr, NoPassphrase, nullptr));
   if (crl == nullptr) return BadPem(what);
   ERR_clear_error();
   return crl;
@@ -148,18 +155,20 @@ absl::StatusOr<X509CrlPtr> ParseCrlPem(std::string_view pem,
 absl::StatusOr<EvpPkeyPtr> ParsePrivateKeyPem(const SecretBytes& pem,
                                               std::string_view what) {
   SV_ASSIGN_OR_RETURN(BioPtr bio, MemoryBioOf(pem.data(), pem.size(), what));
-  EvpPkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr));
+  EvpPkeyPtr key(
+      PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr));
   if (key == nullptr) {
-    return OpenSslError(absl::StatusCode::kInvalidArgument,
-                        std::string(what) +
-                            " is not an unencrypted PEM private key");
+    return OpenSslError(
+        absl::StatusCode::kInvalidArgument,
+        std::string(what) + " is not an unencrypted PEM private key");
   }
   return key;
 }
 
 absl::StatusOr<EvpPkeyPtr> GenerateP256Key() {
   EvpPkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
-  if (key == nullptr) return OpenSslInternalError("P-256 key generation failed");
+  if (key == nullptr)
+    return OpenSslInternalError("P-256 key generation failed");
   return key;
 }
 
@@ -203,7 +212,8 @@ std::string SerialToHex(const ASN1_INTEGER* serial) {
 
 absl::StatusOr<Asn1IntegerPtr> SerialFromHex(std::string_view hex) {
   if (hex.empty() || hex.size() > 64 ||
-      hex.find_first_not_of("0123456789abcdefABCDEF") != std::string_view::npos) {
+      hex.find_first_not_of("0123456789abcdefABCDEF") !=
+          std::string_view::npos) {
     return absl::InvalidArgumentError("serial '" + std::string(hex) +
                                       "' is not hexadecimal");
   }
@@ -211,7 +221,8 @@ absl::StatusOr<Asn1IntegerPtr> SerialFromHex(std::string_view hex) {
   const std::string text(hex);
   if (BN_hex2bn(&raw, text.c_str()) != static_cast<int>(text.size())) {
     BN_free(raw);
-    return absl::InvalidArgumentError("serial '" + text + "' is not hexadecimal");
+    return absl::InvalidArgumentError("serial '" + text +
+                                      "' is not hexadecimal");
   }
   BignumPtr value(raw);
   Asn1IntegerPtr serial(BN_to_ASN1_INTEGER(value.get(), nullptr));
@@ -245,9 +256,9 @@ absl::StatusOr<X509NamePtr> MakeName(
             name.get(), nid, MBSTRING_UTF8,
             reinterpret_cast<const unsigned char*>(value.data()),
             static_cast<int>(value.size()), -1, 0) != 1) {
-      return OpenSslError(absl::StatusCode::kInvalidArgument,
-                          std::string("invalid ") + OBJ_nid2sn(nid) + " '" +
-                              value + "'");
+      return OpenSslError(
+          absl::StatusCode::kInvalidArgument,
+          std::string("invalid ") + OBJ_nid2sn(nid) + " '" + value + "'");
     }
   }
   return name;
@@ -261,16 +272,17 @@ absl::StatusOr<std::string> SingleNameEntry(const X509_NAME* name, int nid,
                                       OBJ_nid2sn(nid));
   }
   if (X509_NAME_get_index_by_NID(name, nid, index) >= 0) {
-    return absl::InvalidArgumentError(std::string(what) + " has more than one " +
-                                      OBJ_nid2sn(nid));
+    return absl::InvalidArgumentError(std::string(what) +
+                                      " has more than one " + OBJ_nid2sn(nid));
   }
   const ASN1_STRING* data =
       X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, index));
   unsigned char* utf8 = nullptr;
   const int length = ASN1_STRING_to_UTF8(&utf8, data);
   if (length < 0) {
-    return OpenSslError(absl::StatusCode::kInvalidArgument,
-                        std::string(what) + " has a malformed " + OBJ_nid2sn(nid));
+    return OpenSslError(
+        absl::StatusCode::kInvalidArgument,
+        std::string(what) + " has a malformed " + OBJ_nid2sn(nid));
   }
   std::string value(reinterpret_cast<char*>(utf8), static_cast<size_t>(length));
   OPENSSL_free(utf8);
@@ -285,7 +297,8 @@ std::string SubjectAltName::ToString() const {
   if (!is_ip) return "DNS:" + value;
   char text[INET6_ADDRSTRLEN] = {};
   const int family = value.size() == 4 ? AF_INET : AF_INET6;
-  if (inet_ntop(family, value.data(), text, sizeof(text)) == nullptr) return "IP:?";
+  if (inet_ntop(family, value.data(), text, sizeof(text)) == nullptr)
+    return "IP:?";
   return std::string("IP:") + text;
 }
 
@@ -299,7 +312,8 @@ absl::StatusOr<SubjectAltName> ParseSubjectAltName(std::string_view text) {
     return SubjectAltName{true, std::string(reinterpret_cast<char*>(bytes), 4)};
   }
   if (inet_pton(AF_INET6, address.c_str(), bytes) == 1) {
-    return SubjectAltName{true, std::string(reinterpret_cast<char*>(bytes), 16)};
+    return SubjectAltName{true,
+                          std::string(reinterpret_cast<char*>(bytes), 16)};
   }
   SV_RETURN_IF_ERROR(ValidateDnsName(text));
   return SubjectAltName{false, std::string(text)};
@@ -308,7 +322,8 @@ absl::StatusOr<SubjectAltName> ParseSubjectAltName(std::string_view text) {
 absl::StatusOr<GeneralNamesPtr> MakeGeneralNames(
     const std::vector<SubjectAltName>& names) {
   GeneralNamesPtr result(sk_GENERAL_NAME_new_null());
-  if (result == nullptr) return OpenSslInternalError("sk_GENERAL_NAME_new_null");
+  if (result == nullptr)
+    return OpenSslInternalError("sk_GENERAL_NAME_new_null");
   for (const SubjectAltName& name : names) {
     ASN1_STRING* value =
         name.is_ip ? ASN1_OCTET_STRING_new() : ASN1_IA5STRING_new();
@@ -334,8 +349,10 @@ absl::Status AddConfigExtension(X509* certificate, X509* issuer, int nid,
   X509V3_CTX context;
   X509V3_set_ctx_nodb(&context);
   X509V3_set_ctx(&context, issuer, certificate, nullptr, nullptr, 0);
-  X509ExtensionPtr extension(X509V3_EXT_conf_nid(nullptr, &context, nid, value));
-  if (extension == nullptr || X509_add_ext(certificate, extension.get(), -1) != 1) {
+  X509ExtensionPtr extension(
+      X509V3_EXT_conf_nid(nullptr, &context, nid, value));
+  if (extension == nullptr ||
+      X509_add_ext(certificate, extension.get(), -1) != 1) {
     return OpenSslInternalError(std::string("cannot add extension ") +
                                 OBJ_nid2sn(nid));
   }

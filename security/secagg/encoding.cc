@@ -67,9 +67,8 @@ absl::StatusOr<EncodingParameters> ResolveEncoding(
         std::to_string(max_summands));
   }
   if (vector_length > kMaxVectorLength) {
-    return absl::InvalidArgumentError("vector length " +
-                                      std::to_string(vector_length) +
-                                      " exceeds 2^31");
+    return absl::InvalidArgumentError(
+        "vector length " + std::to_string(vector_length) + " exceeds 2^31");
   }
   // n summands of at most Q each stay below M = 2^bits iff
   // bits >= log2 Q + ceil(log2 n) + 1 (one bit of margin, notes 4.1).
@@ -81,9 +80,9 @@ absl::StatusOr<EncodingParameters> ResolveEncoding(
   } else if (bits > available) {
     return absl::InvalidArgumentError(
         "encoding could wrap: " + std::to_string(max_summands) +
-        " summands of " + std::to_string(bits) +
-        " quantisation bits need " + std::to_string(bits + headroom) +
-        " bits, the ring has " + std::to_string(options.modulus_bits));
+        " summands of " + std::to_string(bits) + " quantisation bits need " +
+        std::to_string(bits + headroom) + " bits, the ring has " +
+        std::to_string(options.modulus_bits));
   }
   if (bits < 1) {
     return absl::InvalidArgumentError(
@@ -103,29 +102,27 @@ absl::StatusOr<EncodedInput> EncodeInput(std::span<const float> update,
                                          const SecretBytes& rounding_seed) {
   const EncodingOptions& options = parameters.options;
   if (update.size() != parameters.vector_length) {
-    return absl::InvalidArgumentError(
-        "update has " + std::to_string(update.size()) +
-        " coordinates, the round expects " +
-        std::to_string(parameters.vector_length));
+    return absl::InvalidArgumentError("update has " +
+                                      std::to_string(update.size()) +
+                                      " coordinates, the round expects " +
+                                      std::to_string(parameters.vector_length));
   }
-  if (!(std::isfinite(weight) && weight >= 0 &&
-        weight <= options.max_weight)) {
-    return absl::InvalidArgumentError(
-        "weight must be in [0, max_weight = " +
-        std::to_string(options.max_weight) + "], got " +
-        std::to_string(weight));
+  if (!(std::isfinite(weight) && weight >= 0 && weight <= options.max_weight)) {
+    return absl::InvalidArgumentError("weight must be in [0, max_weight = " +
+                                      std::to_string(options.max_weight) +
+                                      "], got " + std::to_string(weight));
   }
-  SV_ASSIGN_OR_RETURN(internal::PrgStream coins,
-                      internal::PrgStream::Create(rounding_seed,
-                                                  kRoundingContext));
+  SV_ASSIGN_OR_RETURN(
+      internal::PrgStream coins,
+      internal::PrgStream::Create(rounding_seed, kRoundingContext));
   const double c = options.clip_range;
   const double scale = weight / options.max_weight;
   const double levels = static_cast<double>(parameters.levels);
   const double to_levels = levels / (2 * c);
 
   EncodedInput out;
-  out.values = ModularVector::Zeros(options.modulus_bits,
-                                    parameters.encoded_length());
+  out.values =
+      ModularVector::Zeros(options.modulus_bits, parameters.encoded_length());
   std::vector<uint64_t> words(kCoinChunk);
   for (size_t begin = 0; begin < update.size(); begin += kCoinChunk) {
     const size_t n = std::min(kCoinChunk, update.size() - begin);
@@ -169,10 +166,9 @@ absl::StatusOr<DecodedSum> DecodeSum(const ModularVector& sum,
         std::to_string(parameters.encoded_length()) + ")");
   }
   if (num_summands < 1 || num_summands > parameters.max_summands) {
-    return absl::InvalidArgumentError(
-        "number of summands must be in [1, " +
-        std::to_string(parameters.max_summands) + "], got " +
-        std::to_string(num_summands));
+    return absl::InvalidArgumentError("number of summands must be in [1, " +
+                                      std::to_string(parameters.max_summands) +
+                                      "], got " + std::to_string(num_summands));
   }
   const uint64_t max_value =
       static_cast<uint64_t>(num_summands) * parameters.levels;

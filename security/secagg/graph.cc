@@ -122,8 +122,7 @@ class Hypergeometric {
 // connectivity among honest survivors: that needs two disjoint runs of k/2
 // consecutive bad (corrupt or dropped) clients on the ring.
 double LogProbDisconnected(int n, int k, double gamma, double delta) {
-  const double log_gap_pairs =
-      std::log(n) + std::log(n - k - 1) - std::log(2);
+  const double log_gap_pairs = std::log(n) + std::log(n - k - 1) - std::log(2);
   const int bad = static_cast<int>(std::floor((gamma + kSmall) * n)) +
                   static_cast<int>(std::floor((delta + kSmall) * n));
   if (k > bad) return -HUGE_VAL;
@@ -163,9 +162,9 @@ std::optional<int> CheckNumberOfNeighbours(int n, int k,
 
 absl::Status ValidateClients(int num_clients) {
   if (num_clients < 1 || num_clients > kMaxClients) {
-    return absl::InvalidArgumentError(
-        "number of clients must be in [1, " + std::to_string(kMaxClients) +
-        "], got " + std::to_string(num_clients));
+    return absl::InvalidArgumentError("number of clients must be in [1, " +
+                                      std::to_string(kMaxClients) + "], got " +
+                                      std::to_string(num_clients));
   }
   return absl::OkStatus();
 }
@@ -228,8 +227,8 @@ absl::Status ThreatModel::Validate() const {
     case AdversaryModel::kSemiMalicious:
       return absl::OkStatus();
   }
-  return absl::InvalidArgumentError("unknown adversary model " +
-                                    std::to_string(static_cast<int>(adversary)));
+  return absl::InvalidArgumentError(
+      "unknown adversary model " + std::to_string(static_cast<int>(adversary)));
 }
 
 absl::StatusOr<GraphParameters> FindHararyParameters(
@@ -242,7 +241,8 @@ absl::StatusOr<GraphParameters> FindHararyParameters(
     if (gamma + 2 * delta > 0.9) {
       return absl::FailedPreconditionError(
           "infeasible: semi-malicious SecAgg+ needs corrupt_rate + "
-          "2 * dropout_rate <= 0.9 (" + Rates(threat) + ")");
+          "2 * dropout_rate <= 0.9 (" +
+          Rates(threat) + ")");
     }
   } else if (gamma + delta > 0.9) {
     return absl::FailedPreconditionError(
@@ -250,19 +250,21 @@ absl::StatusOr<GraphParameters> FindHararyParameters(
         Rates(threat) + ")");
   }
   for (int k = 2; k < num_clients - 1; k += 2) {
-    const std::optional<int> t = CheckNumberOfNeighbours(num_clients, k, threat);
+    const std::optional<int> t =
+        CheckNumberOfNeighbours(num_clients, k, threat);
     if (t.has_value()) {
-      return GraphParameters{.complete = false,
-                             .num_clients = num_clients,
-                             .num_neighbours = k,
-                             .threshold = *t,
-                             .min_survivors = MinSurvivors(num_clients, threat)};
+      return GraphParameters{
+          .complete = false,
+          .num_clients = num_clients,
+          .num_neighbours = k,
+          .threshold = *t,
+          .min_survivors = MinSurvivors(num_clients, threat)};
     }
   }
   return absl::FailedPreconditionError(
       "no Harary graph degree below n - 1 meets the security and correctness "
-      "targets for n = " + std::to_string(num_clients) + " (" + Rates(threat) +
-      ")");
+      "targets for n = " +
+      std::to_string(num_clients) + " (" + Rates(threat) + ")");
 }
 
 absl::StatusOr<GraphParameters> CompleteGraphParameters(
@@ -278,19 +280,20 @@ absl::StatusOr<GraphParameters> CompleteGraphParameters(
   const int corrupt = static_cast<int>(std::ceil(threat.corrupt_rate * n));
   if (threat.adversary == AdversaryModel::kSemiHonest && t <= corrupt) {
     return absl::FailedPreconditionError(
-        "infeasible: threshold " + std::to_string(t) +
-        " does not exceed the " + std::to_string(corrupt) +
-        " corrupt clients assumed (" + Rates(threat) + ")");
+        "infeasible: threshold " + std::to_string(t) + " does not exceed the " +
+        std::to_string(corrupt) + " corrupt clients assumed (" + Rates(threat) +
+        ")");
   }
   if (threat.adversary == AdversaryModel::kSemiMalicious) {
-    const int bound = static_cast<int>(
-        std::ceil((n + threat.corrupt_rate * n) / 2));
+    const int bound =
+        static_cast<int>(std::ceil((n + threat.corrupt_rate * n) / 2));
     if (t <= bound) {
       return absl::FailedPreconditionError(
           "infeasible: semi-malicious complete graph needs threshold > "
-          "(n + corrupt) / 2 = " + std::to_string(bound) + ", but " +
-          std::to_string(n - t) + " dropouts out of " + std::to_string(n) +
-          " only allow " + std::to_string(t) + " (" + Rates(threat) + ")");
+          "(n + corrupt) / 2 = " +
+          std::to_string(bound) + ", but " + std::to_string(n - t) +
+          " dropouts out of " + std::to_string(n) + " only allow " +
+          std::to_string(t) + " (" + Rates(threat) + ")");
     }
   }
   return GraphParameters{.complete = true,
@@ -300,8 +303,9 @@ absl::StatusOr<GraphParameters> CompleteGraphParameters(
                          .min_survivors = t};
 }
 
-absl::StatusOr<GraphParameters> ChooseGraphParameters(
-    int num_clients, const ThreatModel& threat, int min_sparse_clients) {
+absl::StatusOr<GraphParameters> ChooseGraphParameters(int num_clients,
+                                                      const ThreatModel& threat,
+                                                      int min_sparse_clients) {
   if (num_clients >= min_sparse_clients) {
     absl::StatusOr<GraphParameters> sparse =
         FindHararyParameters(num_clients, threat);
@@ -408,9 +412,10 @@ absl::StatusOr<uint32_t> NeighbourGraph::ShareX(ParticipantId owner,
                                                 ParticipantId holder) const {
   if (Contains(owner) && (owner == holder || AreNeighbours(owner, holder))) {
     if (complete_) return static_cast<uint32_t>(IndexOf(holder)) + 1;
-    const std::vector<ParticipantId> holders = ShareHolders(owner);
-    const auto it = std::lower_bound(holders.begin(), holders.end(), holder);
-    return static_cast<uint32_t>(it - holders.begin()) + 1;
+    // 1 + the rank of `holder` among the sorted holders, in O(k).
+    uint32_t rank = owner < holder ? 1 : 0;
+    for (ParticipantId v : Neighbours(owner)) rank += v < holder ? 1 : 0;
+    return rank + 1;
   }
   return absl::NotFoundError("participant " + std::to_string(holder) +
                              " holds no share of participant " +

@@ -84,8 +84,9 @@ absl::StatusOr<GraphParameters> CompleteGraphParameters(
 // use the complete graph because gamma * n rounds down to few (or zero)
 // corrupt clients there, which the sparse analysis then trusts too much.
 // Errors as CompleteGraphParameters when the complete graph is needed.
-absl::StatusOr<GraphParameters> ChooseGraphParameters(
-    int num_clients, const ThreatModel& threat, int min_sparse_clients);
+absl::StatusOr<GraphParameters> ChooseGraphParameters(int num_clients,
+                                                      const ThreatModel& threat,
+                                                      int min_sparse_clients);
 
 // The neighbour graph of one round over a roster of participant ids.
 //
@@ -98,8 +99,8 @@ absl::StatusOr<GraphParameters> ChooseGraphParameters(
 // signed key advertisement so that the coordinator cannot pick it alone.
 // Complete: every pair is joined.
 //
-// Memory O(n); Neighbours O(k); AreNeighbours O(log n). A value type;
-// thread-safe for const use.
+// Memory O(n); Neighbours and ShareX O(k); AreNeighbours O(log n). A value
+// type; thread-safe for const use.
 class NeighbourGraph {
  public:
   // `ids` must be distinct (any order; kept sorted). `num_neighbours` must be

@@ -56,9 +56,9 @@ absl::Status ReadHeader(ByteReader& r, MessageType type, const char* name) {
   }
   SV_ASSIGN_OR_RETURN(uint8_t version, r.U8(name));
   if (version != kWireVersion) {
-    return absl::InvalidArgumentError(
-        std::string(name) + ": unsupported wire version " +
-        std::to_string(version));
+    return absl::InvalidArgumentError(std::string(name) +
+                                      ": unsupported wire version " +
+                                      std::to_string(version));
   }
   SV_ASSIGN_OR_RETURN(uint8_t actual, r.U8(name));
   if (actual != static_cast<uint8_t>(type)) {
@@ -120,9 +120,9 @@ void WriteShares(ByteWriter& w, const std::vector<EncryptedShare>& shares) {
 }
 
 absl::StatusOr<std::vector<EncryptedShare>> ReadShares(ByteReader& r) {
-  SV_ASSIGN_OR_RETURN(uint32_t count, r.Count(kMaxClients,
-                                              kMinEncryptedShareSize,
-                                              "encrypted shares"));
+  SV_ASSIGN_OR_RETURN(
+      uint32_t count,
+      r.Count(kMaxClients, kMinEncryptedShareSize, "encrypted shares"));
   std::vector<EncryptedShare> shares(count);
   for (EncryptedShare& s : shares) {
     SV_ASSIGN_OR_RETURN(s.peer, r.U32("share peer"));
@@ -152,8 +152,7 @@ absl::StatusOr<std::vector<ParticipantId>> ReadIds(ByteReader& r,
 
 absl::Status RoundConfig::Validate() const {
   if (federation_id.empty() || federation_id.size() > kMaxNameSize) {
-    return absl::InvalidArgumentError(
-        "federation_id must have 1 to 256 bytes");
+    return absl::InvalidArgumentError("federation_id must have 1 to 256 bytes");
   }
   if (round < 0) {
     return absl::InvalidArgumentError("round must be >= 0, got " +
@@ -262,9 +261,9 @@ absl::StatusOr<KeyRoster> ParseKeyRoster(std::string_view bytes) {
   SV_RETURN_IF_ERROR(ReadHeader(r, MessageType::kKeyRoster, "KeyRoster"));
   KeyRoster m;
   SV_ASSIGN_OR_RETURN(m.round, r.I64("roster round"));
-  SV_ASSIGN_OR_RETURN(uint32_t count, r.Count(kMaxClients,
-                                              kMinAdvertisementSize,
-                                              "roster entries"));
+  SV_ASSIGN_OR_RETURN(
+      uint32_t count,
+      r.Count(kMaxClients, kMinAdvertisementSize, "roster entries"));
   m.entries.reserve(count);
   for (uint32_t i = 0; i < count; ++i) {
     SV_ASSIGN_OR_RETURN(KeyAdvertisement entry, ReadAdvertisement(r));
@@ -333,9 +332,10 @@ absl::StatusOr<MaskedInput> ParseMaskedInput(std::string_view bytes) {
   SV_ASSIGN_OR_RETURN(m.round, r.I64("masked input round"));
   SV_ASSIGN_OR_RETURN(uint8_t bits, r.U8("ring width"));
   if (bits != 32 && bits != 64) {
-    return absl::InvalidArgumentError("masked input ring must be Z_2^32 or "
-                                      "Z_2^64, got bits = " +
-                                      std::to_string(bits));
+    return absl::InvalidArgumentError(
+        "masked input ring must be Z_2^32 or "
+        "Z_2^64, got bits = " +
+        std::to_string(bits));
   }
   SV_ASSIGN_OR_RETURN(uint32_t count, r.Count(kMaxVectorElements, bits / 8,
                                               "masked vector elements"));
@@ -396,9 +396,9 @@ absl::StatusOr<UnmaskResponse> ParseUnmaskResponse(std::string_view bytes) {
   UnmaskResponse m;
   SV_ASSIGN_OR_RETURN(m.sender, r.U32("unmask sender"));
   SV_ASSIGN_OR_RETURN(m.round, r.I64("unmask round"));
-  SV_ASSIGN_OR_RETURN(uint32_t count, r.Count(2 * kMaxClients,
-                                              kMinRevealedShareSize,
-                                              "revealed shares"));
+  SV_ASSIGN_OR_RETURN(
+      uint32_t count,
+      r.Count(2 * kMaxClients, kMinRevealedShareSize, "revealed shares"));
   m.shares.reserve(count);
   for (uint32_t i = 0; i < count; ++i) {
     RevealedShare s;

@@ -49,9 +49,11 @@ absl::Status ModularVector::Add(const ModularVector& other) {
   }
   // Unsigned arithmetic wraps: exactly mod 2^32 / 2^64.
   if (bits_ == 32) {
-    for (size_t i = 0; i < words32_.size(); ++i) words32_[i] += other.words32_[i];
+    for (size_t i = 0; i < words32_.size(); ++i)
+      words32_[i] += other.words32_[i];
   } else {
-    for (size_t i = 0; i < words64_.size(); ++i) words64_[i] += other.words64_[i];
+    for (size_t i = 0; i < words64_.size(); ++i)
+      words64_[i] += other.words64_[i];
   }
   return absl::OkStatus();
 }

@@ -26,7 +26,9 @@ class ModularVector {
   static ModularVector FromWords(std::vector<uint64_t> words);
 
   int bits() const { return bits_; }
-  size_t size() const { return bits_ == 32 ? words32_.size() : words64_.size(); }
+  size_t size() const {
+    return bits_ == 32 ? words32_.size() : words64_.size();
+  }
   // Element i as a uint64_t (< 2^bits).
   uint64_t Get(size_t i) const {
     return bits_ == 32 ? words32_[i] : words64_[i];

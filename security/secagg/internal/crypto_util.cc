@@ -50,8 +50,9 @@ absl::StatusOr<std::string> CertificateCommonName(std::string_view pem) {
   unsigned char* utf8 = nullptr;
   const int length = ASN1_STRING_to_UTF8(&utf8, data);
   if (length < 0) {
-    return security::internal::OpenSslError(absl::StatusCode::kInvalidArgument,
-                                            "unreadable certificate common name");
+    return security::internal::OpenSslError(
+        absl::StatusCode::kInvalidArgument,
+        "unreadable certificate common name");
   }
   std::string name(reinterpret_cast<const char*>(utf8),
                    static_cast<size_t>(length));

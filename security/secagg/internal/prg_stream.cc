@@ -33,10 +33,9 @@ absl::StatusOr<PrgStream> PrgStream::Create(const SecretBytes& seed,
   if (context.empty()) {
     return absl::InvalidArgumentError("stream context must not be empty");
   }
-  SV_ASSIGN_OR_RETURN(
-      SecretBytes key,
-      HkdfSha256(seed, kStreamSalt, context,
-                 security::internal::AesCtrStream::kKeySize));
+  SV_ASSIGN_OR_RETURN(SecretBytes key,
+                      HkdfSha256(seed, kStreamSalt, context,
+                                 security::internal::AesCtrStream::kKeySize));
   constexpr std::array<uint8_t, security::internal::AesCtrStream::kIvSize>
       kZeroIv = {};
   SV_ASSIGN_OR_RETURN(security::internal::AesCtrStream stream,

@@ -102,9 +102,9 @@ absl::StatusOr<uint32_t> ByteReader::Count(uint32_t max_count,
   absl::StatusOr<uint32_t> count = U32(what);
   if (!count.ok()) return count.status();
   if (*count > max_count) {
-    return absl::InvalidArgumentError(
-        "too many " + std::string(what) + ": " + std::to_string(*count) +
-        ", at most " + std::to_string(max_count));
+    return absl::InvalidArgumentError("too many " + std::string(what) + ": " +
+                                      std::to_string(*count) + ", at most " +
+                                      std::to_string(max_count));
   }
   if (min_element_size > 0 && *count > in_.size() / min_element_size) {
     return Truncated(what);

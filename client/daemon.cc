@@ -1,0 +1,370 @@
+#include "client/daemon.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/codec.h"
+#include "common/config.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "common/wire.h"
+
+namespace samverka::client {
+namespace {
+
+std::string Short(const std::string& digest) { return digest.substr(0, 16); }
+
+bool Retryable(absl::StatusCode code) {
+  return code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kDeadlineExceeded ||
+         code == absl::StatusCode::kResourceExhausted || code == absl::StatusCode::kAborted ||
+         code == absl::StatusCode::kCancelled || code == absl::StatusCode::kInternal ||
+         code == absl::StatusCode::kUnknown;
+}
+
+}  // namespace
+
+absl::Status ClientDaemonOptions::Validate() const {
+  if (coordinator.empty()) return absl::InvalidArgumentError("coordinator (host:port) must be set");
+  SV_RETURN_IF_ERROR(tls.Validate());
+  SV_RETURN_IF_ERROR(data.Validate());
+  if (poll_wait <= absl::ZeroDuration() || initial_backoff <= absl::ZeroDuration() ||
+      max_backoff < initial_backoff) {
+    return absl::InvalidArgumentError("poll and backoff times must be positive, max >= initial");
+  }
+  if (!model_file.empty() && !std::filesystem::is_regular_file(model_file)) {
+    return absl::NotFoundError(absl::StrCat("model_file ", model_file, " does not exist"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ClientDaemonOptions> LoadClientConfig(const std::string& path) {
+  namespace fs = std::filesystem;
+  SV_ASSIGN_OR_RETURN(ConfigFile file, ConfigFile::Load(path));
+  const fs::path base = fs::absolute(path).parent_path();
+  auto resolve = [&](const std::string& p) {
+    return p.empty() || fs::path(p).is_absolute() ? p : (base / p).lexically_normal().string();
+  };
+  ClientDaemonOptions o;
+  int64_t seed = 0;
+  double poll = absl::ToDoubleSeconds(o.poll_wait);
+  double max_backoff = absl::ToDoubleSeconds(o.max_backoff);
+  o.data.spec.clear();
+  SV_RETURN_IF_ERROR(file.Get("coordinator", &o.coordinator));
+  SV_RETURN_IF_ERROR(file.Get("server_name", &o.server_name));
+  SV_RETURN_IF_ERROR(file.Get("dataset", &o.data.spec));
+  SV_RETURN_IF_ERROR(file.Get("data_dir", &o.data.data_dir));
+  SV_RETURN_IF_ERROR(file.Get("eval_fraction", &o.data.test_fraction));
+  SV_RETURN_IF_ERROR(file.Get("model_file", &o.model_file));
+  SV_RETURN_IF_ERROR(file.Get("seed", &seed));
+  SV_RETURN_IF_ERROR(file.Get("poll_seconds", &poll));
+  SV_RETURN_IF_ERROR(file.Get("max_backoff_seconds", &max_backoff));
+  SV_RETURN_IF_ERROR(file.Get("tls.ca_certificate", &o.tls.ca_certificate));
+  SV_RETURN_IF_ERROR(file.Get("tls.certificate", &o.tls.certificate));
+  SV_RETURN_IF_ERROR(file.Get("tls.private_key", &o.tls.private_key));
+  SV_RETURN_IF_ERROR(file.CheckNoUnknownKeys());
+  if (o.data.spec.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": dataset must be set"));
+  if (o.data.spec.starts_with("csv:")) o.data.spec = "csv:" + resolve(o.data.spec.substr(4));
+  o.data.data_dir = resolve(o.data.data_dir);
+  o.data.seed = static_cast<uint64_t>(std::max<int64_t>(seed, 0));
+  o.seed = o.data.seed;
+  o.model_file = resolve(o.model_file);
+  o.tls.ca_certificate = resolve(o.tls.ca_certificate);
+  o.tls.certificate = resolve(o.tls.certificate);
+  o.tls.private_key = resolve(o.tls.private_key);
+  if (!(poll > 0) || !(max_backoff > 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": poll_seconds and max_backoff_seconds must be > 0"));
+  }
+  o.poll_wait = absl::Seconds(poll);
+  o.max_backoff = absl::Seconds(max_backoff);
+  o.initial_backoff = std::min(o.initial_backoff, o.max_backoff);
+  SV_RETURN_IF_ERROR(o.Validate());
+  return o;
+}
+
+absl::StatusOr<std::unique_ptr<ClientDaemon>> ClientDaemon::Create(ClientDaemonOptions options) {
+  SV_RETURN_IF_ERROR(options.Validate());
+  SV_ASSIGN_OR_RETURN(DatasetSplit data, LoadDataset(options.data));
+  auto daemon = std::unique_ptr<ClientDaemon>(new ClientDaemon(std::move(options), std::move(data)));
+  SV_RETURN_IF_ERROR(daemon->Connect());
+  return daemon;
+}
+
+ClientDaemon::ClientDaemon(ClientDaemonOptions options, DatasetSplit data)
+    : options_(std::move(options)),
+      data_(std::move(data)),
+      handler_(&data_.train, {}, &data_.test, {}, options_.seed),
+      backoff_(options_.initial_backoff),
+      jitter_state_(options_.seed ^ static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()))) {}
+
+ClientDaemon::~ClientDaemon() = default;
+
+absl::Status ClientDaemon::Connect() {
+  SV_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
+                      security::MakeChannelCredentials(options_.tls));
+  grpc::ChannelArguments args;
+  if (!options_.server_name.empty()) args.SetSslTargetNameOverride(options_.server_name);
+  args.SetMaxReceiveMessageSize(static_cast<int>(kMaxChunkBytes + (1 << 20)));
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 10'000);
+  channel_ = grpc::CreateCustomChannel(options_.coordinator, credentials, args);
+  stub_ = v1::Federation::NewStub(channel_);
+  Logger("client")->info("{} training and {} evaluation samples loaded; coordinator {}",
+                         data_.train.num_samples(), data_.test.num_samples(),
+                         options_.coordinator);
+  return absl::OkStatus();
+}
+
+void ClientDaemon::Stop() {
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+  absl::MutexLock lock(&mutex_);
+  for (grpc::ClientContext* context : live_contexts_) context->TryCancel();
+}
+
+std::unique_ptr<grpc::ClientContext> ClientDaemon::NewContext(absl::Duration timeout) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  absl::MutexLock lock(&mutex_);
+  live_contexts_.insert(context.get());
+  if (stop_.HasBeenNotified()) context->TryCancel();
+  return context;
+}
+
+void ClientDaemon::Forget(grpc::ClientContext* context) {
+  absl::MutexLock lock(&mutex_);
+  live_contexts_.erase(context);
+}
+
+void ClientDaemon::Backoff(const absl::Status& why) {
+  const std::string message(why.message());
+  if (message != last_error_) {
+    Logger("client")->warn("coordinator unreachable or refusing ({}); retrying with backoff", message);
+    last_error_ = message;
+  }
+  // Full jitter: a random wait in [backoff/2, backoff] (SplitMix64 steps).
+  jitter_state_ += 0x9e3779b97f4a7c15ULL;
+  uint64_t z = jitter_state_;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  const double fraction = 0.5 + 0.5 * static_cast<double>((z ^ (z >> 31)) >> 11) / (1ULL << 53);
+  stop_.WaitForNotificationWithTimeout(backoff_ * fraction);
+  backoff_ = std::min(options_.max_backoff, backoff_ * 2);
+}
+
+absl::Status ClientDaemon::Register() {
+  v1::RegisterRequest request;
+  request.set_protocol_version(v1::PROTOCOL_VERSION_1);
+  request.set_num_train_samples(handler_.num_train_samples());
+  request.set_num_eval_samples(handler_.num_eval_samples());
+  request.set_client_version("samverka 0.1");
+  v1::RegisterResponse response;
+  std::unique_ptr<grpc::ClientContext> context = NewContext(absl::Seconds(30));
+  absl::Status status = FromGrpc(stub_->Register(context.get(), request, &response));
+  Forget(context.get());
+  SV_RETURN_IF_ERROR(status);
+  if (response.heartbeat_interval_seconds() > 0) {
+    heartbeat_interval_ = absl::Seconds(response.heartbeat_interval_seconds());
+  }
+  Logger("client")->info("registered with federation '{}' as {}", response.federation_id(),
+                         response.client_name());
+  registered_ = true;
+  last_error_.clear();
+  backoff_ = options_.initial_backoff;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::PollTaskResponse> ClientDaemon::Poll() {
+  v1::PollTaskRequest request;
+  request.set_protocol_version(v1::PROTOCOL_VERSION_1);
+  request.set_wait_seconds(absl::ToDoubleSeconds(options_.poll_wait));
+  v1::PollTaskResponse response;
+  std::unique_ptr<grpc::ClientContext> context = NewContext(options_.poll_wait + absl::Seconds(10));
+  absl::Status status = FromGrpc(stub_->PollTask(context.get(), request, &response));
+  Forget(context.get());
+  SV_RETURN_IF_ERROR(status);
+  return response;
+}
+
+absl::Status ClientDaemon::Run() {
+  auto log = Logger("client");
+  while (!stop_.HasBeenNotified()) {
+    if (!registered_) {
+      if (absl::Status s = Register(); !s.ok()) {
+        Backoff(s);
+        continue;
+      }
+    }
+    absl::StatusOr<v1::PollTaskResponse> poll = Poll();
+    if (!poll.ok()) {
+      if (poll.status().code() == absl::StatusCode::kNotFound) {
+        registered_ = false;  // the coordinator restarted and forgot us
+        continue;
+      }
+      if (stop_.HasBeenNotified()) break;
+      Backoff(poll.status());
+      continue;
+    }
+    backoff_ = options_.initial_backoff;
+    last_error_.clear();
+    if (poll->federation_done()) {
+      log->info("the federation is done; stopping");
+      return absl::OkStatus();
+    }
+    if (!poll->has_task()) continue;
+    absl::StatusOr<ClientTask> task = FromProto(poll->task());
+    if (!task.ok()) {
+      log->error("received a malformed task: {}", task.status().message());
+      Backoff(task.status());
+      continue;
+    }
+    if (absl::Status done = Execute(*task); !done.ok()) {
+      if (stop_.HasBeenNotified()) break;
+      log->warn("round {}: {}", task->round, done.message());
+      if (Retryable(done.code())) Backoff(done);
+    }
+  }
+  log->info("stopped");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<models::Model*> ClientDaemon::ModelFor(const ClientTask& task) {
+  std::string source;
+  const std::vector<std::string> builtins = models::BuiltinModelNames();
+  if (std::find(builtins.begin(), builtins.end(), task.model) != builtins.end()) {
+    source = task.model;
+  } else if (!options_.model_file.empty() &&
+             std::filesystem::path(options_.model_file).filename() ==
+                 std::filesystem::path(task.model).filename()) {
+    source = options_.model_file;
+  } else {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the task asks for model '", task.model,
+        "', which is neither built in nor this site's model_file"));
+  }
+  auto it = models_.find(source);
+  if (it == models_.end()) {
+    SV_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> model,
+                        models::CreateModel({source, data_.train.sample_shape, data_.train.num_classes},
+                                            options_.seed));
+    it = models_.emplace(source, std::move(model)).first;
+  }
+  return it->second.get();
+}
+
+absl::StatusOr<std::string> ClientDaemon::Download(const std::string& digest) {
+  v1::DownloadModelRequest request;
+  request.set_model_digest(digest);
+  request.set_chunk_bytes(kChunkBytes);
+  std::unique_ptr<grpc::ClientContext> context = NewContext(absl::Minutes(30));
+  std::unique_ptr<grpc::ClientReader<v1::TensorChunk>> reader = stub_->DownloadModel(context.get(), request);
+  ChunkAssembler assembler(kMaxChunkBytes, uint64_t{64} << 30);
+  v1::TensorChunk chunk;
+  absl::Status status;
+  while (reader->Read(&chunk)) {
+    if (status = assembler.Add(chunk.index(), chunk.data()); !status.ok()) break;
+  }
+  if (status.ok()) {
+    status = FromGrpc(reader->Finish());
+  } else {
+    context->TryCancel();
+    reader->Finish().ok();
+  }
+  Forget(context.get());
+  SV_RETURN_IF_ERROR(status);
+  std::string model = assembler.Take();
+  if (Sha256Hex(model) != digest) {
+    return absl::DataLossError(absl::StrCat("the downloaded model's SHA-256 is not the task's digest ",
+                                            Short(digest), "; refusing to train on it"));
+  }
+  return model;
+}
+
+absl::Status ClientDaemon::Execute(const ClientTask& task) {
+  auto log = Logger("client");
+  log->info("round {}: {} task on model {}", task.round,
+            task.kind == TaskKind::kTrain ? "training" : "evaluation", Short(task.model_digest));
+  absl::StatusOr<models::Model*> model = ModelFor(task);
+  if (!model.ok()) return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest}, std::string(model.status().message()));
+  SV_ASSIGN_OR_RETURN(std::string encoded, Download(task.model_digest));
+  SV_ASSIGN_OR_RETURN(ModelParameters global, DecodeParameters(encoded));
+
+  // Train on a worker thread; heartbeats keep the site alive meanwhile.
+  absl::StatusOr<TaskOutcome> outcome = absl::UnknownError("not run");
+  absl::Notification finished;
+  std::thread worker([&] {
+    outcome = handler_.Run(task, global, **model);
+    finished.Notify();
+  });
+  bool wanted = true;
+  while (!finished.WaitForNotificationWithTimeout(heartbeat_interval_)) {
+    v1::HeartbeatRequest request;
+    request.set_task_id(task.task_id);
+    v1::HeartbeatResponse response;
+    std::unique_ptr<grpc::ClientContext> context = NewContext(absl::Seconds(10));
+    if (stub_->Heartbeat(context.get(), request, &response).ok()) wanted = response.task_active();
+    Forget(context.get());
+  }
+  worker.join();
+  if (!wanted) return absl::AbortedError("the coordinator no longer wants this task (its round closed)");
+  if (!outcome.ok()) {
+    log->error("round {}: the task failed: {}", task.round, outcome.status().message());
+    return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest},
+                  std::string(outcome.status().message()));
+  }
+  return Upload(*outcome, "");
+}
+
+absl::Status ClientDaemon::Upload(const TaskOutcome& outcome, const std::string& failure_reason) {
+  std::unique_ptr<grpc::ClientContext> context = NewContext(absl::Minutes(30));
+  v1::UploadResponse response;
+  std::unique_ptr<grpc::ClientWriter<v1::UploadMessage>> writer =
+      stub_->UploadResult(context.get(), &response);
+  v1::UploadMessage message;
+  v1::ResultHeader* header = message.mutable_header();
+  header->set_task_id(outcome.task_id);
+  header->set_round(outcome.round);
+  header->set_kind(ToProto(outcome.kind));
+  header->set_model_digest(outcome.model_digest);
+  header->set_num_samples(outcome.num_samples);
+  header->set_failure_reason(failure_reason);
+  for (const auto& [name, value] : outcome.metrics) {
+    v1::Metric* metric = header->add_metrics();
+    metric->set_name(name);
+    metric->set_value(value);
+  }
+  bool ok = writer->Write(message);
+  const std::string digest = Sha256Hex(outcome.update);
+  if (failure_reason.empty()) {
+    const std::vector<std::string_view> chunks = SplitIntoChunks(outcome.update, kChunkBytes);
+    for (size_t i = 0; ok && i < chunks.size(); ++i) {
+      v1::UploadMessage piece;
+      v1::TensorChunk* chunk = piece.mutable_chunk();
+      chunk->set_payload_digest(digest);
+      chunk->set_index(i);
+      chunk->set_total_chunks(chunks.size());
+      chunk->set_total_bytes(outcome.update.size());
+      chunk->set_data(chunks[i].data(), chunks[i].size());
+      ok = writer->Write(piece);
+    }
+  }
+  writer->WritesDone();
+  absl::Status status = FromGrpc(writer->Finish());
+  Forget(context.get());
+  SV_RETURN_IF_ERROR(status);
+  auto log = Logger("client");
+  if (!failure_reason.empty()) {
+    log->warn("round {}: told the coordinator the task was not run: {}", outcome.round, failure_reason);
+  } else if (outcome.kind == TaskKind::kTrain) {
+    log->info("round {}: sent a model update of {} bytes (sha256 {}) computed from {} samples",
+              outcome.round, outcome.update.size(), Short(digest), outcome.num_samples);
+  } else {
+    log->info("round {}: sent evaluation metrics (loss, accuracy{}) over {} samples", outcome.round,
+              outcome.metrics.contains("auc") ? ", auc" : "", outcome.num_samples);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace samverka::client

@@ -1,0 +1,97 @@
+// client/daemon.h
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "client/datasets/registry.h"
+#include "client/task_handler.h"
+#include "models/model.h"
+#include "proto/federation.grpc.pb.h"
+#include "security/tls.h"
+
+namespace samverka::client {
+
+// What a site's daemon needs (client.toml; see docs/configuration.md).
+struct ClientDaemonOptions {
+  // host:port of the coordinator; the daemon only ever dials out.
+  std::string coordinator;
+  // Name to check the coordinator's certificate against when it differs
+  // from the host in `coordinator` (optional).
+  std::string server_name;
+  security::TlsFiles tls;
+  // Local data; `data.test_fraction` is held out for federated evaluation.
+  DatasetOptions data;
+  // A TorchScript file the site holds, for tasks naming a non-built-in model.
+  std::string model_file;
+  absl::Duration poll_wait = absl::Seconds(15);
+  absl::Duration initial_backoff = absl::Milliseconds(500);
+  absl::Duration max_backoff = absl::Seconds(30);
+  uint64_t seed = 0;
+
+  absl::Status Validate() const;
+};
+
+// Reads client.toml (relative paths resolved against the file's directory).
+// Unknown keys and wrong types are errors naming key and file.
+absl::StatusOr<ClientDaemonOptions> LoadClientConfig(const std::string& path);
+
+// The client daemon: registers with the coordinator, long-polls for tasks,
+// downloads the model in chunks and checks its SHA-256, trains or evaluates
+// on local data, and uploads the result in chunks. Retries with exponential
+// backoff and jitter, rides out coordinator restarts, and sends heartbeats
+// while training. Its log says what left the site (round, bytes, digest),
+// never data. Run() on one thread; Stop() from any thread.
+class ClientDaemon {
+ public:
+  // Loads the local data and TLS material; errors name the file.
+  static absl::StatusOr<std::unique_ptr<ClientDaemon>> Create(ClientDaemonOptions options);
+  ~ClientDaemon();
+
+  // Works until the federation is done (OK) or Stop() is called (OK).
+  absl::Status Run();
+  // Cancels the current call and makes Run() return soon.
+  void Stop();
+
+ private:
+  ClientDaemon(ClientDaemonOptions options, DatasetSplit data);
+  absl::Status Connect();
+  absl::Status Register();
+  absl::StatusOr<v1::PollTaskResponse> Poll();
+  absl::Status Execute(const ClientTask& task);
+  absl::StatusOr<std::string> Download(const std::string& digest);
+  absl::Status Upload(const TaskOutcome& outcome, const std::string& failure_reason);
+  absl::StatusOr<models::Model*> ModelFor(const ClientTask& task);
+  // Sleeps for the current backoff (or until Stop) and doubles it.
+  void Backoff(const absl::Status& why);
+  // A context with a deadline, registered so Stop() can cancel it.
+  std::unique_ptr<grpc::ClientContext> NewContext(absl::Duration timeout);
+  void Forget(grpc::ClientContext* context);
+
+  const ClientDaemonOptions options_;
+  DatasetSplit data_;
+  TaskHandler handler_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Federation::Stub> stub_;
+  std::map<std::string, std::unique_ptr<models::Model>> models_;
+  absl::Duration backoff_;
+  absl::Duration heartbeat_interval_ = absl::Seconds(5);
+  bool registered_ = false;
+  std::string last_error_;
+  uint64_t jitter_state_;
+
+  absl::Notification stop_;
+  absl::Mutex mutex_;
+  std::set<grpc::ClientContext*> live_contexts_ ABSL_GUARDED_BY(mutex_);
+};
+
+}  // namespace samverka::client

@@ -1,0 +1,64 @@
+#include "common/wire.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace samverka {
+
+v1::TaskKind ToProto(TaskKind kind) {
+  return kind == TaskKind::kEvaluate ? v1::TASK_KIND_EVALUATE : v1::TASK_KIND_TRAIN;
+}
+
+v1::Task ToProto(const ClientTask& task) {
+  v1::Task out;
+  out.set_task_id(task.task_id);
+  out.set_round(task.round);
+  out.set_kind(ToProto(task.kind));
+  out.set_model_digest(task.model_digest);
+  out.set_model(task.model);
+  out.set_deadline_seconds(task.deadline_seconds);
+  v1::TrainConfig* train = out.mutable_train();
+  train->set_learning_rate(task.train.learning_rate);
+  train->set_momentum(task.train.momentum);
+  train->set_weight_decay(task.train.weight_decay);
+  train->set_local_epochs(task.train.local_epochs);
+  train->set_batch_size(task.train.batch_size);
+  train->set_proximal_mu(task.train.proximal_mu);
+  return out;
+}
+
+absl::StatusOr<ClientTask> FromProto(const v1::Task& task) {
+  ClientTask out;
+  out.task_id = task.task_id();
+  out.round = task.round();
+  switch (task.kind()) {
+    case v1::TASK_KIND_TRAIN: out.kind = TaskKind::kTrain; break;
+    case v1::TASK_KIND_EVALUATE: out.kind = TaskKind::kEvaluate; break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("task ", task.task_id(), " has unknown kind ",
+                                                     static_cast<int>(task.kind())));
+  }
+  out.model_digest = task.model_digest();
+  out.model = task.model();
+  out.deadline_seconds = task.deadline_seconds();
+  out.train.learning_rate = task.train().learning_rate();
+  out.train.momentum = task.train().momentum();
+  out.train.weight_decay = task.train().weight_decay();
+  out.train.local_epochs = task.train().local_epochs();
+  out.train.batch_size = task.train().batch_size();
+  out.train.proximal_mu = task.train().proximal_mu();
+  if (out.kind == TaskKind::kTrain) SV_RETURN_IF_ERROR(out.train.Validate());
+  return out;
+}
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+absl::Status FromGrpc(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+}  // namespace samverka

@@ -1,0 +1,463 @@
+#include "coordinator/coordinator.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/codec.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "models/model.h"
+
+namespace samverka::coordinator {
+namespace {
+
+bool Call(std::function<bool()>* predicate) { return (*predicate)(); }
+
+int64_t UnixMillis(absl::Time t) { return absl::ToUnixMillis(t); }
+
+std::vector<std::string> MetricColumns() {
+  return {"round",         "succeeded",     "clients",   "train_loss",  "eval_loss",
+          "eval_accuracy", "eval_auc",      "test_loss", "test_accuracy", "test_auc",
+          "seconds",       "bytes_up",      "bytes_down", "model_digest"};
+}
+
+MetricValue Metric(const std::map<std::string, double>& metrics, const std::string& key) {
+  auto it = metrics.find(key);
+  return it == metrics.end() ? MetricValue() : MetricValue(it->second);
+}
+
+}  // namespace
+
+absl::Status CoordinatorOptions::Validate() const {
+  if (federation_id.empty()) return absl::InvalidArgumentError("federation_id must be set");
+  if (rounds < 1) return absl::InvalidArgumentError("rounds must be >= 1");
+  if (input_shape.empty()) return absl::InvalidArgumentError("input_shape must be set, e.g. [30]");
+  if (num_classes < 2) return absl::InvalidArgumentError("num_classes must be >= 2");
+  if (state_dir.empty()) return absl::InvalidArgumentError("state_dir must be set");
+  if (heartbeat_interval <= absl::ZeroDuration() || eval_deadline <= absl::ZeroDuration() ||
+      max_poll <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("heartbeat, evaluation and poll times must be positive");
+  }
+  SV_RETURN_IF_ERROR(models::CheckModelName(model));
+  return round.Validate();
+}
+
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOptions options) {
+  SV_RETURN_IF_ERROR(options.Validate());
+  SV_ASSIGN_OR_RETURN(std::unique_ptr<StateStore> store,
+                      StateStore::Open(options.state_dir, options.federation_id));
+  auto coordinator =
+      std::unique_ptr<Coordinator>(new Coordinator(std::move(options), std::move(store)));
+  SV_RETURN_IF_ERROR(coordinator->Initialise());
+  return coordinator;
+}
+
+Coordinator::Coordinator(CoordinatorOptions options, std::unique_ptr<StateStore> store)
+    : options_(std::move(options)), store_(std::move(store)) {}
+
+Coordinator::~Coordinator() = default;
+
+absl::Status Coordinator::Initialise() {
+  auto log = Logger("coordinator");
+  SV_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> model,
+                      models::CreateModel({options_.model, options_.input_shape,
+                                           options_.num_classes},
+                                          options_.seed));
+  ModelParameters initial = model->GetParameters();
+  SV_ASSIGN_OR_RETURN(std::optional<Checkpoint> checkpoint, store_->LoadLatest());
+  int64_t first_round = 1;
+  if (checkpoint.has_value()) {
+    SV_ASSIGN_OR_RETURN(ModelParameters restored, DecodeParameters(checkpoint->encoded_model));
+    if (restored.layout != initial.layout) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the checkpoint of round ", checkpoint->round, " in ", options_.state_dir,
+          " does not fit model '", options_.model, "'"));
+    }
+    initial = std::move(restored);
+    SV_ASSIGN_OR_RETURN(std::vector<RoundRecord> last, store_->Rounds(1));
+    first_round = std::max(checkpoint->round, last.empty() ? int64_t{0} : last[0].round) + 1;
+    log->info("resuming federation '{}' at round {} from the checkpoint of round {} ({})",
+              options_.federation_id, first_round, checkpoint->round,
+              checkpoint->model_digest.substr(0, 16));
+  } else {
+    const std::string encoded = EncodeParameters(initial);
+    SV_RETURN_IF_ERROR(store_->SaveInitial(encoded, Sha256Hex(encoded)));
+    log->info("new federation '{}': model {} with {} parameters", options_.federation_id,
+              options_.model, initial.layout.num_elements());
+  }
+  SV_ASSIGN_OR_RETURN(engine_, RoundEngine::Create(options_.round, MakeFedAvg(), std::move(initial),
+                                                   options_.seed + first_round, first_round));
+  {
+    absl::MutexLock lock(&mutex_);
+    models_[engine_->global_digest()] = engine_->encoded_global_model();
+    completed_rounds_ = first_round - 1;
+  }
+  const std::filesystem::path dir(options_.state_dir);
+  SV_ASSIGN_OR_RETURN(metrics_, MetricsLog::Create(MetricColumns(), (dir / "metrics.jsonl").string(),
+                                                   (dir / "metrics.csv").string(),
+                                                   /*append=*/true));
+  return store_->Audit("coordinator_start", options_.federation_id,
+                       {{"first_round", first_round}, {"model", options_.model},
+                        {"model_digest", engine_->global_digest()}});
+}
+
+absl::Status Coordinator::Register(const std::string& client, int64_t train_samples,
+                                   int64_t eval_samples) {
+  if (train_samples < 0 || eval_samples < 0) {
+    return absl::InvalidArgumentError("sample counts must be >= 0");
+  }
+  {
+    absl::MutexLock lock(&mutex_);
+    ClientInfo& info = clients_[client];
+    const bool rejoin = info.online;
+    info.name = client;
+    info.train_samples = train_samples;
+    info.eval_samples = eval_samples;
+    info.last_seen = absl::Now();
+    info.online = true;
+    if (train_samples > 0) engine_->AddClient(client);
+    if (!rejoin) {
+      Logger("coordinator")->info("site {} joined ({} training, {} evaluation samples)", client,
+                                  train_samples, eval_samples);
+    }
+  }
+  return store_->Audit("join", client, {{"train_samples", train_samples}, {"eval_samples", eval_samples}});
+}
+
+absl::StatusOr<PollResult> Coordinator::PollTask(const std::string& client, absl::Duration wait) {
+  absl::MutexLock lock(&mutex_);
+  auto it = clients_.find(client);
+  if (it == clients_.end() || !it->second.online) {
+    return absl::NotFoundError(absl::StrCat("site ", client, " is not registered; register first"));
+  }
+  it->second.last_seen = absl::Now();
+  std::function<bool()> ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    return assigned_.contains(client) || done_ || stop_;
+  };
+  const absl::Duration capped = std::clamp(wait, absl::ZeroDuration(), options_.max_poll);
+  mutex_.AwaitWithTimeout(absl::Condition(&Call, &ready), capped);
+  clients_[client].last_seen = absl::Now();
+  PollResult result;
+  result.federation_done = done_;
+  if (auto task = assigned_.find(client); task != assigned_.end()) result.task = task->second;
+  return result;
+}
+
+absl::StatusOr<std::shared_ptr<const std::string>> Coordinator::Model(const std::string& digest) {
+  absl::MutexLock lock(&mutex_);
+  auto it = models_.find(digest);
+  if (it == models_.end()) {
+    return absl::NotFoundError(absl::StrCat("no model with digest ", digest.substr(0, 64)));
+  }
+  return it->second;
+}
+
+absl::Status Coordinator::SubmitResult(const std::string& client, const TaskOutcome& outcome) {
+  {
+    absl::MutexLock lock(&mutex_);
+    auto it = assigned_.find(client);
+    if (it == assigned_.end() || it->second.task_id != outcome.task_id ||
+        it->second.round != outcome.round) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "no open task '", outcome.task_id.substr(0, 64), "' for ", client,
+          " (round ", outcome.round, ")"));
+    }
+    if (outcome.model_digest != it->second.model_digest) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "result of ", client, " was computed from another model than the task's"));
+    }
+    clients_[client].last_seen = absl::Now();
+    if (outcome.kind != it->second.kind) {
+      return absl::InvalidArgumentError("result kind does not match the task");
+    }
+    if (outcome.kind == TaskKind::kEvaluate) {
+      if (!eval_.has_value() || outcome.num_samples <= 0) {
+        return absl::InvalidArgumentError("evaluation result without samples");
+      }
+      auto metric = [&](const char* key) -> std::optional<double> {
+        auto m = outcome.metrics.find(key);
+        if (m == outcome.metrics.end() || !std::isfinite(m->second)) return std::nullopt;
+        return m->second;
+      };
+      std::optional<double> loss = metric("loss"), accuracy = metric("accuracy"), auc = metric("auc");
+      if (!loss || !accuracy) return absl::InvalidArgumentError("evaluation result lacks loss or accuracy");
+      const double n = static_cast<double>(outcome.num_samples);
+      eval_->samples += n;
+      eval_->loss += n * *loss;
+      eval_->accuracy += n * *accuracy;
+      if (auc) {
+        eval_->auc += n * *auc;
+        eval_->auc_weight += n;
+      }
+      eval_->answered.insert(client);
+      assigned_.erase(it);
+      return absl::OkStatus();
+    }
+  }
+  SV_RETURN_IF_ERROR(engine_->SubmitUpdate(client, outcome.round, outcome.num_samples,
+                                           outcome.update, outcome.metrics));
+  {
+    absl::MutexLock lock(&mutex_);
+    assigned_.erase(client);
+  }
+  return store_->Audit("update", client,
+                       {{"round", outcome.round},
+                        {"bytes", outcome.update.size()},
+                        {"update_digest", Sha256Hex(outcome.update)},
+                        {"samples", outcome.num_samples}});
+}
+
+bool Coordinator::Heartbeat(const std::string& client, const std::string& task_id) {
+  absl::MutexLock lock(&mutex_);
+  auto info = clients_.find(client);
+  if (info == clients_.end()) return false;
+  info->second.last_seen = absl::Now();
+  auto it = assigned_.find(client);
+  return it != assigned_.end() && it->second.task_id == task_id;
+}
+
+void Coordinator::ReportTaskFailure(const std::string& client, const std::string& task_id,
+                                    const std::string& reason) {
+  absl::MutexLock lock(&mutex_);
+  auto it = assigned_.find(client);
+  if (it == assigned_.end() || it->second.task_id != task_id) return;
+  if (it->second.kind == TaskKind::kTrain) {
+    engine_->ReportFailure(client, it->second.round, reason);
+  } else if (eval_.has_value()) {
+    eval_->answered.insert(client);
+  }
+  assigned_.erase(it);
+  store_->Audit("task_failed", client, {{"task", task_id}, {"reason", reason}}).IgnoreError();
+}
+
+void Coordinator::AuditRefusal(const std::string& peer, const std::string& reason) {
+  store_->Audit("refused", peer, {{"reason", reason}}).IgnoreError();
+}
+
+CoordinatorStatus Coordinator::Status() {
+  CoordinatorStatus status;
+  {
+    absl::MutexLock lock(&mutex_);
+    MarkDeadClients(absl::Now());
+    status.federation_id = options_.federation_id;
+    status.next_round = engine_->next_round();
+    status.rounds = options_.rounds;
+    status.done = done_;
+    for (const auto& [name, info] : clients_) status.clients.push_back(info);
+  }
+  absl::StatusOr<std::vector<RoundRecord>> rounds = store_->Rounds(10);
+  if (rounds.ok()) status.recent_rounds = std::move(*rounds);
+  return status;
+}
+
+void Coordinator::Stop() {
+  absl::MutexLock lock(&mutex_);
+  stop_ = true;
+}
+
+void Coordinator::MarkDeadClients(absl::Time now) {
+  const absl::Duration timeout = 3 * options_.heartbeat_interval + options_.max_poll;
+  for (auto& [name, info] : clients_) {
+    if (!info.online || now - info.last_seen < timeout) continue;
+    info.online = false;
+    engine_->RemoveClient(name);
+    Logger("coordinator")->warn("site {} went silent ({} s); taken for offline", name,
+                                absl::ToInt64Seconds(now - info.last_seen));
+    if (auto it = assigned_.find(name); it != assigned_.end()) {
+      if (it->second.kind == TaskKind::kTrain) {
+        engine_->ReportFailure(name, it->second.round, "went offline");
+      } else if (eval_.has_value()) {
+        eval_->answered.insert(name);
+      }
+      assigned_.erase(it);
+    }
+  }
+}
+
+bool Coordinator::WaitFor(std::function<bool()> done, absl::Time deadline) {
+  // Wakes at least once a second to notice silent clients.
+  while (true) {
+    MarkDeadClients(absl::Now());
+    if (done() || stop_) return !stop_;
+    const absl::Time now = absl::Now();
+    if (now >= deadline) return false;
+    mutex_.AwaitWithDeadline(absl::Condition(&Call, &done),
+                             std::min(deadline, now + absl::Seconds(1)));
+  }
+}
+
+void Coordinator::Assign(const std::vector<std::string>& clients, const ClientTask& task) {
+  for (const std::string& client : clients) assigned_[client] = task;
+}
+
+absl::Status Coordinator::Run() {
+  auto log = Logger("coordinator");
+  while (true) {
+    {
+      absl::MutexLock lock(&mutex_);
+      if (stop_) return absl::OkStatus();
+      if (engine_->next_round() > options_.rounds) {
+        done_ = true;
+        log->info("federation '{}' finished {} rounds; model {}", options_.federation_id,
+                  options_.rounds, engine_->global_digest().substr(0, 16));
+        return store_->Audit("federation_done", options_.federation_id,
+                             {{"model_digest", engine_->global_digest()}});
+      }
+    }
+    SV_RETURN_IF_ERROR(RunRound());
+  }
+}
+
+absl::Status Coordinator::RunRound() {
+  auto log = Logger("coordinator");
+  RoundRecord record;
+  RoundPlan plan;
+  std::optional<RoundResult> result;
+  {
+    absl::MutexLock lock(&mutex_);
+    std::function<bool()> enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+      return static_cast<int>(engine_->clients().size()) >= options_.round.min_clients;
+    };
+    if (!enough()) {
+      log->info("round {}: waiting for {} sites ({} online)", engine_->next_round(),
+                options_.round.min_clients, engine_->clients().size());
+    }
+    if (!WaitFor(enough, absl::InfiniteFuture())) return absl::OkStatus();
+    SV_ASSIGN_OR_RETURN(plan, engine_->StartRound(absl::Now()));
+    plan.task.model = options_.model;
+    plan.task.deadline_seconds = absl::ToDoubleSeconds(options_.round.train_deadline);
+    record.round = plan.round;
+    record.started_unix_ms = UnixMillis(absl::Now());
+    Assign(plan.cohort, plan.task);
+    training_round_ = plan.round;
+    log->info("round {}/{}: training on {} sites with model {}", plan.round, options_.rounds,
+              plan.cohort.size(), plan.task.model_digest.substr(0, 16));
+    std::function<bool()> closed = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+      // Poll closes the round once; later evaluations keep that result.
+      if (!result.has_value()) result = engine_->Poll(absl::Now());
+      return result.has_value();
+    };
+    WaitFor(closed, absl::InfiniteFuture());
+    if (!result.has_value()) result = engine_->Poll(absl::InfiniteFuture());  // stopping
+    training_round_ = 0;
+    for (const std::string& member : plan.cohort) {
+      if (auto it = assigned_.find(member); it != assigned_.end() && it->second.round == plan.round) {
+        assigned_.erase(it);
+      }
+    }
+  }
+  for (const std::string& member : plan.cohort) {
+    SV_RETURN_IF_ERROR(store_->Audit("task", member, {{"round", plan.round},
+                                                      {"kind", "train"},
+                                                      {"model_digest", plan.task.model_digest}}));
+  }
+  record.succeeded = result->succeeded;
+  record.failure_reason = result->failure_reason;
+  record.model_digest = result->model_digest;
+  record.bytes_up = result->bytes_up;
+  record.bytes_down = result->bytes_down;
+  record.metrics["train_loss"] = result->train_loss;
+  for (const std::string& member : plan.cohort) {
+    if (std::find(result->missing.begin(), result->missing.end(), member) == result->missing.end()) {
+      record.participants.push_back(member);
+    }
+  }
+
+  if (result->succeeded) {
+    std::shared_ptr<const std::string> encoded = engine_->encoded_global_model();
+    {
+      absl::MutexLock lock(&mutex_);
+      // Keep the new model and the one before it (a slow client may still
+      // be downloading it).
+      std::map<std::string, std::shared_ptr<const std::string>> keep;
+      keep[plan.task.model_digest] = plan.encoded_global;
+      keep[result->model_digest] = encoded;
+      models_ = std::move(keep);
+      if (options_.federated_evaluation && !record.participants.empty()) {
+        ClientTask eval_task = plan.task;
+        eval_task.task_id = absl::StrCat("round-", plan.round, "-evaluate");
+        eval_task.kind = TaskKind::kEvaluate;
+        eval_task.model_digest = result->model_digest;
+        eval_task.deadline_seconds = absl::ToDoubleSeconds(options_.eval_deadline);
+        std::vector<std::string> evaluators;
+        for (const std::string& p : record.participants) {
+          if (clients_[p].online && clients_[p].eval_samples > 0) evaluators.push_back(p);
+        }
+        eval_ = EvalAccumulator{};
+        eval_->expected = {evaluators.begin(), evaluators.end()};
+        Assign(evaluators, eval_task);
+        std::function<bool()> all_in = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+          return eval_->answered.size() >= eval_->expected.size();
+        };
+        WaitFor(all_in, absl::Now() + options_.eval_deadline);
+        for (const std::string& e : evaluators) {
+          if (auto it = assigned_.find(e); it != assigned_.end() && it->second.task_id == eval_task.task_id) {
+            assigned_.erase(it);
+          }
+        }
+        if (eval_->samples > 0) {
+          record.metrics["eval_loss"] = eval_->loss / eval_->samples;
+          record.metrics["eval_accuracy"] = eval_->accuracy / eval_->samples;
+          record.metrics["eval_samples"] = eval_->samples;
+          if (eval_->auc_weight > 0) record.metrics["eval_auc"] = eval_->auc / eval_->auc_weight;
+        }
+        eval_.reset();
+      }
+    }
+    if (options_.test_set != nullptr) {
+      SV_ASSIGN_OR_RETURN(auto test_metrics, EvaluateOnTestSet(*engine_->global_model()));
+      record.metrics.insert(test_metrics.begin(), test_metrics.end());
+    }
+    record.finished_unix_ms = UnixMillis(absl::Now());
+    SV_RETURN_IF_ERROR(store_->CommitRound(record, *encoded));
+  } else {
+    log->warn("round {} failed: {}; the next round starts from model {}", plan.round,
+              result->failure_reason, result->model_digest.substr(0, 16));
+    record.finished_unix_ms = UnixMillis(absl::Now());
+    SV_RETURN_IF_ERROR(store_->RecordFailedRound(record));
+  }
+  SV_RETURN_IF_ERROR(store_->Audit("round", absl::StrCat(plan.round),
+                                   {{"succeeded", record.succeeded},
+                                    {"participants", record.participants},
+                                    {"model_digest", record.model_digest}}));
+  const double seconds = (record.finished_unix_ms - record.started_unix_ms) / 1000.0;
+  SV_RETURN_IF_ERROR(metrics_->Append(
+      {record.round, int64_t{record.succeeded}, static_cast<int64_t>(record.participants.size()),
+       Metric(record.metrics, "train_loss"), Metric(record.metrics, "eval_loss"),
+       Metric(record.metrics, "eval_accuracy"), Metric(record.metrics, "eval_auc"),
+       Metric(record.metrics, "test_loss"), Metric(record.metrics, "test_accuracy"),
+       Metric(record.metrics, "test_auc"), seconds, static_cast<int64_t>(record.bytes_up),
+       static_cast<int64_t>(record.bytes_down), record.model_digest}));
+  std::string summary = absl::StrCat("round ", record.round, "/", options_.rounds, ": ",
+                                     record.participants.size(), " sites");
+  for (const char* key : {"train_loss", "eval_accuracy", "eval_auc", "test_accuracy", "test_auc"}) {
+    if (auto it = record.metrics.find(key); it != record.metrics.end()) {
+      absl::StrAppend(&summary, ", ", key, " ", absl::StrFormat("%.4f", it->second));
+    }
+  }
+  log->info("{}, {:.1f} s{}", summary, seconds, record.succeeded ? "" : " (failed)");
+  absl::MutexLock lock(&mutex_);
+  completed_rounds_ = record.round;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::map<std::string, double>> Coordinator::EvaluateOnTestSet(
+    const ModelParameters& parameters) {
+  SV_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> model,
+                      models::CreateModel({options_.model, options_.input_shape,
+                                           options_.num_classes},
+                                          options_.seed));
+  SV_RETURN_IF_ERROR(model->SetParameters(parameters.values));
+  SV_ASSIGN_OR_RETURN(models::EvalStats stats, model->Evaluate(*options_.test_set, {}));
+  std::map<std::string, double> out = {{"test_loss", stats.loss()},
+                                       {"test_accuracy", stats.accuracy()}};
+  if (std::optional<double> auc = stats.auc()) out["test_auc"] = *auc;
+  return out;
+}
+
+}  // namespace samverka::coordinator

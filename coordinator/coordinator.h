@@ -1,0 +1,147 @@
+// coordinator/coordinator.h
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/dataset.h"
+#include "common/metrics.h"
+#include "common/task.h"
+#include "coordinator/round_engine.h"
+#include "coordinator/state_store.h"
+
+namespace samverka::coordinator {
+
+// Everything a coordinator needs to run a federation (coordinator.toml;
+// see docs/configuration.md).
+struct CoordinatorOptions {
+  std::string federation_id;
+  // Built-in architecture or TorchScript file, and the data it takes.
+  std::string model = "mlp";
+  std::vector<int64_t> input_shape;
+  int64_t num_classes = 0;
+  int rounds = 10;
+  RoundOptions round;
+  // Federated evaluation of each new model on the participants' held-out data.
+  bool federated_evaluation = true;
+  absl::Duration eval_deadline = absl::Seconds(60);
+  // Clients send a heartbeat at this interval while they train; a client
+  // silent for three intervals is taken for dead.
+  absl::Duration heartbeat_interval = absl::Seconds(5);
+  // Longest a PollTask call is held open.
+  absl::Duration max_poll = absl::Seconds(20);
+  uint64_t seed = 0;
+  std::string state_dir;
+  // Optional test set evaluated at the coordinator after each round (loaded
+  // by the caller, e.g. apps/, so the coordinator never reads site data).
+  std::shared_ptr<const Dataset> test_set;
+
+  absl::Status Validate() const;
+};
+
+// A site as the coordinator knows it.
+struct ClientInfo {
+  std::string name;
+  int64_t train_samples = 0;
+  int64_t eval_samples = 0;
+  absl::Time last_seen;
+  bool online = false;
+};
+
+// A snapshot for `samverka status`.
+struct CoordinatorStatus {
+  std::string federation_id;
+  int64_t next_round = 0;
+  int rounds = 0;
+  bool done = false;
+  std::vector<ClientInfo> clients;
+  std::vector<RoundRecord> recent_rounds;
+};
+
+// What the long-poll returns.
+struct PollResult {
+  std::optional<ClientTask> task;
+  bool federation_done = false;
+};
+
+// The coordinator: a client registry, the round loop around RoundEngine
+// (training, then federated evaluation), persistence through StateStore and
+// the audit log. The gRPC service is a thin adapter over the public methods,
+// which are thread-safe and never block longer than the time they are given.
+class Coordinator {
+ public:
+  // Restores the newest checkpoint from the state store, or builds the
+  // initial model. kInvalidArgument for bad options.
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Create(CoordinatorOptions options);
+  ~Coordinator();
+
+  // --- called by the service on behalf of an authenticated site ---
+  absl::Status Register(const std::string& client, int64_t train_samples, int64_t eval_samples);
+  // Waits up to `wait` (capped at max_poll) for work. kNotFound if the
+  // client is not registered (after a coordinator restart it registers
+  // again).
+  absl::StatusOr<PollResult> PollTask(const std::string& client, absl::Duration wait);
+  // The encoded model with this digest, if it is the current or the
+  // previous global model; kNotFound otherwise.
+  absl::StatusOr<std::shared_ptr<const std::string>> Model(const std::string& digest);
+  // A finished task. Errors as RoundEngine::SubmitUpdate, plus
+  // kFailedPrecondition for a task that is no longer open.
+  absl::Status SubmitResult(const std::string& client, const TaskOutcome& outcome);
+  // Keeps a training client alive; false if its task is no longer wanted.
+  bool Heartbeat(const std::string& client, const std::string& task_id);
+  // Records that a site refused or could not run a task.
+  void ReportTaskFailure(const std::string& client, const std::string& task_id,
+                         const std::string& reason);
+  CoordinatorStatus Status();
+  // Audits a refused connection or call (never secrets).
+  void AuditRefusal(const std::string& peer, const std::string& reason);
+
+  // Runs rounds until `rounds` have completed or Stop() is called. Returns
+  // an error only for failures of the coordinator itself (e.g. disk).
+  absl::Status Run();
+  void Stop();
+
+  const CoordinatorOptions& options() const { return options_; }
+
+ private:
+  struct EvalAccumulator {
+    std::set<std::string> expected;
+    std::set<std::string> answered;
+    double samples = 0, loss = 0, accuracy = 0, auc_weight = 0, auc = 0;
+  };
+
+  Coordinator(CoordinatorOptions options, std::unique_ptr<StateStore> store);
+  absl::Status Initialise();
+  absl::Status RunRound();
+  void MarkDeadClients(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  bool WaitFor(std::function<bool()> done, absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void Assign(const std::vector<std::string>& clients, const ClientTask& task)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  absl::StatusOr<std::map<std::string, double>> EvaluateOnTestSet(const ModelParameters& model);
+
+  const CoordinatorOptions options_;
+  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<RoundEngine> engine_;
+  std::unique_ptr<MetricsLog> metrics_;
+
+  absl::Mutex mutex_;
+  std::map<std::string, ClientInfo> clients_ ABSL_GUARDED_BY(mutex_);
+  // Work handed out and not yet finished, by client.
+  std::map<std::string, ClientTask> assigned_ ABSL_GUARDED_BY(mutex_);
+  std::map<std::string, std::shared_ptr<const std::string>> models_ ABSL_GUARDED_BY(mutex_);
+  std::optional<EvalAccumulator> eval_ ABSL_GUARDED_BY(mutex_);
+  int64_t training_round_ ABSL_GUARDED_BY(mutex_) = 0;  // open training round, 0 if none
+  int64_t completed_rounds_ ABSL_GUARDED_BY(mutex_) = 0;
+  bool stop_ ABSL_GUARDED_BY(mutex_) = false;
+  bool done_ ABSL_GUARDED_BY(mutex_) = false;
+};
+
+}  // namespace samverka::coordinator

@@ -1,0 +1,155 @@
+#include "coordinator/server.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/config.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "common/wire.h"
+
+namespace samverka::coordinator {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Resolves `path` against `base` unless it is absolute or empty.
+std::string Resolve(const fs::path& base, const std::string& path) {
+  if (path.empty() || fs::path(path).is_absolute()) return path;
+  return (base / path).lexically_normal().string();
+}
+
+absl::Status ReadSeconds(ConfigFile& file, const char* key, absl::Duration* out) {
+  double seconds = absl::ToDoubleSeconds(*out);
+  SV_RETURN_IF_ERROR(file.Get(key, &seconds));
+  if (!(seconds > 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(file.source_name(), ": ", key, " must be > 0"));
+  }
+  *out = absl::Seconds(seconds);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path) {
+  SV_ASSIGN_OR_RETURN(ConfigFile file, ConfigFile::Load(path));
+  const fs::path base = fs::absolute(path).parent_path();
+  CoordinatorConfig config;
+  CoordinatorOptions& o = config.coordinator;
+  int64_t seed = 0;
+  SV_RETURN_IF_ERROR(file.Get("federation_id", &o.federation_id));
+  SV_RETURN_IF_ERROR(file.Get("listen", &config.listen));
+  SV_RETURN_IF_ERROR(file.Get("state_dir", &o.state_dir));
+  SV_RETURN_IF_ERROR(file.Get("rounds", &o.rounds));
+  SV_RETURN_IF_ERROR(file.Get("model", &o.model));
+  SV_RETURN_IF_ERROR(file.Get("num_classes", &o.num_classes));
+  SV_RETURN_IF_ERROR(file.Get("seed", &seed));
+  SV_RETURN_IF_ERROR(file.Get("clients_per_round", &o.round.clients_per_round));
+  SV_RETURN_IF_ERROR(file.Get("fraction", &o.round.fraction));
+  SV_RETURN_IF_ERROR(file.Get("min_clients", &o.round.min_clients));
+  SV_RETURN_IF_ERROR(file.Get("max_clients", &o.round.max_clients));
+  SV_RETURN_IF_ERROR(ReadSeconds(file, "train_deadline_seconds", &o.round.train_deadline));
+  SV_RETURN_IF_ERROR(ReadSeconds(file, "eval_deadline_seconds", &o.eval_deadline));
+  SV_RETURN_IF_ERROR(ReadSeconds(file, "heartbeat_seconds", &o.heartbeat_interval));
+  SV_RETURN_IF_ERROR(ReadSeconds(file, "max_poll_seconds", &o.max_poll));
+  SV_RETURN_IF_ERROR(file.Get("federated_evaluation", &o.federated_evaluation));
+  SV_RETURN_IF_ERROR(file.Get("local_epochs", &o.round.train.local_epochs));
+  SV_RETURN_IF_ERROR(file.Get("batch_size", &o.round.train.batch_size));
+  SV_RETURN_IF_ERROR(file.Get("lr", &o.round.train.learning_rate));
+  SV_RETURN_IF_ERROR(file.Get("momentum", &o.round.train.momentum));
+  SV_RETURN_IF_ERROR(file.Get("weight_decay", &o.round.train.weight_decay));
+  SV_RETURN_IF_ERROR(file.Get("test_dataset", &config.test_dataset));
+  SV_RETURN_IF_ERROR(file.Get("allowed_clients", &config.allowed_clients));
+  SV_RETURN_IF_ERROR(file.Get("tls.ca_certificate", &config.tls.ca_certificate));
+  SV_RETURN_IF_ERROR(file.Get("tls.certificate", &config.tls.certificate));
+  SV_RETURN_IF_ERROR(file.Get("tls.private_key", &config.tls.private_key));
+  SV_RETURN_IF_ERROR(file.Get("tls.crl", &config.crl));
+  SV_RETURN_IF_ERROR(file.Get("input_shape", &o.input_shape));
+  SV_RETURN_IF_ERROR(file.CheckNoUnknownKeys());
+  for (int64_t d : o.input_shape) {
+    if (d <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": input_shape entries must be positive"));
+    }
+  }
+  if (seed < 0) return absl::InvalidArgumentError(absl::StrCat(path, ": seed must be >= 0"));
+  o.seed = static_cast<uint64_t>(seed);
+  o.state_dir = Resolve(base, o.state_dir);
+  if (o.model.find('/') != std::string::npos || o.model.ends_with(".pt")) o.model = Resolve(base, o.model);
+  config.tls.ca_certificate = Resolve(base, config.tls.ca_certificate);
+  config.tls.certificate = Resolve(base, config.tls.certificate);
+  config.tls.private_key = Resolve(base, config.tls.private_key);
+  config.crl = Resolve(base, config.crl);
+  if (config.test_dataset.starts_with("csv:")) {
+    config.test_dataset = "csv:" + Resolve(base, config.test_dataset.substr(4));
+  }
+  if (config.crl.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": tls.crl must name the federation's revocation list (samverka pki writes "
+              "PKI/ca/crl.pem); without it a revoked site could still join"));
+  }
+  SV_RETURN_IF_ERROR(config.tls.Validate());
+  SV_RETURN_IF_ERROR(o.Validate());
+  return config;
+}
+
+absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(CoordinatorConfig config) {
+  auto log = Logger("coordinator");
+  InstallGrpcLogHandler();
+  auto server = std::unique_ptr<CoordinatorServer>(new CoordinatorServer());
+  SV_ASSIGN_OR_RETURN(std::string ca_pem, security::ReadFileToString(config.tls.ca_certificate));
+  security::PeerAuthorizer::Options policy;
+  policy.ca_certificate_pem = ca_pem;
+  policy.crl_path = config.crl;
+  policy.allowed_clients = {config.allowed_clients.begin(), config.allowed_clients.end()};
+  SV_ASSIGN_OR_RETURN(server->authorizer_, security::PeerAuthorizer::Create(std::move(policy)));
+  SV_ASSIGN_OR_RETURN(server->coordinator_, Coordinator::Create(config.coordinator));
+
+  security::PeerAuthorizer* authorizer = server->authorizer_.get();
+  Coordinator* coordinator = server->coordinator_.get();
+  SV_ASSIGN_OR_RETURN(
+      std::shared_ptr<grpc::ServerCredentials> credentials,
+      security::MakeServerCredentials(config.tls, [authorizer, coordinator](std::string_view pem) {
+        absl::StatusOr<security::PeerIdentity> peer = authorizer->Authorize(
+            pem, {security::Role::kClient, security::Role::kOperator});
+        if (!peer.ok()) {
+          Logger("tls")->warn("refused a TLS connection: {}", peer.status().message());
+          coordinator->AuditRefusal("tls-handshake", std::string(peer.status().message()));
+        }
+        return peer.status();
+      }));
+  server->federation_ = std::make_unique<FederationService>(coordinator, authorizer);
+  server->operator_ = std::make_unique<OperatorService>(coordinator, authorizer);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config.listen, credentials, &server->port_);
+  builder.RegisterService(server->federation_.get());
+  builder.RegisterService(server->operator_.get());
+  builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxChunkBytes + (1 << 20)));
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10'000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));
+  }
+  const fs::path port_file = fs::path(config.coordinator.state_dir) / "coordinator.port";
+  std::ofstream(port_file, std::ios::trunc) << server->port_ << "\n";
+  log->info("federation '{}' listening on {} (port {}) with mutual TLS", config.coordinator.federation_id,
+            config.listen, server->port_);
+  return server;
+}
+
+CoordinatorServer::~CoordinatorServer() {
+  if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now());
+}
+
+absl::Status CoordinatorServer::Run() {
+  absl::Status status = coordinator_->Run();
+  // Clients polling now hear "federation done" before the server goes.
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(3)));
+  return status;
+}
+
+void CoordinatorServer::Stop() { coordinator_->Stop(); }
+
+}  // namespace samverka::coordinator

@@ -1,0 +1,247 @@
+#include "coordinator/service.h"
+
+#include <grpc/support/log.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/codec.h"
+#include "common/logging.h"
+#include "common/wire.h"
+
+namespace samverka::coordinator {
+namespace {
+
+using security::Role;
+
+grpc::Status Refuse(const absl::Status& status) { return ToGrpc(status); }
+
+// Explains an OpenSSL handshake error from gRPC's log in an operator's words.
+std::string ExplainHandshakeFailure(const std::string& message) {
+  if (absl::StrContains(message, "peer did not return a certificate")) {
+    return "refused a TLS connection: the client presented no certificate";
+  }
+  if (absl::StrContains(message, "wrong version number") ||
+      absl::StrContains(message, "http request")) {
+    return "refused a plaintext (non-TLS) connection";
+  }
+  if (absl::StrContains(message, "code 10") || absl::StrContains(message, "expired")) {
+    return "refused a TLS connection: the client certificate has expired";
+  }
+  if (absl::StrContains(message, "certificate verify failed")) {
+    return "refused a TLS connection: the client certificate does not verify against the "
+           "federation CA (issued by another CA, expired or not yet valid)";
+  }
+  return "";
+}
+
+void GrpcLog(gpr_log_func_args* args) {
+  static auto log = Logger("tls");
+  const std::string message = args->message;
+  const std::string explained = ExplainHandshakeFailure(message);
+  if (!explained.empty()) {
+    log->warn("{} ({})", explained, message);
+  } else if (args->severity == GPR_LOG_SEVERITY_ERROR) {
+    log->error("grpc: {}", message);
+  } else {
+    log->debug("grpc: {}", message);
+  }
+}
+
+}  // namespace
+
+void InstallGrpcLogHandler() { gpr_set_log_function(GrpcLog); }
+
+absl::StatusOr<std::string> AuthorizeCaller(grpc::ServerContext* context,
+                                            security::PeerAuthorizer* authorizer,
+                                            std::set<Role> roles, Coordinator* coordinator) {
+  std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
+  std::vector<grpc::string_ref> pem = auth ? auth->FindPropertyValues("x509_pem_cert")
+                                           : std::vector<grpc::string_ref>{};
+  absl::StatusOr<security::PeerIdentity> peer =
+      pem.empty() ? absl::UnauthenticatedError("no client certificate")
+                  : authorizer->Authorize(std::string_view(pem[0].data(), pem[0].size()), roles);
+  if (!peer.ok()) {
+    Logger("coordinator")->warn("refused a call from {}: {}", context->peer(),
+                                peer.status().message());
+    if (coordinator != nullptr) {
+      coordinator->AuditRefusal(context->peer(), std::string(peer.status().message()));
+    }
+    return peer.status();
+  }
+  return peer->name;
+}
+
+FederationService::FederationService(Coordinator* coordinator,
+                                     security::PeerAuthorizer* authorizer)
+    : coordinator_(coordinator), authorizer_(authorizer) {}
+
+grpc::Status FederationService::Register(grpc::ServerContext* context,
+                                         const v1::RegisterRequest* request,
+                                         v1::RegisterResponse* response) {
+  absl::StatusOr<std::string> site = AuthorizeCaller(context, authorizer_, {Role::kClient}, coordinator_);
+  if (!site.ok()) return Refuse(site.status());
+  if (request->protocol_version() != v1::PROTOCOL_VERSION_1) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("protocol version ", request->protocol_version(),
+                                     " is not supported; this coordinator speaks version 1"));
+  }
+  absl::Status status =
+      coordinator_->Register(*site, request->num_train_samples(), request->num_eval_samples());
+  if (!status.ok()) return ToGrpc(status);
+  response->set_federation_id(coordinator_->options().federation_id);
+  response->set_client_name(*site);
+  response->set_heartbeat_interval_seconds(
+      absl::ToDoubleSeconds(coordinator_->options().heartbeat_interval));
+  return grpc::Status::OK;
+}
+
+grpc::Status FederationService::PollTask(grpc::ServerContext* context,
+                                         const v1::PollTaskRequest* request,
+                                         v1::PollTaskResponse* response) {
+  absl::StatusOr<std::string> site = AuthorizeCaller(context, authorizer_, {Role::kClient}, coordinator_);
+  if (!site.ok()) return Refuse(site.status());
+  double wait = request->wait_seconds();
+  if (!(wait >= 0)) wait = 0;
+  // Answer before the client's own deadline runs out.
+  const absl::Duration remaining =
+      absl::FromChrono(context->deadline()) - absl::Now() - absl::Milliseconds(500);
+  absl::StatusOr<PollResult> result = coordinator_->PollTask(
+      *site, std::max(absl::ZeroDuration(), std::min(absl::Seconds(wait), remaining)));
+  if (!result.ok()) return ToGrpc(result.status());
+  response->set_federation_done(result->federation_done);
+  if (result->task.has_value()) *response->mutable_task() = ToProto(*result->task);
+  return grpc::Status::OK;
+}
+
+grpc::Status FederationService::DownloadModel(grpc::ServerContext* context,
+                                              const v1::DownloadModelRequest* request,
+                                              grpc::ServerWriter<v1::TensorChunk>* writer) {
+  absl::StatusOr<std::string> site = AuthorizeCaller(context, authorizer_, {Role::kClient}, coordinator_);
+  if (!site.ok()) return Refuse(site.status());
+  absl::StatusOr<std::shared_ptr<const std::string>> model =
+      coordinator_->Model(request->model_digest());
+  if (!model.ok()) return ToGrpc(model.status());
+  size_t chunk_bytes = request->chunk_bytes() == 0 ? kChunkBytes : request->chunk_bytes();
+  chunk_bytes = std::clamp<size_t>(chunk_bytes, 64 << 10, kMaxChunkBytes);
+  const std::vector<std::string_view> chunks = SplitIntoChunks(**model, chunk_bytes);
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    v1::TensorChunk chunk;
+    chunk.set_payload_digest(request->model_digest());
+    chunk.set_index(i);
+    chunk.set_total_chunks(chunks.size());
+    chunk.set_total_bytes((*model)->size());
+    chunk.set_data(chunks[i].data(), chunks[i].size());
+    if (!writer->Write(chunk)) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "client went away during the download");
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
+                                             grpc::ServerReader<v1::UploadMessage>* reader,
+                                             v1::UploadResponse* response) {
+  absl::StatusOr<std::string> site = AuthorizeCaller(context, authorizer_, {Role::kClient}, coordinator_);
+  if (!site.ok()) return Refuse(site.status());
+  v1::UploadMessage message;
+  if (!reader->Read(&message) || !message.has_header()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "an upload must start with a result header");
+  }
+  const v1::ResultHeader header = message.header();
+  if (!header.failure_reason().empty()) {
+    const std::string reason = header.failure_reason().substr(0, 1024);
+    Logger("coordinator")->warn("round {}: {} did not run task {}: {}", header.round(), *site,
+                                header.task_id().substr(0, 64), reason);
+    coordinator_->ReportTaskFailure(*site, header.task_id(), reason);
+    response->set_accepted(false);
+    return grpc::Status::OK;
+  }
+  // An update has exactly the size of the model it was computed from.
+  absl::StatusOr<std::shared_ptr<const std::string>> model = coordinator_->Model(header.model_digest());
+  const uint64_t limit = model.ok() ? (*model)->size() + (64 << 10) : (64 << 10);
+  ChunkAssembler assembler(kMaxChunkBytes, limit);
+  std::string digest;
+  uint64_t total_chunks = 0;
+  while (reader->Read(&message)) {
+    if (!message.has_chunk()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a second header in one upload");
+    }
+    const v1::TensorChunk& chunk = message.chunk();
+    if (assembler.chunks() == 0) {
+      digest = chunk.payload_digest();
+      total_chunks = chunk.total_chunks();
+    } else if (chunk.payload_digest() != digest || chunk.total_chunks() != total_chunks) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "chunks of one upload disagree on the payload");
+    }
+    if (absl::Status added = assembler.Add(chunk.index(), chunk.data()); !added.ok()) {
+      return ToGrpc(added);
+    }
+  }
+  if (assembler.chunks() != total_chunks) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("upload ended after ", assembler.chunks(), " of ",
+                                     total_chunks, " chunks"));
+  }
+  TaskOutcome outcome;
+  outcome.task_id = header.task_id();
+  outcome.round = header.round();
+  outcome.kind = header.kind() == v1::TASK_KIND_EVALUATE ? TaskKind::kEvaluate : TaskKind::kTrain;
+  outcome.model_digest = header.model_digest();
+  outcome.num_samples = header.num_samples();
+  for (const v1::Metric& m : header.metrics()) outcome.metrics[m.name()] = m.value();
+  outcome.update = assembler.Take();
+  if (outcome.kind == TaskKind::kTrain && Sha256Hex(outcome.update) != digest) {
+    return grpc::Status(grpc::StatusCode::DATA_LOSS,
+                        "the update's SHA-256 does not match the digest its chunks declare");
+  }
+  absl::Status status = coordinator_->SubmitResult(*site, outcome);
+  if (!status.ok()) {
+    Logger("coordinator")->warn("round {}: rejected the result of {}: {}", header.round(), *site,
+                                status.message());
+    return ToGrpc(status);
+  }
+  response->set_accepted(true);
+  return grpc::Status::OK;
+}
+
+grpc::Status FederationService::Heartbeat(grpc::ServerContext* context,
+                                          const v1::HeartbeatRequest* request,
+                                          v1::HeartbeatResponse* response) {
+  absl::StatusOr<std::string> site = AuthorizeCaller(context, authorizer_, {Role::kClient}, coordinator_);
+  if (!site.ok()) return Refuse(site.status());
+  response->set_task_active(coordinator_->Heartbeat(*site, request->task_id()));
+  return grpc::Status::OK;
+}
+
+OperatorService::OperatorService(Coordinator* coordinator, security::PeerAuthorizer* authorizer)
+    : coordinator_(coordinator), authorizer_(authorizer) {}
+
+grpc::Status OperatorService::Status(grpc::ServerContext* context, const v1::StatusRequest*,
+                                     v1::StatusResponse* response) {
+  absl::StatusOr<std::string> who =
+      AuthorizeCaller(context, authorizer_, {Role::kOperator}, coordinator_);
+  if (!who.ok()) return Refuse(who.status());
+  CoordinatorStatus status = coordinator_->Status();
+  response->set_federation_id(status.federation_id);
+  response->set_current_round(status.next_round);
+  for (const ClientInfo& c : status.clients) {
+    if (c.online) response->add_clients_online(c.name);
+  }
+  for (const RoundRecord& r : status.recent_rounds) {
+    v1::RoundSummary* summary = response->add_rounds();
+    summary->set_round(r.round);
+    summary->set_state(r.succeeded ? "succeeded" : "failed: " + r.failure_reason);
+    summary->set_clients(static_cast<int32_t>(r.participants.size()));
+    summary->set_model_digest(r.model_digest);
+    for (const auto& [name, value] : r.metrics) {
+      v1::Metric* m = summary->add_metrics();
+      m->set_name(name);
+      m->set_value(value);
+    }
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace samverka::coordinator

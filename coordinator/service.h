@@ -1,0 +1,67 @@
+// coordinator/service.h
+#pragma once
+
+#include <memory>
+#include <set>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "coordinator/coordinator.h"
+#include "proto/federation.grpc.pb.h"
+#include "security/tls.h"
+
+namespace samverka::coordinator {
+
+// The gRPC face of a Coordinator: authenticates the caller from its verified
+// client certificate, converts messages, and maps Status both ways. Holds no
+// state of its own. Thread-safe.
+class FederationService final : public v1::Federation::Service {
+ public:
+  FederationService(Coordinator* coordinator, security::PeerAuthorizer* authorizer);
+
+  grpc::Status Register(grpc::ServerContext* context, const v1::RegisterRequest* request,
+                        v1::RegisterResponse* response) override;
+  grpc::Status PollTask(grpc::ServerContext* context, const v1::PollTaskRequest* request,
+                        v1::PollTaskResponse* response) override;
+  grpc::Status DownloadModel(grpc::ServerContext* context,
+                             const v1::DownloadModelRequest* request,
+                             grpc::ServerWriter<v1::TensorChunk>* writer) override;
+  grpc::Status UploadResult(grpc::ServerContext* context,
+                            grpc::ServerReader<v1::UploadMessage>* reader,
+                            v1::UploadResponse* response) override;
+  grpc::Status Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
+                         v1::HeartbeatResponse* response) override;
+
+ private:
+  Coordinator* coordinator_;
+  security::PeerAuthorizer* authorizer_;
+};
+
+// `samverka status` over mTLS with an operator certificate.
+class OperatorService final : public v1::Operator::Service {
+ public:
+  OperatorService(Coordinator* coordinator, security::PeerAuthorizer* authorizer);
+  grpc::Status Status(grpc::ServerContext* context, const v1::StatusRequest* request,
+                      v1::StatusResponse* response) override;
+
+ private:
+  Coordinator* coordinator_;
+  security::PeerAuthorizer* authorizer_;
+};
+
+// The site name of the caller, whose certificate gRPC has chain-verified,
+// after the authorizer's checks (revocation, role, allow-list). A refusal is
+// logged once here and returned as UNAUTHENTICATED / PERMISSION_DENIED.
+absl::StatusOr<std::string> AuthorizeCaller(grpc::ServerContext* context,
+                                            security::PeerAuthorizer* authorizer,
+                                            std::set<security::Role> roles,
+                                            Coordinator* coordinator);
+
+// Routes gRPC's own log lines (TLS handshake failures) into the
+// "samverka.tls" logger, rewording the known refusals so an operator sees
+// why a connection was refused. Call once at start-up.
+void InstallGrpcLogHandler();
+
+}  // namespace samverka::coordinator

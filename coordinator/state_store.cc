@@ -1,0 +1,989 @@
+#include "coordinator/state_store.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <set>
+#include <type_traits>
+#include <utility>
+
+#include "common/codec.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "fmt/format.h"
+
+namespace samverka::coordinator {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+constexpr char kDatabaseFile[] = "state.db";
+constexpr char kLockFile[] = "LOCK";
+constexpr char kCheckpointDir[] = "checkpoints";
+const std::string kZeroHash(64, '0');
+
+constexpr char kSchema[] = R"sql(
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+CREATE TABLE federation (id TEXT NOT NULL, created_unix_ms INTEGER NOT NULL);
+CREATE TABLE rounds (
+  round INTEGER PRIMARY KEY, succeeded INTEGER NOT NULL, failure_reason TEXT NOT NULL,
+  model_digest TEXT NOT NULL, started_unix_ms INTEGER NOT NULL,
+  finished_unix_ms INTEGER NOT NULL, bytes_up INTEGER NOT NULL, bytes_down INTEGER NOT NULL);
+CREATE TABLE participants (
+  round INTEGER NOT NULL REFERENCES rounds(round), position INTEGER NOT NULL,
+  client TEXT NOT NULL, PRIMARY KEY (round, position), UNIQUE (round, client));
+CREATE TABLE metrics (
+  round INTEGER NOT NULL REFERENCES rounds(round), name TEXT NOT NULL, value REAL,
+  PRIMARY KEY (round, name));
+CREATE TABLE checkpoints (
+  round INTEGER PRIMARY KEY, file TEXT NOT NULL, model_digest TEXT NOT NULL,
+  size_bytes INTEGER NOT NULL);
+CREATE TABLE audit (
+  seq INTEGER PRIMARY KEY, unix_ms INTEGER NOT NULL, event TEXT NOT NULL,
+  subject TEXT NOT NULL, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE audit_head (
+  id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+)sql";
+
+std::string JoinPath(const std::string& dir, std::string_view name) {
+  return (std::filesystem::path(dir) / std::filesystem::path(name)).string();
+}
+
+std::string CheckpointName(int64_t round) {
+  return fmt::format("{}/round-{}.svtb", kCheckpointDir, round);
+}
+
+int64_t UnixMillis(absl::Time t) { return absl::ToUnixMillis(t); }
+
+// ---- Files -------------------------------------------------------------
+
+absl::Status ErrnoError(int error, std::string_view what,
+                        const std::string& path) {
+  std::string message =
+      fmt::format("{} {}: {}", what, path, std::strerror(error));
+  switch (error) {
+    case ENOENT:
+      return absl::NotFoundError(message);
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return absl::PermissionDeniedError(message);
+    case ENOSPC:
+    case EDQUOT:
+      return absl::ResourceExhaustedError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+absl::Status FsyncPath(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError(errno, "cannot open", path);
+  int rc = ::fsync(fd);
+  int error = errno;
+  ::close(fd);
+  if (rc != 0) return ErrnoError(error, "cannot fsync", path);
+  return absl::OkStatus();
+}
+
+// Writes `bytes` to `path` so that a crash leaves either the old file or
+// the complete new one: temp file, fsync, rename, fsync of the directory.
+absl::Status WriteFileAtomically(const std::string& path,
+                                 std::string_view bytes) {
+  const std::string temp = path + ".tmp";
+  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoError(errno, "cannot create", temp);
+  auto fail = [&](std::string_view what, const std::string& file) {
+    const int error = errno;
+    if (fd >= 0) ::close(fd);
+    ::unlink(temp.c_str());
+    return ErrnoError(error, what, file);
+  };
+  for (size_t written = 0; written < bytes.size();) {
+    ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail("cannot write", temp);
+    written += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) return fail("cannot fsync", temp);
+  const int closed = ::close(std::exchange(fd, -1));
+  if (closed != 0) return fail("cannot close", temp);
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    return fail("cannot rename to", path);
+  }
+  return FsyncPath(std::filesystem::path(path).parent_path().string());
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError(errno, "cannot open", path);
+  std::string bytes;
+  char buffer[1 << 16];
+  while (true) {
+    ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int error = errno;
+      ::close(fd);
+      return ErrnoError(error, "cannot read", path);
+    }
+    if (n == 0) break;
+    bytes.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return bytes;
+}
+
+// ---- SQLite ------------------------------------------------------------
+
+absl::Status SqliteError(int code, sqlite3* db, std::string_view what,
+                         const std::string& path) {
+  std::string message =
+      fmt::format("{} in {}: {}", what, path,
+                  db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(code));
+  switch (code & 0xff) {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(message);
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return absl::UnavailableError(message);
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+    case SQLITE_CANTOPEN:
+      return absl::PermissionDeniedError(message);
+    case SQLITE_FULL:
+      return absl::ResourceExhaustedError(message);
+    case SQLITE_CONSTRAINT:
+    case SQLITE_TOOBIG:
+      return absl::InvalidArgumentError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+struct SqliteCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+using SqliteHandle = std::unique_ptr<sqlite3, SqliteCloser>;
+
+absl::StatusOr<SqliteHandle> OpenDatabase(const std::string& path, int flags) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_FULLMUTEX,
+                           nullptr);
+  SqliteHandle db(raw);
+  if (rc != SQLITE_OK)
+    return SqliteError(rc, db.get(), "cannot open database", path);
+  sqlite3_extended_result_codes(db.get(), 1);
+  sqlite3_busy_timeout(db.get(), 5000);
+  return db;
+}
+
+absl::Status Exec(sqlite3* db, const std::string& path, const char* sql) {
+  char* error = nullptr;
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, &error);
+  if (rc == SQLITE_OK) return absl::OkStatus();
+  std::string message = error != nullptr ? error : sqlite3_errstr(rc);
+  sqlite3_free(error);
+  absl::Status status =
+      SqliteError(rc, nullptr, fmt::format("'{}' failed", sql), path);
+  return absl::Status(
+      status.code(),
+      fmt::format("{}: {}", std::string(status.message()), message));
+}
+
+// A prepared statement, kept for the life of the connection.
+class Statement {
+ public:
+  ~Statement() { sqlite3_finalize(stmt_); }
+  absl::Status Prepare(sqlite3* db, const std::string& path, const char* sql) {
+    db_ = db;
+    path_ = &path;
+    int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_,
+                                nullptr);
+    if (rc != SQLITE_OK)
+      return SqliteError(rc, db, fmt::format("cannot prepare '{}'", sql), path);
+    return absl::OkStatus();
+  }
+  sqlite3_stmt* get() const { return stmt_; }
+  sqlite3* db() const { return db_; }
+  const std::string& path() const { return *path_; }
+
+ private:
+  sqlite3* db_ = nullptr;
+  const std::string* path_ = nullptr;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+// One use of a Statement: binds, steps, reads columns, and resets the
+// statement when it goes out of scope (an unreset statement would pin a
+// read snapshot).
+class Query {
+ public:
+  explicit Query(Statement& statement) : s_(statement) {}
+  ~Query() {
+    sqlite3_reset(s_.get());
+    sqlite3_clear_bindings(s_.get());
+  }
+  // Binds the next parameters, in order: integers (and bool), doubles
+  // (SQLite stores NaN as NULL; Double() reads it back as NaN) or text.
+  template <typename... Values>
+  Query& Bind(const Values&... values) {
+    (BindOne(values), ...);
+    return *this;
+  }
+  // True for a row, false when done.
+  absl::StatusOr<bool> Step() {
+    if (bind_rc_ != SQLITE_OK) {
+      return SqliteError(bind_rc_, s_.db(), "cannot bind a parameter",
+                         s_.path());
+    }
+    int rc = sqlite3_step(s_.get());
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return SqliteError(rc, s_.db(),
+                       fmt::format("'{}' failed", sqlite3_sql(s_.get())),
+                       s_.path());
+  }
+  absl::Status Run() { return Step().status(); }
+  int64_t Int(int column) const {
+    return sqlite3_column_int64(s_.get(), column);
+  }
+  double Double(int column) const {
+    if (sqlite3_column_type(s_.get(), column) == SQLITE_NULL) {
+      return std::numeric_limits<double>::quiet_NaN();
+    }
+    return sqlite3_column_double(s_.get(), column);
+  }
+  std::string Text(int column) const {
+    const auto* text = sqlite3_column_blob(s_.get(), column);
+    int size = sqlite3_column_bytes(s_.get(), column);
+    return text == nullptr ? std::string()
+                           : std::string(static_cast<const char*>(text), size);
+  }
+
+ private:
+  template <typename T>
+  void BindOne(const T& value) {
+    const int index = ++next_;
+    int rc;
+    if constexpr (std::is_floating_point_v<T>) {
+      rc = sqlite3_bind_double(s_.get(), index, value);
+    } else if constexpr (std::is_integral_v<T>) {
+      rc = sqlite3_bind_int64(s_.get(), index,
+                              static_cast<sqlite3_int64>(value));
+    } else {
+      const std::string_view text(value);
+      rc = sqlite3_bind_text64(s_.get(), index, text.data(), text.size(),
+                               SQLITE_TRANSIENT, SQLITE_UTF8);
+    }
+    if (rc != SQLITE_OK && bind_rc_ == SQLITE_OK) bind_rc_ = rc;
+  }
+  Statement& s_;
+  int next_ = 0;
+  int bind_rc_ = SQLITE_OK;
+};
+
+// The canonical encoding hashed for an audit entry: a domain tag, seq and
+// unix_ms as 8-byte big-endian two's complement, then event, subject,
+// details and prev_hash, each as an 8-byte big-endian length and its bytes.
+std::string AuditHash(int64_t seq, int64_t unix_ms, std::string_view event,
+                      std::string_view subject, std::string_view details,
+                      std::string_view prev_hash) {
+  std::string encoded = "samverka.audit.v1";
+  auto put_u64 = [&encoded](uint64_t v) {
+    for (int shift = 56; shift >= 0; shift -= 8)
+      encoded.push_back(static_cast<char>(v >> shift));
+  };
+  put_u64(static_cast<uint64_t>(seq));
+  put_u64(static_cast<uint64_t>(unix_ms));
+  for (std::string_view field : {event, subject, details, prev_hash}) {
+    put_u64(field.size());
+    encoded.append(field);
+  }
+  return Sha256Hex(encoded);
+}
+
+// Store-made details: invalid UTF-8 in names is replaced rather than fatal.
+std::string DumpDetails(const nlohmann::json& details) {
+  return details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+absl::Status TakeLock(const std::string& state_dir, int* lock_fd) {
+  const std::string path = JoinPath(state_dir, kLockFile);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoError(errno, "cannot open lock file", path);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int error = errno;
+    char pid[32] = {};
+    ssize_t n = ::pread(fd, pid, sizeof(pid) - 1, 0);
+    ::close(fd);
+    if (error == EWOULDBLOCK) {
+      std::string holder =
+          n > 0 ? std::string(pid, static_cast<size_t>(n)) : "?";
+      while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' '))
+        holder.pop_back();
+      return absl::FailedPreconditionError(fmt::format(
+          "state dir {} is in use by another coordinator (process {} holds {})",
+          state_dir, holder, path));
+    }
+    return ErrnoError(error, "cannot lock", path);
+  }
+  std::string pid = fmt::format("{}\n", ::getpid());
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    int error = errno;
+    ::close(fd);
+    return ErrnoError(error, "cannot write", path);
+  }
+  *lock_fd = fd;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status StateStoreOptions::Validate() const {
+  if (keep_last_checkpoints < 1) {
+    return absl::InvalidArgumentError(
+        fmt::format("keep_last_checkpoints must be at least 1, got {}",
+                    keep_last_checkpoints));
+  }
+  if (!clock) return absl::InvalidArgumentError("clock must be set");
+  return absl::OkStatus();
+}
+
+struct StateStore::Db {
+  SqliteHandle handle;  // declared first: closed after the statements
+  std::string path;
+  Statement begin, commit, rollback;
+  Statement last_round, count_checkpoints, insert_round, insert_participant,
+      insert_metric;
+  Statement insert_checkpoint, latest_checkpoint, checkpoint_by_round, prunable,
+      delete_checkpoint;
+  Statement rounds, participants_of, metrics_of;
+  Statement audit_tail, insert_audit, set_audit_head;
+
+  absl::Status PrepareAll() {
+    sqlite3* db = handle.get();
+    const std::pair<Statement*, const char*> all[] = {
+        {&begin, "BEGIN IMMEDIATE"},
+        {&commit, "COMMIT"},
+        {&rollback, "ROLLBACK"},
+        {&last_round, "SELECT COALESCE(MAX(round), 0) FROM rounds"},
+        {&count_checkpoints, "SELECT COUNT(*) FROM checkpoints"},
+        {&insert_round,
+         "INSERT INTO rounds (round, succeeded, failure_reason, model_digest, "
+         "started_unix_ms, "
+         "finished_unix_ms, bytes_up, bytes_down) VALUES (?, ?, ?, ?, ?, ?, ?, "
+         "?)"},
+        {&insert_participant,
+         "INSERT INTO participants (round, position, client) VALUES (?, ?, ?)"},
+        {&insert_metric,
+         "INSERT INTO metrics (round, name, value) VALUES (?, ?, ?)"},
+        {&insert_checkpoint,
+         "INSERT INTO checkpoints (round, file, model_digest, size_bytes) "
+         "VALUES (?, ?, ?, ?)"},
+        {&latest_checkpoint,
+         "SELECT round, file, model_digest FROM checkpoints ORDER BY round "
+         "DESC LIMIT 1"},
+        {&checkpoint_by_round,
+         "SELECT round, file, model_digest FROM checkpoints WHERE round = ?"},
+        {&prunable,
+         "SELECT round, file FROM checkpoints WHERE round > 0 ORDER BY round "
+         "DESC "
+         "LIMIT -1 OFFSET ?"},
+        {&delete_checkpoint, "DELETE FROM checkpoints WHERE round = ?"},
+        {&rounds,
+         "SELECT round, succeeded, failure_reason, model_digest, "
+         "started_unix_ms, "
+         "finished_unix_ms, bytes_up, bytes_down FROM rounds ORDER BY round "
+         "DESC LIMIT ?"},
+        {&participants_of,
+         "SELECT client FROM participants WHERE round = ? ORDER BY position"},
+        {&metrics_of,
+         "SELECT name, value FROM metrics WHERE round = ? ORDER BY name"},
+        {&audit_tail, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"},
+        {&insert_audit,
+         "INSERT INTO audit (seq, unix_ms, event, subject, details, prev_hash, "
+         "hash) "
+         "VALUES (?, ?, ?, ?, ?, ?, ?)"},
+        {&set_audit_head,
+         "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) "
+         "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = "
+         "excluded.hash"},
+    };
+    for (const auto& [statement, sql] : all)
+      SV_RETURN_IF_ERROR(statement->Prepare(db, path, sql));
+    return absl::OkStatus();
+  }
+
+  // Runs `body` in a write transaction; rolls back if it fails.
+  template <typename Body>
+  absl::Status InTransaction(Body body) {
+    SV_RETURN_IF_ERROR(Query(begin).Run());
+    absl::Status status = body();
+    if (status.ok()) status = Query(commit).Run();
+    if (!status.ok() && !sqlite3_get_autocommit(handle.get())) {
+      (void)Query(rollback).Run();
+    }
+    return status;
+  }
+};
+
+namespace {
+
+// Creates the schema of a new database, or checks the version and the
+// federation of an existing one. Called inside a write transaction.
+absl::Status InitSchema(sqlite3* db, const std::string& db_path,
+                        const std::string& state_dir,
+                        const std::string& federation_id, int64_t now_ms,
+                        bool* created) {
+  Statement tables;
+  SV_RETURN_IF_ERROR(tables.Prepare(db, db_path,
+                                    "SELECT name FROM sqlite_schema WHERE type "
+                                    "= 'table' AND name NOT LIKE 'sqlite_%'"));
+  std::set<std::string> names;
+  {
+    Query q(tables);
+    while (true) {
+      SV_ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      names.insert(q.Text(0));
+    }
+  }
+  *created = names.empty();
+  if (names.empty()) {
+    SV_RETURN_IF_ERROR(Exec(db, db_path, kSchema));
+    Statement insert;
+    SV_RETURN_IF_ERROR(
+        insert.Prepare(db, db_path, "INSERT INTO schema_version VALUES (?)"));
+    SV_RETURN_IF_ERROR(Query(insert).Bind(int64_t{kSchemaVersion}).Run());
+    Statement federation;
+    SV_RETURN_IF_ERROR(federation.Prepare(
+        db, db_path, "INSERT INTO federation VALUES (?, ?)"));
+    return Query(federation).Bind(federation_id, now_ms).Run();
+  }
+  if (!names.count("schema_version") || !names.count("federation")) {
+    return absl::FailedPreconditionError(
+        fmt::format("{} is not a Samverka state database (state dir {})",
+                    db_path, state_dir));
+  }
+  Statement version;
+  SV_RETURN_IF_ERROR(
+      version.Prepare(db, db_path, "SELECT version FROM schema_version"));
+  Query v(version);
+  SV_ASSIGN_OR_RETURN(bool has_version, v.Step());
+  if (!has_version || v.Int(0) != kSchemaVersion) {
+    return absl::FailedPreconditionError(fmt::format(
+        "{} has schema version {}, this build reads version {}", db_path,
+        has_version ? std::to_string(v.Int(0)) : "(none)", kSchemaVersion));
+  }
+  Statement federation;
+  SV_RETURN_IF_ERROR(
+      federation.Prepare(db, db_path, "SELECT id FROM federation"));
+  Query f(federation);
+  SV_ASSIGN_OR_RETURN(bool has_federation, f.Step());
+  if (!has_federation) {
+    return absl::DataLossError(
+        fmt::format("{} has no federation row", db_path));
+  }
+  if (f.Text(0) != federation_id) {
+    return absl::FailedPreconditionError(
+        fmt::format("state dir {} belongs to federation '{}', not '{}'",
+                    state_dir, f.Text(0), federation_id));
+  }
+  return absl::OkStatus();
+}
+
+// Removes temp files a crash left in the checkpoint directory.
+void RemoveTempFiles(const std::string& dir) {
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+    if (entry.path().extension() == ".tmp")
+      std::filesystem::remove(entry.path(), error);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
+    const std::string& state_dir, const std::string& federation_id,
+    StateStoreOptions options) {
+  SV_RETURN_IF_ERROR(options.Validate());
+  if (state_dir.empty())
+    return absl::InvalidArgumentError("the state dir must not be empty");
+  if (federation_id.empty()) {
+    return absl::InvalidArgumentError(fmt::format(
+        "the federation id for state dir {} must not be empty", state_dir));
+  }
+  const std::string checkpoint_dir = JoinPath(state_dir, kCheckpointDir);
+  std::error_code error;
+  std::filesystem::create_directories(checkpoint_dir, error);
+  if (error) return ErrnoError(error.value(), "cannot create", checkpoint_dir);
+
+  int lock_fd = -1;
+  SV_RETURN_IF_ERROR(TakeLock(state_dir, &lock_fd));
+  auto close_lock = [lock_fd] { ::close(lock_fd); };
+
+  auto db = std::make_unique<Db>();
+  db->path = JoinPath(state_dir, kDatabaseFile);
+  absl::Status status = [&]() -> absl::Status {
+    SV_ASSIGN_OR_RETURN(
+        db->handle,
+        OpenDatabase(db->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
+    sqlite3* handle = db->handle.get();
+    // journal_mode answers with the mode in effect; anything but "wal" means
+    // the file system refused it.
+    Statement wal;
+    SV_RETURN_IF_ERROR(
+        wal.Prepare(handle, db->path, "PRAGMA journal_mode = WAL"));
+    {
+      Query q(wal);
+      SV_ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row || q.Text(0) != "wal") {
+        return absl::FailedPreconditionError(
+            fmt::format("cannot switch {} to WAL mode", db->path));
+      }
+    }
+    SV_RETURN_IF_ERROR(
+        Exec(handle, db->path,
+             "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"));
+    SV_RETURN_IF_ERROR(Exec(handle, db->path, "BEGIN IMMEDIATE"));
+    bool created = false;
+    const int64_t now_ms = UnixMillis(options.clock());
+    absl::Status init = InitSchema(handle, db->path, state_dir, federation_id,
+                                   now_ms, &created);
+    if (init.ok()) init = db->PrepareAll();
+    if (init.ok() && created) {
+      // The genesis entry; appended here because the store does not exist yet.
+      const std::string details =
+          DumpDetails({{"schema_version", kSchemaVersion}});
+      const std::string hash = AuditHash(1, now_ms, "federation.created",
+                                         federation_id, details, kZeroHash);
+      init = Query(db->insert_audit)
+                 .Bind(int64_t{1}, now_ms, "federation.created", federation_id,
+                       details, kZeroHash, hash)
+                 .Run();
+      if (init.ok())
+        init = Query(db->set_audit_head).Bind(int64_t{1}, hash).Run();
+    }
+    if (init.ok()) init = Exec(handle, db->path, "COMMIT");
+    if (!init.ok() && !sqlite3_get_autocommit(handle))
+      (void)Exec(handle, db->path, "ROLLBACK");
+    return init;
+  }();
+  if (!status.ok()) {
+    db.reset();
+    close_lock();
+    return status;
+  }
+  RemoveTempFiles(checkpoint_dir);
+  return std::unique_ptr<StateStore>(new StateStore(
+      state_dir, federation_id, std::move(options), lock_fd, std::move(db)));
+}
+
+StateStore::StateStore(std::string state_dir, std::string federation_id,
+                       StateStoreOptions options, int lock_fd,
+                       std::unique_ptr<Db> db)
+    : state_dir_(std::move(state_dir)),
+      federation_id_(std::move(federation_id)),
+      options_(std::move(options)),
+      lock_fd_(lock_fd),
+      db_(std::move(db)) {}
+
+StateStore::~StateStore() {
+  {
+    absl::MutexLock lock(&mutex_);
+    db_.reset();  // closes SQLite before the directory lock is released
+  }
+  ::close(lock_fd_);
+}
+
+absl::StatusOr<std::optional<Checkpoint>> StateStore::LoadCheckpointLocked(
+    bool latest, int64_t round) {
+  Checkpoint checkpoint;
+  std::string file;
+  {
+    Query q(latest ? db_->latest_checkpoint : db_->checkpoint_by_round);
+    if (!latest) q.Bind(round);
+    SV_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) return std::nullopt;
+    checkpoint.round = q.Int(0);
+    file = q.Text(1);
+    checkpoint.model_digest = q.Text(2);
+  }
+  const std::string path = JoinPath(state_dir_, file);
+  absl::StatusOr<std::string> bytes = ReadFile(path);
+  if (!bytes.ok()) {
+    return absl::DataLossError(
+        fmt::format("checkpoint of round {} is unreadable: {}",
+                    checkpoint.round, std::string(bytes.status().message())));
+  }
+  const std::string actual = Sha256Hex(*bytes);
+  if (actual != checkpoint.model_digest) {
+    return absl::DataLossError(fmt::format(
+        "checkpoint file {} does not match the digest recorded for round {} in "
+        "{} "
+        "(recorded {}, file has {})",
+        path, checkpoint.round, db_->path, checkpoint.model_digest, actual));
+  }
+  checkpoint.encoded_model = *std::move(bytes);
+  return checkpoint;
+}
+
+absl::StatusOr<std::optional<Checkpoint>> StateStore::LoadLatest() {
+  absl::MutexLock lock(&mutex_);
+  return LoadCheckpointLocked(/*latest=*/true, 0);
+}
+
+absl::StatusOr<std::optional<Checkpoint>> StateStore::LoadCheckpoint(
+    int64_t round) {
+  absl::MutexLock lock(&mutex_);
+  return LoadCheckpointLocked(/*latest=*/false, round);
+}
+
+absl::StatusOr<int64_t> StateStore::LastRound() {
+  absl::MutexLock lock(&mutex_);
+  Query q(db_->last_round);
+  SV_RETURN_IF_ERROR(q.Run());
+  return q.Int(0);
+}
+
+absl::Status StateStore::SaveInitial(std::string_view encoded_model,
+                                     std::string_view digest) {
+  const std::string actual = Sha256Hex(encoded_model);
+  if (!digest.empty() && digest != actual) {
+    return absl::InvalidArgumentError(
+        fmt::format("initial model digest {} does not match its bytes ({}) for "
+                    "state dir {}",
+                    std::string(digest), actual, state_dir_));
+  }
+  absl::MutexLock lock(&mutex_);
+  {
+    Query checkpoints(db_->count_checkpoints);
+    SV_RETURN_IF_ERROR(checkpoints.Run());
+    Query rounds(db_->last_round);
+    SV_RETURN_IF_ERROR(rounds.Run());
+    if (checkpoints.Int(0) > 0 || rounds.Int(0) > 0) {
+      return absl::AlreadyExistsError(fmt::format(
+          "state dir {} already holds a model; the initial one is saved once",
+          state_dir_));
+    }
+  }
+  const std::string file = CheckpointName(0);
+  SV_RETURN_IF_ERROR(
+      WriteFileAtomically(JoinPath(state_dir_, file), encoded_model));
+  return db_->InTransaction([&]() -> absl::Status {
+    SV_RETURN_IF_ERROR(Query(db_->insert_checkpoint)
+                           .Bind(int64_t{0}, file, actual, encoded_model.size())
+                           .Run());
+    return AppendAuditLocked(
+        "model.initial", "round 0",
+        DumpDetails(
+            {{"model_digest", actual}, {"size_bytes", encoded_model.size()}}));
+  });
+}
+
+absl::Status StateStore::CheckNextRound(const RoundRecord& record) {
+  if (record.round < 1) {
+    return absl::InvalidArgumentError(
+        fmt::format("round {} for state dir {}: rounds start at 1",
+                    record.round, state_dir_));
+  }
+  std::set<std::string_view> seen;
+  for (const std::string& p : record.participants) {
+    if (!seen.insert(p).second) {
+      return absl::InvalidArgumentError(
+          fmt::format("round {} for state dir {} lists participant '{}' twice",
+                      record.round, state_dir_, p));
+    }
+  }
+  Query q(db_->last_round);
+  SV_RETURN_IF_ERROR(q.Run());
+  if (record.round <= q.Int(0)) {
+    return absl::FailedPreconditionError(fmt::format(
+        "round {} is not after the last recorded round {} in state dir {}",
+        record.round, q.Int(0), state_dir_));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StateStore::InsertRoundRows(const RoundRecord& r,
+                                         const std::string& digest) {
+  SV_RETURN_IF_ERROR(Query(db_->insert_round)
+                         .Bind(r.round, r.succeeded, r.failure_reason, digest,
+                               r.started_unix_ms, r.finished_unix_ms,
+                               r.bytes_up, r.bytes_down)
+                         .Run());
+  for (size_t i = 0; i < r.participants.size(); ++i) {
+    SV_RETURN_IF_ERROR(
+        Query(db_->insert_participant)
+            .Bind(r.round, static_cast<int64_t>(i), r.participants[i])
+            .Run());
+  }
+  for (const auto& [name, value] : r.metrics) {
+    SV_RETURN_IF_ERROR(
+        Query(db_->insert_metric).Bind(r.round, name, value).Run());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StateStore::PruneLocked(
+    std::vector<std::string>* files_to_delete) {
+  std::vector<int64_t> rounds;
+  {
+    Query q(db_->prunable);
+    q.Bind(options_.keep_last_checkpoints);
+    while (true) {
+      SV_ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      rounds.push_back(q.Int(0));
+      files_to_delete->push_back(JoinPath(state_dir_, q.Text(1)));
+    }
+  }
+  for (int64_t round : rounds) {
+    SV_RETURN_IF_ERROR(Query(db_->delete_checkpoint).Bind(round).Run());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StateStore::CommitRound(const RoundRecord& record,
+                                     std::string_view encoded_model) {
+  if (!record.succeeded) {
+    return absl::InvalidArgumentError(
+        fmt::format("round {} for state dir {} did not succeed; record it with "
+                    "RecordFailedRound",
+                    record.round, state_dir_));
+  }
+  const std::string digest = Sha256Hex(encoded_model);
+  if (!record.model_digest.empty() && record.model_digest != digest) {
+    return absl::InvalidArgumentError(
+        fmt::format("round {} model digest {} does not match its bytes ({}) "
+                    "for state dir {}",
+                    record.round, record.model_digest, digest, state_dir_));
+  }
+  absl::MutexLock lock(&mutex_);
+  SV_RETURN_IF_ERROR(CheckNextRound(record));
+  // The checkpoint first: if we crash before the commit below, the file is
+  // an orphan that LoadLatest never sees and the next commit overwrites.
+  const std::string file = CheckpointName(record.round);
+  SV_RETURN_IF_ERROR(
+      WriteFileAtomically(JoinPath(state_dir_, file), encoded_model));
+  std::vector<std::string> pruned;
+  absl::Status status = db_->InTransaction([&]() -> absl::Status {
+    SV_RETURN_IF_ERROR(InsertRoundRows(record, digest));
+    SV_RETURN_IF_ERROR(
+        Query(db_->insert_checkpoint)
+            .Bind(record.round, file, digest, encoded_model.size())
+            .Run());
+    SV_RETURN_IF_ERROR(AppendAuditLocked(
+        "round.committed", fmt::format("round {}", record.round),
+        DumpDetails({{"model_digest", digest},
+                     {"participants", record.participants}})));
+    return PruneLocked(&pruned);
+  });
+  if (!status.ok()) {
+    ::unlink(JoinPath(state_dir_, file).c_str());
+    return status;
+  }
+  for (const std::string& path : pruned) {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      Logger("coordinator")
+          ->warn("cannot delete pruned checkpoint {}: {}", path,
+                 std::strerror(errno));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StateStore::RecordFailedRound(const RoundRecord& record) {
+  if (record.succeeded) {
+    return absl::InvalidArgumentError(fmt::format(
+        "round {} for state dir {} succeeded; record it with CommitRound",
+        record.round, state_dir_));
+  }
+  absl::MutexLock lock(&mutex_);
+  SV_RETURN_IF_ERROR(CheckNextRound(record));
+  return db_->InTransaction([&]() -> absl::Status {
+    SV_RETURN_IF_ERROR(InsertRoundRows(record, record.model_digest));
+    return AppendAuditLocked(
+        "round.failed", fmt::format("round {}", record.round),
+        DumpDetails({{"reason", record.failure_reason},
+                     {"model_digest", record.model_digest},
+                     {"participants", record.participants}}));
+  });
+}
+
+absl::StatusOr<std::vector<RoundRecord>> StateStore::Rounds(int64_t limit) {
+  if (limit <= 0) {
+    return absl::InvalidArgumentError(
+        fmt::format("round limit must be positive, got {} (state dir {})",
+                    limit, state_dir_));
+  }
+  absl::MutexLock lock(&mutex_);
+  // One read transaction, so rounds and their rows are one snapshot.
+  SV_RETURN_IF_ERROR(Exec(db_->handle.get(), db_->path, "BEGIN"));
+  auto result = [&]() -> absl::StatusOr<std::vector<RoundRecord>> {
+    std::vector<RoundRecord> records;
+    {
+      Query q(db_->rounds);
+      q.Bind(limit);
+      while (true) {
+        SV_ASSIGN_OR_RETURN(bool row, q.Step());
+        if (!row) break;
+        RoundRecord& r = records.emplace_back();
+        r.round = q.Int(0);
+        r.succeeded = q.Int(1) != 0;
+        r.failure_reason = q.Text(2);
+        r.model_digest = q.Text(3);
+        r.started_unix_ms = q.Int(4);
+        r.finished_unix_ms = q.Int(5);
+        r.bytes_up = static_cast<uint64_t>(q.Int(6));
+        r.bytes_down = static_cast<uint64_t>(q.Int(7));
+      }
+    }
+    for (RoundRecord& r : records) {
+      Query p(db_->participants_of);
+      p.Bind(r.round);
+      while (true) {
+        SV_ASSIGN_OR_RETURN(bool row, p.Step());
+        if (!row) break;
+        r.participants.push_back(p.Text(0));
+      }
+      Query m(db_->metrics_of);
+      m.Bind(r.round);
+      while (true) {
+        SV_ASSIGN_OR_RETURN(bool row, m.Step());
+        if (!row) break;
+        r.metrics[m.Text(0)] = m.Double(1);
+      }
+    }
+    return records;
+  }();
+  (void)Exec(db_->handle.get(), db_->path, "COMMIT");
+  return result;
+}
+
+absl::Status StateStore::Audit(std::string_view event, std::string_view subject,
+                               const nlohmann::json& details) {
+  if (event.empty()) {
+    return absl::InvalidArgumentError(fmt::format(
+        "audit event must not be empty (state dir {})", state_dir_));
+  }
+  std::string details_json;
+  try {
+    details_json = details.dump();
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(
+        fmt::format("audit details for event '{}' are not valid JSON text: {}",
+                    std::string(event), e.what()));
+  }
+  absl::MutexLock lock(&mutex_);
+  return db_->InTransaction(
+      [&]() { return AppendAuditLocked(event, subject, details_json); });
+}
+
+absl::Status StateStore::AppendAuditLocked(std::string_view event,
+                                           std::string_view subject,
+                                           const std::string& details_json) {
+  int64_t seq = 1;
+  std::string prev_hash = kZeroHash;
+  {
+    Query tail(db_->audit_tail);
+    SV_ASSIGN_OR_RETURN(bool row, tail.Step());
+    if (row) {
+      seq = tail.Int(0) + 1;
+      prev_hash = tail.Text(1);
+    }
+  }
+  const int64_t now_ms = UnixMillis(options_.clock());
+  const std::string hash =
+      AuditHash(seq, now_ms, event, subject, details_json, prev_hash);
+  SV_RETURN_IF_ERROR(
+      Query(db_->insert_audit)
+          .Bind(seq, now_ms, event, subject, details_json, prev_hash, hash)
+          .Run());
+  return Query(db_->set_audit_head).Bind(seq, hash).Run();
+}
+
+absl::StatusOr<AuditSummary> VerifyAuditLog(const std::string& state_dir) {
+  const std::string path = JoinPath(state_dir, kDatabaseFile);
+  struct stat info;
+  if (::stat(path.c_str(), &info) != 0) {
+    if (errno == ENOENT) {
+      return absl::NotFoundError(fmt::format(
+          "no state database in {} ({} is missing)", state_dir, path));
+    }
+    return ErrnoError(errno, "cannot stat", path);
+  }
+  SV_ASSIGN_OR_RETURN(SqliteHandle db,
+                      OpenDatabase(path, SQLITE_OPEN_READONLY));
+  Statement entries, head;
+  SV_RETURN_IF_ERROR(
+      entries.Prepare(db.get(), path,
+                      "SELECT seq, unix_ms, event, subject, details, "
+                      "prev_hash, hash FROM audit ORDER BY seq"));
+  SV_RETURN_IF_ERROR(
+      head.Prepare(db.get(), path, "SELECT seq, hash FROM audit_head"));
+  SV_RETURN_IF_ERROR(
+      Exec(db.get(), path, "BEGIN"));  // one snapshot for both tables
+  auto bad = [&path](int64_t seq, std::string_view why) {
+    return absl::DataLossError(
+        fmt::format("audit log in {}: entry {} {}", path, seq, why));
+  };
+  AuditSummary summary;
+  summary.head_hash = kZeroHash;
+  {
+    Query q(entries);
+    while (true) {
+      SV_ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      const int64_t expected = summary.entries + 1;
+      const int64_t seq = q.Int(0);
+      if (seq == expected + 1) return bad(expected, "is missing (deleted)");
+      if (seq > expected) {
+        return absl::DataLossError(fmt::format(
+            "audit log in {}: entries {} to {} are missing (deleted)", path,
+            expected, seq - 1));
+      }
+      if (seq != expected) return bad(seq, "is out of sequence (inserted)");
+      const std::string prev_hash = q.Text(5);
+      if (prev_hash != summary.head_hash) {
+        return bad(
+            seq,
+            fmt::format("does not chain to entry {} (reordered, inserted or "
+                        "entry {} deleted)",
+                        seq - 1, seq - 1));
+      }
+      const std::string hash =
+          AuditHash(seq, q.Int(1), q.Text(2), q.Text(3), q.Text(4), prev_hash);
+      if (hash != q.Text(6))
+        return bad(seq, "was changed (its hash does not match its fields)");
+      summary.entries = seq;
+      summary.head_hash = hash;
+    }
+  }
+  Query h(head);
+  SV_ASSIGN_OR_RETURN(bool has_head, h.Step());
+  const int64_t head_seq = has_head ? h.Int(0) : 0;
+  const std::string head_hash = has_head ? h.Text(1) : kZeroHash;
+  if (head_seq != summary.entries || head_hash != summary.head_hash) {
+    return absl::DataLossError(fmt::format(
+        "audit log in {}: ends at entry {}, but its recorded head is entry {} "
+        "(entries deleted from the end, or appended without the store)",
+        path, summary.entries, head_seq));
+  }
+  return summary;
+}
+
+}  // namespace samverka::coordinator
