@@ -383,9 +383,8 @@ struct StateStore::Db {
         {&count_checkpoints, "SELECT COUNT(*) FROM checkpoints"},
         {&insert_round,
          "INSERT INTO rounds (round, succeeded, failure_reason, model_digest, "
-         "started_unix_ms, "
-         "finished_unix_ms, bytes_up, bytes_down) VALUES (?, ?, ?, ?, ?, ?, ?, "
-         "?)"},
+         "started_unix_ms, finished_unix_ms, bytes_up, bytes_down) "
+         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"},
         {&insert_participant,
          "INSERT INTO participants (round, position, client) VALUES (?, ?, ?)"},
         {&insert_metric,
@@ -394,33 +393,30 @@ struct StateStore::Db {
          "INSERT INTO checkpoints (round, file, model_digest, size_bytes) "
          "VALUES (?, ?, ?, ?)"},
         {&latest_checkpoint,
-         "SELECT round, file, model_digest FROM checkpoints ORDER BY round "
-         "DESC LIMIT 1"},
+         "SELECT round, file, model_digest FROM checkpoints "
+         "ORDER BY round DESC LIMIT 1"},
         {&checkpoint_by_round,
          "SELECT round, file, model_digest FROM checkpoints WHERE round = ?"},
         {&prunable,
-         "SELECT round, file FROM checkpoints WHERE round > 0 ORDER BY round "
-         "DESC "
-         "LIMIT -1 OFFSET ?"},
+         "SELECT round, file FROM checkpoints WHERE round > 0 "
+         "ORDER BY round DESC LIMIT -1 OFFSET ?"},
         {&delete_checkpoint, "DELETE FROM checkpoints WHERE round = ?"},
         {&rounds,
          "SELECT round, succeeded, failure_reason, model_digest, "
-         "started_unix_ms, "
-         "finished_unix_ms, bytes_up, bytes_down FROM rounds ORDER BY round "
-         "DESC LIMIT ?"},
+         "started_unix_ms, finished_unix_ms, bytes_up, bytes_down "
+         "FROM rounds ORDER BY round DESC LIMIT ?"},
         {&participants_of,
          "SELECT client FROM participants WHERE round = ? ORDER BY position"},
         {&metrics_of,
          "SELECT name, value FROM metrics WHERE round = ? ORDER BY name"},
         {&audit_tail, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"},
         {&insert_audit,
-         "INSERT INTO audit (seq, unix_ms, event, subject, details, prev_hash, "
-         "hash) "
-         "VALUES (?, ?, ?, ?, ?, ?, ?)"},
+         "INSERT INTO audit (seq, unix_ms, event, subject, details, "
+         "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)"},
         {&set_audit_head,
          "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) "
-         "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = "
-         "excluded.hash"},
+         "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, "
+         "hash = excluded.hash"},
     };
     for (const auto& [statement, sql] : all)
       SV_RETURN_IF_ERROR(statement->Prepare(db, path, sql));
@@ -449,9 +445,10 @@ absl::Status InitSchema(sqlite3* db, const std::string& db_path,
                         const std::string& federation_id, int64_t now_ms,
                         bool* created) {
   Statement tables;
-  SV_RETURN_IF_ERROR(tables.Prepare(db, db_path,
-                                    "SELECT name FROM sqlite_schema WHERE type "
-                                    "= 'table' AND name NOT LIKE 'sqlite_%'"));
+  SV_RETURN_IF_ERROR(
+      tables.Prepare(db, db_path,
+                     "SELECT name FROM sqlite_schema "
+                     "WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"));
   std::set<std::string> names;
   {
     Query q(tables);
@@ -632,9 +629,8 @@ absl::StatusOr<std::optional<Checkpoint>> StateStore::LoadCheckpointLocked(
   const std::string actual = Sha256Hex(*bytes);
   if (actual != checkpoint.model_digest) {
     return absl::DataLossError(fmt::format(
-        "checkpoint file {} does not match the digest recorded for round {} in "
-        "{} "
-        "(recorded {}, file has {})",
+        "checkpoint file {} does not match the digest recorded for round {} "
+        "in {} (recorded {}, file has {})",
         path, checkpoint.round, db_->path, checkpoint.model_digest, actual));
   }
   checkpoint.encoded_model = *std::move(bytes);
@@ -798,9 +794,10 @@ absl::Status StateStore::CommitRound(const RoundRecord& record,
   }
   for (const std::string& path : pruned) {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      const int error = errno;  // an orphan left behind; LoadLatest ignores it
       Logger("coordinator")
           ->warn("cannot delete pruned checkpoint {}: {}", path,
-                 std::strerror(errno));
+                 std::strerror(error));
     }
   }
   return absl::OkStatus();
@@ -959,11 +956,10 @@ absl::StatusOr<AuditSummary> VerifyAuditLog(const std::string& state_dir) {
       if (seq != expected) return bad(seq, "is out of sequence (inserted)");
       const std::string prev_hash = q.Text(5);
       if (prev_hash != summary.head_hash) {
-        return bad(
-            seq,
-            fmt::format("does not chain to entry {} (reordered, inserted or "
-                        "entry {} deleted)",
-                        seq - 1, seq - 1));
+        return bad(seq,
+                   fmt::format("does not chain to entry {} (entries reordered, "
+                               "inserted or replaced)",
+                               seq - 1));
       }
       const std::string hash =
           AuditHash(seq, q.Int(1), q.Text(2), q.Text(3), q.Text(4), prev_hash);
