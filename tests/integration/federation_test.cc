@@ -1,0 +1,192 @@
+// A real federation: a coordinator and client daemons as separate processes
+// over mutual TLS on loopback, with the federation's PKI made by
+// `samverka pki`. Waits are on the processes' output, never on sleeps.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include "coordinator/state_store.h"
+#include "tests/integration/process.h"
+#include "tests/integration/run_command.h"
+
+namespace samverka {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class FederationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("samverka_fed_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    Pki("init --dir pki --federation test-federation");
+    Pki("issue --dir pki --name coordinator --role coordinator --san 127.0.0.1");
+    for (const char* site : {"site-a", "site-b", "site-c"}) Pki(std::string("issue --dir pki --name ") + site);
+  }
+  void TearDown() override {
+    clients_.clear();
+    coordinator_.reset();
+    if (!HasFailure()) fs::remove_all(dir_);
+  }
+
+  void Pki(const std::string& args) {
+    CommandResult r = RunCommand("cd " + dir_.string() + " && " + SAMVERKA_BIN + " pki " + args);
+    ASSERT_EQ(r.exit_code, 0) << args << "\n" << r.output;
+  }
+
+  std::string Data(const std::string& file) const {
+    return std::string(SAMVERKA_SOURCE_DIR) + "/examples/healthcare/" + file;
+  }
+
+  // Writes coordinator.toml and starts the coordinator; returns its port.
+  int StartCoordinator(int rounds, int per_round, int min_clients, const std::string& extra = "") {
+    std::ofstream(dir_ / "coordinator.toml")
+        << "federation_id = \"test-federation\"\nlisten = \"127.0.0.1:0\"\nstate_dir = \"state\"\n"
+        << "rounds = " << rounds << "\nmodel = \"logreg\"\ninput_shape = [30]\nnum_classes = 2\n"
+        << "clients_per_round = " << per_round << "\nmin_clients = " << min_clients << "\n"
+        << "heartbeat_seconds = 1\nmax_poll_seconds = 2\ntrain_deadline_seconds = 60\n"
+        << "eval_deadline_seconds = 30\nlr = 0.1\n" << extra
+        << "[tls]\nca_certificate = \"pki/ca/ca.crt\"\n"
+        << "certificate = \"pki/sites/coordinator/coordinator.crt\"\n"
+        << "private_key = \"pki/sites/coordinator/coordinator.key\"\ncrl = \"pki/ca/crl.pem\"\n";
+    fs::create_directories(dir_ / "state");
+    coordinator_ = std::make_unique<Process>(std::vector<std::string>{
+        SAMVERKA_BIN, "coordinator", "--config", (dir_ / "coordinator.toml").string()});
+    EXPECT_TRUE(coordinator_->WaitFor("with mutual TLS")) << coordinator_->output();
+    std::smatch match;
+    const std::string out = coordinator_->output();
+    if (!std::regex_search(out, match, std::regex("port ([0-9]+)"))) return 0;
+    return std::stoi(match[1]);
+  }
+
+  // Starts the daemon of `site` (its certificate from pki/sites/SITE).
+  Process* StartClient(const std::string& site, int port, const std::string& data_file) {
+    const fs::path config = dir_ / (site + ".toml");
+    std::ofstream(config) << "coordinator = \"127.0.0.1:" << port << "\"\n"
+                          << "dataset = \"csv:" << Data(data_file) << ":malignant\"\n"
+                          << "poll_seconds = 1\nmax_backoff_seconds = 1\n"
+                          << "[tls]\nca_certificate = \"pki/ca/ca.crt\"\n"
+                          << "certificate = \"pki/sites/" << site << "/" << site << ".crt\"\n"
+                          << "private_key = \"pki/sites/" << site << "/" << site << ".key\"\n";
+    clients_.push_back(std::make_unique<Process>(
+        std::vector<std::string>{SAMVERKA_BIN, "client", "--config", config.string()}));
+    return clients_.back().get();
+  }
+
+  std::vector<coordinator::RoundRecord> Rounds() {
+    auto store = coordinator::StateStore::Open((dir_ / "state").string(), "test-federation");
+    EXPECT_TRUE(store.ok()) << store.status();
+    auto rounds = (*store)->Rounds(1000);
+    EXPECT_TRUE(rounds.ok());
+    std::vector<coordinator::RoundRecord> out(rounds->rbegin(), rounds->rend());
+    return out;
+  }
+
+  fs::path dir_;
+  std::unique_ptr<Process> coordinator_;
+  std::vector<std::unique_ptr<Process>> clients_;
+};
+
+TEST_F(FederationTest, ThreeHospitalsTrainTogether) {
+  const int port = StartCoordinator(3, 3, 3);
+  ASSERT_GT(port, 0);
+  Process* a = StartClient("site-a", port, "hospital-a.csv");
+  StartClient("site-b", port, "hospital-b.csv");
+  StartClient("site-c", port, "hospital-c.csv");
+  ASSERT_EQ(coordinator_->Wait(), 0) << coordinator_->output();
+  EXPECT_THAT(coordinator_->output(), HasSubstr("round 3/3: 3 sites"));
+  for (auto& client : clients_) EXPECT_EQ(client->Wait(), 0) << client->output();
+  // The site's log says what left the building, and never the data.
+  EXPECT_EQ(a->Count("sent a model update of"), 3) << a->output();
+  EXPECT_THAT(a->output(), Not(HasSubstr("17.99")));  // a feature value of the data set
+
+  std::vector<coordinator::RoundRecord> rounds = Rounds();
+  ASSERT_EQ(rounds.size(), 3u);
+  for (const auto& r : rounds) {
+    EXPECT_TRUE(r.succeeded) << r.failure_reason;
+    EXPECT_EQ(r.participants.size(), 3u);
+    EXPECT_TRUE(r.metrics.contains("eval_accuracy"));
+    EXPECT_TRUE(r.metrics.contains("eval_auc"));
+  }
+  CommandResult audit = RunCommand(std::string(SAMVERKA_BIN) + " audit verify --state-dir " + (dir_ / "state").string());
+  EXPECT_EQ(audit.exit_code, 0) << audit.output;
+  CommandResult exported = RunCommand(std::string(SAMVERKA_BIN) + " export --config " +
+                                      (dir_ / "coordinator.toml").string() + " --out " + (dir_ / "m.pt").string());
+  EXPECT_EQ(exported.exit_code, 0) << exported.output;
+  EXPECT_THAT(exported.output, HasSubstr(rounds.back().model_digest.substr(0, 16)));
+}
+
+TEST_F(FederationTest, AKilledClientDoesNotStopTheFederation) {
+  const int port = StartCoordinator(1000, 3, 2);
+  ASSERT_GT(port, 0);
+  StartClient("site-a", port, "hospital-a.csv");
+  StartClient("site-b", port, "hospital-b.csv");
+  Process* c = StartClient("site-c", port, "hospital-c.csv");
+  ASSERT_TRUE(c->WaitFor("sent a model update")) << c->output();
+  c->Kill(SIGKILL);
+  ASSERT_TRUE(coordinator_->WaitFor("site-c went silent")) << coordinator_->output();
+  // The federation goes on with the other two sites.
+  const int before = coordinator_->Count(": 2 sites, train_loss");
+  ASSERT_TRUE(coordinator_->WaitForCount(": 2 sites, train_loss", before + 2)) << coordinator_->output();
+  coordinator_->Kill(SIGTERM);
+  ASSERT_EQ(coordinator_->Wait(), 0) << coordinator_->output();
+  std::vector<coordinator::RoundRecord> rounds = Rounds();
+  ASSERT_GE(rounds.size(), 2u);
+  int without_c = 0;
+  for (const auto& r : rounds) {
+    EXPECT_TRUE(r.succeeded || r.failure_reason.find("only") != std::string::npos)
+        << "round " << r.round << ": " << r.failure_reason;
+    if (std::find(r.participants.begin(), r.participants.end(), "site-c") == r.participants.end()) ++without_c;
+  }
+  EXPECT_GE(without_c, 2) << "rounds after the kill go on with the other two sites";
+}
+
+TEST_F(FederationTest, CoordinatorKilledMidRunResumes) {
+  int port = StartCoordinator(5, 3, 3);
+  ASSERT_GT(port, 0);
+  for (const char* site : {"site-a", "site-b", "site-c"}) {
+    StartClient(site, port, std::string("hospital-") + site[5] + ".csv");
+  }
+  ASSERT_TRUE(coordinator_->WaitFor("round 2/5: 3 sites")) << coordinator_->output();
+  coordinator_->Kill(SIGKILL);
+  EXPECT_EQ(coordinator_->Wait(), 128 + SIGKILL);
+
+  // Restart on the same port: the clients find it again by themselves.
+  std::string config;
+  {
+    std::ifstream in(dir_ / "coordinator.toml");
+    config.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  config = std::regex_replace(config, std::regex("127.0.0.1:0"), "127.0.0.1:" + std::to_string(port));
+  std::ofstream(dir_ / "coordinator.toml") << config;
+  coordinator_ = std::make_unique<Process>(std::vector<std::string>{
+      SAMVERKA_BIN, "coordinator", "--config", (dir_ / "coordinator.toml").string()});
+  ASSERT_TRUE(coordinator_->WaitFor("resuming federation")) << coordinator_->output();
+  ASSERT_EQ(coordinator_->Wait(), 0) << coordinator_->output();
+
+  std::vector<coordinator::RoundRecord> rounds = Rounds();
+  ASSERT_EQ(rounds.size(), 5u);
+  for (size_t i = 0; i < rounds.size(); ++i) {
+    EXPECT_EQ(rounds[i].round, static_cast<int64_t>(i + 1));
+    EXPECT_TRUE(rounds[i].succeeded);
+  }
+  // It resumed from the model of the last committed round.
+  std::smatch match;
+  const std::string out = coordinator_->output();
+  ASSERT_TRUE(std::regex_search(out, match, std::regex("from the checkpoint of round ([0-9]+) \\(([0-9a-f]+)\\)")));
+  const int64_t resumed = std::stoll(match[1]);
+  ASSERT_GE(resumed, 2);
+  EXPECT_EQ(rounds[resumed - 1].model_digest.substr(0, 16), match[2].str());
+  CommandResult audit = RunCommand(std::string(SAMVERKA_BIN) + " audit verify --state-dir " + (dir_ / "state").string());
+  EXPECT_EQ(audit.exit_code, 0) << audit.output;
+}
+
+}  // namespace
+}  // namespace samverka

@@ -1,0 +1,353 @@
+// The coordinator refuses bad peers and bad input with a clear reason,
+// while an honest site keeps training: another CA, an expired or revoked
+// certificate, a site not on the allow-list, no client certificate,
+// plaintext; and every malformed upload is rejected with a gRPC status.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include <grpcpp/grpcpp.h>
+
+#include "common/codec.h"
+#include "common/wire.h"
+#include "proto/federation.grpc.pb.h"
+#include "security/tls.h"
+#include "tests/integration/process.h"
+#include "tests/integration/run_command.h"
+
+namespace samverka {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+std::string ReadAll(const fs::path& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Writes a key and a certificate for `name` signed by the CA in `pki`, valid
+// from two days ago until yesterday (an expired site certificate).
+void WriteExpiredCertificate(const fs::path& pki, const std::string& name, const fs::path& out) {
+  FILE* f = fopen((pki / "ca" / "ca.key").c_str(), "r");
+  EVP_PKEY* ca_key = PEM_read_PrivateKey(f, nullptr, nullptr, nullptr);
+  fclose(f);
+  f = fopen((pki / "ca" / "ca.crt").c_str(), "r");
+  X509* ca = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  fclose(f);
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  X509* cert = X509_new();
+  X509_set_version(cert, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), 4242);
+  X509_gmtime_adj(X509_getm_notBefore(cert), -2 * 86400);
+  X509_gmtime_adj(X509_getm_notAfter(cert), -1 * 86400);
+  X509_NAME* subject = X509_get_subject_name(cert);
+  auto add = [&](const char* field, const std::string& value) {
+    X509_NAME_add_entry_by_txt(subject, field, MBSTRING_UTF8,
+                               reinterpret_cast<const unsigned char*>(value.c_str()), -1, -1, 0);
+  };
+  add("CN", name);
+  add("O", "test-federation");
+  add("OU", "client");
+  X509_set_issuer_name(cert, X509_get_subject_name(ca));
+  X509_set_pubkey(cert, key);
+  X509_sign(cert, ca_key, EVP_sha256());
+  fs::create_directories(out);
+  f = fopen((out / (name + ".crt")).c_str(), "w");
+  PEM_write_X509(f, cert);
+  fclose(f);
+  f = fopen((out / (name + ".key")).c_str(), "w");
+  PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
+  fclose(f);
+  X509_free(cert);
+  X509_free(ca);
+  EVP_PKEY_free(key);
+  EVP_PKEY_free(ca_key);
+}
+
+class RefusalTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("samverka_refusal_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    Pki("init --dir pki --federation test-federation");
+    Pki("init --dir other --federation test-federation");
+    Pki("issue --dir pki --name coordinator --role coordinator --san 127.0.0.1");
+    for (const char* site : {"site-a", "site-b", "site-c", "intruder", "revoked-site"}) {
+      Pki(std::string("issue --dir pki --name ") + site);
+    }
+    Pki("issue --dir pki --name operator --role operator");
+    Pki("issue --dir other --name site-a");
+    Pki("revoke --dir pki --name revoked-site");
+    WriteExpiredCertificate(dir_ / "pki", "expired-site", dir_ / "expired");
+
+    std::ofstream(dir_ / "coordinator.toml")
+        << "federation_id = \"test-federation\"\nlisten = \"127.0.0.1:0\"\nstate_dir = \"state\"\n"
+        << "rounds = 1000\nmodel = \"logreg\"\ninput_shape = [30]\nnum_classes = 2\n"
+        << "clients_per_round = 2\nmin_clients = 2\nheartbeat_seconds = 1\nmax_poll_seconds = 2\n"
+        << "train_deadline_seconds = 120\nfederated_evaluation = false\n"
+        << "allowed_clients = [\"site-a\", \"site-b\", \"site-c\", \"revoked-site\", \"expired-site\"]\n"
+        << "[tls]\nca_certificate = \"pki/ca/ca.crt\"\n"
+        << "certificate = \"pki/sites/coordinator/coordinator.crt\"\n"
+        << "private_key = \"pki/sites/coordinator/coordinator.key\"\ncrl = \"pki/ca/crl.pem\"\n";
+    fs::create_directories(dir_ / "state");
+    coordinator_ = std::make_unique<Process>(std::vector<std::string>{
+        SAMVERKA_BIN, "coordinator", "--config", (dir_ / "coordinator.toml").string()});
+    ASSERT_TRUE(coordinator_->WaitFor("with mutual TLS")) << coordinator_->output();
+    std::smatch match;
+    const std::string out = coordinator_->output();
+    ASSERT_TRUE(std::regex_search(out, match, std::regex("port ([0-9]+)")));
+    target_ = "127.0.0.1:" + match[1].str();
+
+    std::ofstream(dir_ / "site-a.toml")
+        << "coordinator = \"" << target_ << "\"\n"
+        << "dataset = \"csv:" << SAMVERKA_SOURCE_DIR << "/examples/healthcare/hospital-a.csv:malignant\"\n"
+        << "poll_seconds = 1\n[tls]\nca_certificate = \"pki/ca/ca.crt\"\n"
+        << "certificate = \"pki/sites/site-a/site-a.crt\"\nprivate_key = \"pki/sites/site-a/site-a.key\"\n";
+    site_a_ = std::make_unique<Process>(std::vector<std::string>{
+        SAMVERKA_BIN, "client", "--config", (dir_ / "site-a.toml").string()});
+  }
+  void TearDown() override {
+    site_a_.reset();
+    coordinator_.reset();
+    if (!HasFailure()) fs::remove_all(dir_);
+  }
+
+  void Pki(const std::string& args) {
+    CommandResult r = RunCommand("cd " + dir_.string() + " && " + SAMVERKA_BIN + " pki " + args);
+    ASSERT_EQ(r.exit_code, 0) << args << "\n" << r.output;
+  }
+
+  std::unique_ptr<v1::Federation::Stub> Stub(std::shared_ptr<grpc::ChannelCredentials> credentials) {
+    return v1::Federation::NewStub(grpc::CreateChannel(target_, credentials));
+  }
+  std::unique_ptr<v1::Federation::Stub> SiteStub(const fs::path& cert, const fs::path& key,
+                                                 const fs::path& ca = {}) {
+    security::TlsFiles files{(ca.empty() ? dir_ / "pki/ca/ca.crt" : ca).string(), cert.string(),
+                             key.string()};
+    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+        security::MakeChannelCredentials(files);
+    EXPECT_TRUE(credentials.ok()) << credentials.status();
+    return Stub(*credentials);
+  }
+  std::unique_ptr<v1::Federation::Stub> Site(const std::string& name, const std::string& pki = "pki") {
+    const fs::path d = dir_ / pki / "sites" / name;
+    return SiteStub(d / (name + ".crt"), d / (name + ".key"));
+  }
+
+  static grpc::Status Register(v1::Federation::Stub& stub) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    v1::RegisterRequest request;
+    request.set_protocol_version(v1::PROTOCOL_VERSION_1);
+    request.set_num_train_samples(10);
+    request.set_num_eval_samples(0);
+    v1::RegisterResponse response;
+    return stub.Register(&context, request, &response);
+  }
+
+  // Uploads `messages` (a header, then chunks) and returns the status.
+  static grpc::Status Upload(v1::Federation::Stub& stub, const std::vector<v1::UploadMessage>& messages) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    v1::UploadResponse response;
+    auto writer = stub.UploadResult(&context, &response);
+    for (const auto& m : messages) {
+      if (!writer->Write(m)) break;
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
+  static std::vector<v1::UploadMessage> UploadOf(const v1::Task& task, const std::string& payload,
+                                                 int64_t round, size_t chunk = kChunkBytes) {
+    std::vector<v1::UploadMessage> messages(1);
+    v1::ResultHeader* h = messages[0].mutable_header();
+    h->set_task_id(task.task_id());
+    h->set_round(round);
+    h->set_kind(v1::TASK_KIND_TRAIN);
+    h->set_model_digest(task.model_digest());
+    h->set_num_samples(10);
+    const std::vector<std::string_view> pieces = SplitIntoChunks(payload, chunk);
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      v1::UploadMessage m;
+      v1::TensorChunk* c = m.mutable_chunk();
+      c->set_payload_digest(Sha256Hex(payload));
+      c->set_index(i);
+      c->set_total_chunks(pieces.size());
+      c->set_total_bytes(payload.size());
+      c->set_data(std::string(pieces[i]));
+      messages.push_back(m);
+    }
+    return messages;
+  }
+
+  fs::path dir_;
+  std::string target_;
+  std::unique_ptr<Process> coordinator_;
+  std::unique_ptr<Process> site_a_;
+};
+
+TEST_F(RefusalTest, BadPeersAreRefusedWhileHonestSitesTrain) {
+  // Another CA, an expired certificate, a revoked one, not on the allow-list,
+  // no client certificate, plaintext.
+  EXPECT_FALSE(Register(*Site("site-a", "other")).ok());
+  ASSERT_TRUE(coordinator_->WaitFor("does not verify against the federation CA", std::chrono::seconds(20))) << coordinator_->output();
+
+  EXPECT_FALSE(Register(*SiteStub(dir_ / "expired/expired-site.crt", dir_ / "expired/expired-site.key")).ok());
+  // OpenSSL rejects an expired certificate during chain verification, with
+  // the same error as another CA's; the log line names both causes.
+  ASSERT_TRUE(coordinator_->WaitForCount("does not verify against the federation CA", 2,
+                                         std::chrono::seconds(20)))
+      << coordinator_->output();
+
+  EXPECT_FALSE(Register(*Site("revoked-site")).ok());
+  ASSERT_TRUE(coordinator_->WaitFor("is revoked")) << coordinator_->output();
+
+  EXPECT_FALSE(Register(*Site("intruder")).ok());
+  ASSERT_TRUE(coordinator_->WaitFor("'intruder' is not on the coordinator's allow-list"));
+
+  grpc::SslCredentialsOptions no_cert;
+  no_cert.pem_root_certs = ReadAll(dir_ / "pki/ca/ca.crt");
+  EXPECT_FALSE(Register(*Stub(grpc::SslCredentials(no_cert))).ok());
+  ASSERT_TRUE(coordinator_->WaitFor("presented no certificate")) << coordinator_->output();
+
+  EXPECT_FALSE(Register(*Stub(grpc::InsecureChannelCredentials())).ok());
+  ASSERT_TRUE(coordinator_->WaitFor("plaintext")) << coordinator_->output();
+
+  // Meanwhile honest sites train: site-a and site-c make up the cohort.
+  std::ofstream(dir_ / "site-c.toml")
+      << "coordinator = \"" << target_ << "\"\n"
+      << "dataset = \"csv:" << SAMVERKA_SOURCE_DIR << "/examples/healthcare/hospital-c.csv:malignant\"\n"
+      << "poll_seconds = 1\n[tls]\nca_certificate = \"pki/ca/ca.crt\"\n"
+      << "certificate = \"pki/sites/site-c/site-c.crt\"\nprivate_key = \"pki/sites/site-c/site-c.key\"\n";
+  Process site_c({SAMVERKA_BIN, "client", "--config", (dir_ / "site-c.toml").string()});
+  ASSERT_TRUE(coordinator_->WaitFor("round 2/1000: 2 sites")) << coordinator_->output();
+
+  // Revocation takes effect without a restart, also on a live connection.
+  auto site_b = Site("site-b");
+  ASSERT_TRUE(Register(*site_b).ok());
+  Pki("revoke --dir pki --name site-b");
+  grpc::Status after = Register(*site_b);
+  EXPECT_EQ(after.error_code(), grpc::StatusCode::UNAUTHENTICATED) << after.error_message();
+  EXPECT_THAT(after.error_message(), HasSubstr("revoked"));
+
+  // The operator service takes only operator certificates.
+  CommandResult status = RunCommand(std::string(SAMVERKA_BIN) + " status --coordinator " + target_ +
+                                    " --ca " + (dir_ / "pki/ca/ca.crt").string() + " --cert " +
+                                    (dir_ / "pki/sites/operator/operator.crt").string() + " --key " +
+                                    (dir_ / "pki/sites/operator/operator.key").string());
+  EXPECT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_THAT(status.output, HasSubstr("site-a"));
+  CommandResult as_site = RunCommand(std::string(SAMVERKA_BIN) + " status --coordinator " + target_ +
+                                     " --ca " + (dir_ / "pki/ca/ca.crt").string() + " --cert " +
+                                     (dir_ / "pki/sites/site-a/site-a.crt").string() + " --key " +
+                                     (dir_ / "pki/sites/site-a/site-a.key").string());
+  EXPECT_NE(as_site.exit_code, 0);
+  EXPECT_THAT(as_site.output, HasSubstr("role client"));
+
+  coordinator_->Kill(SIGTERM);
+  EXPECT_EQ(coordinator_->Wait(), 0) << coordinator_->output();
+  CommandResult audit = RunCommand(std::string(SAMVERKA_BIN) + " audit verify --state-dir " + (dir_ / "state").string());
+  EXPECT_EQ(audit.exit_code, 0) << audit.output;
+}
+
+TEST_F(RefusalTest, MalformedUploadsAreRejectedAndStoreNothing) {
+  // An unregistered site has no tasks.
+  auto site_c = Site("site-c");
+  {
+    grpc::ClientContext context;
+    v1::PollTaskRequest request;
+    request.set_protocol_version(v1::PROTOCOL_VERSION_1);
+    v1::PollTaskResponse response;
+    EXPECT_EQ(site_c->PollTask(&context, request, &response).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  // The test plays site-b, the second member of the cohort.
+  auto site_b = Site("site-b");
+  ASSERT_TRUE(Register(*site_b).ok());
+  v1::Task task;
+  for (int attempt = 0; attempt < 60 && task.task_id().empty(); ++attempt) {
+    grpc::ClientContext context;
+    v1::PollTaskRequest request;
+    request.set_protocol_version(v1::PROTOCOL_VERSION_1);
+    request.set_wait_seconds(2);
+    v1::PollTaskResponse response;
+    ASSERT_TRUE(site_b->PollTask(&context, request, &response).ok());
+    if (response.has_task()) task = response.task();
+  }
+  ASSERT_FALSE(task.task_id().empty()) << coordinator_->output();
+
+  // The model it must start from.
+  std::string model;
+  {
+    grpc::ClientContext context;
+    v1::DownloadModelRequest request;
+    request.set_model_digest(task.model_digest());
+    auto reader = site_b->DownloadModel(&context, request);
+    v1::TensorChunk chunk;
+    while (reader->Read(&chunk)) model += chunk.data();
+    ASSERT_TRUE(reader->Finish().ok());
+  }
+  ASSERT_EQ(Sha256Hex(model), task.model_digest());
+  absl::StatusOr<ModelParameters> global = DecodeParameters(model);
+  ASSERT_TRUE(global.ok());
+  ModelParameters update = *global;
+  for (float& v : update.values) v = 0.01f;
+  const std::string good = EncodeParameters(update);
+  const int64_t round = task.round();
+
+  auto expect = [&](const std::vector<v1::UploadMessage>& messages, grpc::StatusCode code,
+                    const std::string& fragment) {
+    grpc::Status s = Upload(*site_b, messages);
+    EXPECT_EQ(s.error_code(), code) << fragment << ": " << s.error_message();
+    EXPECT_THAT(s.error_message(), HasSubstr(fragment));
+  };
+  // Out-of-order chunk.
+  std::vector<v1::UploadMessage> reordered = UploadOf(task, good, round, 64);
+  std::swap(reordered[1], reordered[2]);
+  expect(reordered, grpc::StatusCode::INVALID_ARGUMENT, "out of order");
+  // Oversized: far more bytes than the model.
+  expect(UploadOf(task, std::string(good.size() + (128 << 10), 'x'), round), grpc::StatusCode::INVALID_ARGUMENT, "limit");
+  // Digest mismatch.
+  std::vector<v1::UploadMessage> lying = UploadOf(task, good, round);
+  for (size_t i = 1; i < lying.size(); ++i) lying[i].mutable_chunk()->set_payload_digest(std::string(64, 'a'));
+  expect(lying, grpc::StatusCode::DATA_LOSS, "SHA-256");
+  // NaN and Inf.
+  ModelParameters nan = update;
+  nan.values[3] = std::nanf("");
+  expect(UploadOf(task, EncodeParameters(nan), round), grpc::StatusCode::INVALID_ARGUMENT, "NaN");
+  ModelParameters inf = update;
+  inf.values[0] = INFINITY;
+  expect(UploadOf(task, EncodeParameters(inf), round), grpc::StatusCode::INVALID_ARGUMENT, "infinite");
+  // Wrong shape.
+  ModelParameters wrong_shape = update;
+  wrong_shape.layout.tensors[0].shape = {1, 60};
+  expect(UploadOf(task, EncodeParameters(wrong_shape), round), grpc::StatusCode::INVALID_ARGUMENT, "do not match");
+  // Wrong dtype.
+  TensorBundle ints = {{"fc.weight", DType::kInt32, {2, 30}, std::string(240, '\0')},
+                       {"fc.bias", DType::kInt32, {2}, std::string(8, '\0')}};
+  expect(UploadOf(task, *EncodeBundle(ints), round), grpc::StatusCode::INVALID_ARGUMENT, "float32");
+  // Wrong round.
+  expect(UploadOf(task, good, round + 1), grpc::StatusCode::FAILED_PRECONDITION, "no open task");
+  // The honest upload goes in, once; a replay is refused.
+  ASSERT_TRUE(Upload(*site_b, UploadOf(task, good, round)).ok());
+  grpc::Status replay = Upload(*site_b, UploadOf(task, good, round));
+  EXPECT_FALSE(replay.ok());
+  EXPECT_THAT(replay.error_message(), HasSubstr("no open task"));
+
+  ASSERT_TRUE(coordinator_->WaitFor("round " + std::to_string(round) + "/1000: 2 sites")) << coordinator_->output();
+}
+
+}  // namespace
+}  // namespace samverka
