@@ -12,7 +12,7 @@
 // After the runs it prints the aggregation time as a share of one round of
 // local training (10 clients x 600 samples at the measured samples/s, run
 // sequentially on one thread).
-#include <benchmark/benchmark.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstring>
@@ -22,6 +22,8 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include <benchmark/benchmark.h>
 
 #include "absl/time/time.h"
 #include "bench/bench_util.h"
@@ -164,6 +166,8 @@ BENCHMARK(BM_TrainCnn)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations
 // The console output plus, at the end, the aggregation share of a round.
 class ShareReporter : public benchmark::ConsoleReporter {
  public:
+  using ConsoleReporter::ConsoleReporter;
+
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& run : runs) {
       if (run.error_occurred || run.run_type != Run::RT_Iteration) continue;
@@ -208,7 +212,10 @@ int main(int argc, char** argv) {
   samverka::bench::EnsureSingleThreadedBlas(argv);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  samverka::bench::ShareReporter reporter;
+  // Colour only on a terminal, as Google Benchmark's own console reporter.
+  samverka::bench::ShareReporter reporter(isatty(STDOUT_FILENO)
+                                              ? benchmark::ConsoleReporter::OO_ColorTabular
+                                              : benchmark::ConsoleReporter::OO_Tabular);
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
   return 0;

@@ -9,13 +9,12 @@
 // count is fixed so that both sides train the same number of samples:
 //   training_bench [--cnn_calls=5] [--mlp_calls=100] [benchmark flags]
 // Counters: samples_per_s (wall clock) and the last call's mean loss.
-#include <benchmark/benchmark.h>
-
 #include <cmath>
 #include <cstdlib>
-#include <iostream>
 #include <string>
 #include <string_view>
+
+#include <benchmark/benchmark.h>
 
 #include "bench/bench_util.h"
 #include "models/model.h"
