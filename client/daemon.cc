@@ -40,12 +40,8 @@ absl::Status ClientDaemonOptions::Validate() const {
 }
 
 absl::StatusOr<ClientDaemonOptions> LoadClientConfig(const std::string& path) {
-  namespace fs = std::filesystem;
   SV_ASSIGN_OR_RETURN(ConfigFile file, ConfigFile::Load(path));
-  const fs::path base = fs::absolute(path).parent_path();
-  auto resolve = [&](const std::string& p) {
-    return p.empty() || fs::path(p).is_absolute() ? p : (base / p).lexically_normal().string();
-  };
+  auto resolve = [&](const std::string& p) { return ResolveConfigPath(path, p); };
   ClientDaemonOptions o;
   int64_t seed = 0;
   double poll = absl::ToDoubleSeconds(o.poll_wait);

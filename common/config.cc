@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -147,6 +148,12 @@ absl::Status ConfigFile::CheckNoUnknownKeys() const {
     }
   }
   return absl::OkStatus();
+}
+
+std::string ResolveConfigPath(const std::string& config_path, const std::string& path) {
+  namespace fs = std::filesystem;
+  if (path.empty() || fs::path(path).is_absolute()) return path;
+  return (fs::absolute(config_path).parent_path() / path).lexically_normal().string();
 }
 
 std::string TomlQuote(std::string_view value) {

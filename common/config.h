@@ -59,6 +59,10 @@ class ConfigFile {
   std::set<std::string, std::less<>> known_;
 };
 
+// `path` as written in the config file `config_path`: relative paths are
+// taken relative to the file's directory; absolute and empty ones unchanged.
+std::string ResolveConfigPath(const std::string& config_path, const std::string& path);
+
 // Quotes a string for a TOML file (basic string with escapes).
 std::string TomlQuote(std::string_view value);
 

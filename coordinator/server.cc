@@ -15,12 +15,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Resolves `path` against `base` unless it is absolute or empty.
-std::string Resolve(const fs::path& base, const std::string& path) {
-  if (path.empty() || fs::path(path).is_absolute()) return path;
-  return (base / path).lexically_normal().string();
-}
-
 absl::Status ReadSeconds(ConfigFile& file, const char* key, absl::Duration* out) {
   double seconds = absl::ToDoubleSeconds(*out);
   SV_RETURN_IF_ERROR(file.Get(key, &seconds));
@@ -35,7 +29,10 @@ absl::Status ReadSeconds(ConfigFile& file, const char* key, absl::Duration* out)
 
 absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path) {
   SV_ASSIGN_OR_RETURN(ConfigFile file, ConfigFile::Load(path));
-  const fs::path base = fs::absolute(path).parent_path();
+  auto Resolve = [&](const std::string& base_path, const std::string& p) {
+    return ResolveConfigPath(base_path, p);
+  };
+  const std::string& base = path;
   CoordinatorConfig config;
   CoordinatorOptions& o = config.coordinator;
   int64_t seed = 0;

@@ -108,6 +108,12 @@ absl::StatusOr<PeerIdentity> PeerAuthorizer::Authorize(std::string_view leaf_pem
     if (absl::Status refreshed = RefreshCrl(); !refreshed.ok()) {
       return absl::UnauthenticatedError(std::string(refreshed.message()));
     }
+    if (!options_.crl_path.empty() && crl_.IsExpired(absl::Now())) {
+      // Fail closed, as OpenSSL does: a stale list may miss a revocation.
+      return absl::UnauthenticatedError(absl::StrCat(
+          "the federation's revocation list ", options_.crl_path, " expired on ",
+          absl::FormatTime(crl_.next_update), "; re-publish it with `samverka pki crl`"));
+    }
     if (crl_.IsRevoked(peer->serial_hex)) {
       return absl::UnauthenticatedError(absl::StrCat("certificate of '", peer->name, "' (serial ",
                                                      peer->serial_hex, ") is revoked"));

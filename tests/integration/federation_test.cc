@@ -22,10 +22,7 @@ using ::testing::Not;
 class FederationTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("samverka_fed_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = FreshTestDir("samverka_fed_");
     Pki("init --dir pki --federation test-federation");
     Pki("issue --dir pki --name coordinator --role coordinator --san 127.0.0.1");
     for (const char* site : {"site-a", "site-b", "site-c"}) Pki(std::string("issue --dir pki --name ") + site);
@@ -37,7 +34,7 @@ class FederationTest : public ::testing::Test {
   }
 
   void Pki(const std::string& args) {
-    CommandResult r = RunCommand("cd " + dir_.string() + " && " + SAMVERKA_BIN + " pki " + args);
+    CommandResult r = RunPki(dir_, args);
     ASSERT_EQ(r.exit_code, 0) << args << "\n" << r.output;
   }
 

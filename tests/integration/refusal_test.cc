@@ -77,10 +77,7 @@ void WriteExpiredCertificate(const fs::path& pki, const std::string& name, const
 class RefusalTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("samverka_refusal_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = FreshTestDir("samverka_refusal_");
     Pki("init --dir pki --federation test-federation");
     Pki("init --dir other --federation test-federation");
     Pki("issue --dir pki --name coordinator --role coordinator --san 127.0.0.1");
@@ -125,7 +122,7 @@ class RefusalTest : public ::testing::Test {
   }
 
   void Pki(const std::string& args) {
-    CommandResult r = RunCommand("cd " + dir_.string() + " && " + SAMVERKA_BIN + " pki " + args);
+    CommandResult r = RunPki(dir_, args);
     ASSERT_EQ(r.exit_code, 0) << args << "\n" << r.output;
   }
 

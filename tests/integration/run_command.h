@@ -4,10 +4,13 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <filesystem>
 #include <cstdio>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace samverka {
 
@@ -37,6 +40,22 @@ inline CommandResult RunCommand(const std::string& command) {
   const int status = pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
+}
+
+// An empty directory in the temp dir named after `prefix` and the running
+// test, so tests that ctest runs in parallel never share one.
+inline std::filesystem::path FreshTestDir(const std::string& prefix) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() /
+      (prefix + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+// Runs `samverka pki ARGS` with `dir` as the working directory.
+inline CommandResult RunPki(const std::filesystem::path& dir, const std::string& args) {
+  return RunCommand("cd " + dir.string() + " && " + SAMVERKA_BIN + " pki " + args);
 }
 
 }  // namespace samverka
