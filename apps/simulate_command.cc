@@ -75,10 +75,16 @@ void AddSimulateCommand(CLI::App& app, const std::string* log_level) {
   f.Add(cmd, "--seed", &o.seed, "seed for data split, partition, initialisation and sampling");
   f.Add(cmd, "--out", &o.out, "output directory (metrics.jsonl, metrics.csv, model.pt, config.toml)");
   f.Add(cmd, "--workers", &o.workers, "worker threads (0: one per core; 1: bit-reproducible)");
+  auto secure = std::make_shared<std::string>();
+  CLI::Option* secure_option =
+      cmd->add_option("--secure-aggregation", *secure,
+                      "on: SecAgg+ among each round's clients, the engine sees only sums (default off)")
+          ->check(CLI::IsMember({"on", "off"}));
+  f.Add(cmd, "--secagg-clip-range", &o.secagg_clip_range, "secure aggregation: clip update values to [-c, c]");
   CLI::Option* show = cmd->add_flag("--show-partition", options->show_partition,
                                     "print each client's label counts");
 
-  cmd->callback([options, overrides, config_path, show, log_level] {
+  cmd->callback([options, overrides, config_path, show, log_level, secure, secure_option] {
     const bool show_partition = show->count() > 0;
     if (!SetLogLevel(*log_level)) return Fail(fmt::format("unknown log level '{}'", *log_level));
     if (!config_path->empty()) {
@@ -90,6 +96,7 @@ void AddSimulateCommand(CLI::App& app, const std::string* log_level) {
     }
     for (auto& apply : overrides->apply) apply();
     if (show_partition) options->show_partition = true;
+    if (secure_option->count() > 0) options->secure_aggregation = *secure == "on";
     absl::StatusOr<simulation::RoundReport> last =
         simulation::RunSimulation(*options, PrintRound);
     if (!last.ok()) return Fail(std::string(last.status().message()));

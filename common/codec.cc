@@ -148,8 +148,22 @@ absl::StatusOr<std::string> EncodeBundle(const TensorBundle& bundle) {
   return out;
 }
 
-absl::StatusOr<TensorBundle> DecodeBundle(std::string_view bytes,
-                                          const DecodeLimits& limits) {
+namespace {
+
+// One tensor as the parser sees it; `data` points into the parsed bytes.
+struct TensorView {
+  std::string_view name;
+  DType dtype = DType::kFloat32;
+  std::vector<int64_t> shape;
+  std::string_view data;
+};
+
+// Validates a whole bundle and calls `on_tensor(TensorView&&)` for each
+// tensor in order, without copying any tensor data. Every error of
+// DecodeBundle comes from here.
+template <typename OnTensor>
+absl::Status ParseBundle(std::string_view bytes, const DecodeLimits& limits,
+                         uint32_t* count_out, OnTensor on_tensor) {
   Reader in(bytes);
   std::string_view magic;
   SV_RETURN_IF_ERROR(in.GetBytes(4, &magic, "magic"));
@@ -170,30 +184,28 @@ absl::StatusOr<TensorBundle> DecodeBundle(std::string_view bytes,
     return absl::InvalidArgumentError(absl::StrCat("tensor bundle claims ", count,
                                                    " tensors; the limit is ", limits.max_tensors));
   }
-  TensorBundle bundle;
-  bundle.reserve(count);
+  *count_out = count;
   uint64_t total = 0;
   for (uint32_t i = 0; i < count; ++i) {
-    NamedTensor t;
+    TensorView t;
     uint16_t name_length = 0;
     SV_RETURN_IF_ERROR(in.Get(&name_length, "name length"));
     if (name_length > limits.max_name_length) {
       return absl::InvalidArgumentError(absl::StrCat("tensor ", i, ": name of ", name_length,
                                                      " bytes exceeds the limit"));
     }
-    std::string_view name;
-    SV_RETURN_IF_ERROR(in.GetBytes(name_length, &name, "tensor name"));
-    t.name = std::string(name);
+    SV_RETURN_IF_ERROR(in.GetBytes(name_length, &t.name, "tensor name"));
+    const std::string name(t.name);
     uint8_t dtype = 0, rank = 0;
     SV_RETURN_IF_ERROR(in.Get(&dtype, "dtype"));
     SV_RETURN_IF_ERROR(in.Get(&rank, "rank"));
     if (!KnownDType(dtype)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("tensor '", t.name, "' has unknown dtype ", int{dtype}));
+          absl::StrCat("tensor '", name, "' has unknown dtype ", int{dtype}));
     }
     if (rank > limits.max_rank) {
       return absl::InvalidArgumentError(
-          absl::StrCat("tensor '", t.name, "' has rank ", int{rank}, "; the limit is ",
+          absl::StrCat("tensor '", name, "' has rank ", int{rank}, "; the limit is ",
                        limits.max_rank));
     }
     t.dtype = static_cast<DType>(dtype);
@@ -202,10 +214,10 @@ absl::StatusOr<TensorBundle> DecodeBundle(std::string_view bytes,
     uint64_t nbytes = 0;
     SV_RETURN_IF_ERROR(in.Get(&nbytes, "data length"));
     SV_ASSIGN_OR_RETURN(uint64_t expected,
-                        ExpectedBytes(t.shape, t.dtype, t.name, limits.max_total_bytes));
+                        ExpectedBytes(t.shape, t.dtype, name, limits.max_total_bytes));
     if (nbytes != expected) {
       return absl::InvalidArgumentError(
-          absl::StrCat("tensor '", t.name, "' declares ", nbytes,
+          absl::StrCat("tensor '", name, "' declares ", nbytes,
                        " data bytes but its shape and dtype need ", expected));
     }
     total += nbytes;
@@ -213,15 +225,26 @@ absl::StatusOr<TensorBundle> DecodeBundle(std::string_view bytes,
       return absl::InvalidArgumentError(absl::StrCat(
           "tensor bundle exceeds the limit of ", limits.max_total_bytes, " bytes"));
     }
-    std::string_view data;
-    SV_RETURN_IF_ERROR(in.GetBytes(nbytes, &data, absl::StrCat("data of '", t.name, "'")));
-    t.data = std::string(data);
-    bundle.push_back(std::move(t));
+    SV_RETURN_IF_ERROR(in.GetBytes(nbytes, &t.data, absl::StrCat("data of '", name, "'")));
+    on_tensor(std::move(t));
   }
   if (in.remaining() != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "tensor bundle has ", in.remaining(), " unexpected bytes after the last tensor"));
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<TensorBundle> DecodeBundle(std::string_view bytes,
+                                          const DecodeLimits& limits) {
+  TensorBundle bundle;
+  uint32_t count = 0;
+  SV_RETURN_IF_ERROR(ParseBundle(bytes, limits, &count, [&](TensorView&& t) {
+    if (bundle.empty()) bundle.reserve(count);
+    bundle.push_back({std::string(t.name), t.dtype, std::move(t.shape), std::string(t.data)});
+  }));
   return bundle;
 }
 
@@ -242,22 +265,31 @@ std::string EncodeParameters(const ModelParameters& parameters) {
 
 absl::StatusOr<ModelParameters> DecodeParameters(std::string_view bytes,
                                                  const DecodeLimits& limits) {
-  SV_ASSIGN_OR_RETURN(TensorBundle bundle, DecodeBundle(bytes, limits));
+  // One validating pass that keeps views into `bytes`, then one copy of the
+  // data straight into the flat vector (no per-tensor strings in between).
+  std::vector<TensorView> tensors;
+  uint32_t count = 0;
+  SV_RETURN_IF_ERROR(ParseBundle(bytes, limits, &count, [&](TensorView&& t) {
+    if (tensors.empty()) tensors.reserve(count);
+    tensors.push_back(std::move(t));
+  }));
   ModelParameters out;
   size_t total = 0;
-  for (const NamedTensor& t : bundle) {
+  for (const TensorView& t : tensors) {
     if (t.dtype != DType::kFloat32) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tensor '", t.name, "' is ", DTypeName(t.dtype), "; model state must be float32"));
+      return absl::InvalidArgumentError(absl::StrCat("tensor '", std::string(t.name), "' is ",
+                                                     DTypeName(t.dtype),
+                                                     "; model state must be float32"));
     }
     total += t.data.size() / sizeof(float);
   }
   out.values.resize(total);
+  out.layout.tensors.reserve(tensors.size());
   char* dst = reinterpret_cast<char*>(out.values.data());
-  for (NamedTensor& t : bundle) {
-    std::memcpy(dst, t.data.data(), t.data.size());
+  for (TensorView& t : tensors) {
+    if (!t.data.empty()) std::memcpy(dst, t.data.data(), t.data.size());
     dst += t.data.size();
-    out.layout.tensors.push_back({std::move(t.name), std::move(t.shape)});
+    out.layout.tensors.push_back({std::string(t.name), std::move(t.shape)});
   }
   return out;
 }
@@ -314,6 +346,11 @@ absl::Status ChunkAssembler::Add(uint64_t index, std::string_view chunk) {
   data_.append(chunk);
   ++next_index_;
   return absl::OkStatus();
+}
+
+void ChunkAssembler::Reserve(uint64_t total_bytes) {
+  if (failed_ || total_bytes > max_total_bytes_ || total_bytes <= data_.capacity()) return;
+  data_.reserve(total_bytes);
 }
 
 }  // namespace samverka

@@ -88,6 +88,10 @@ class ChunkAssembler {
   // kInvalidArgument for an out-of-order or oversized chunk or a total above
   // the limit; the assembler is then unusable (every later call fails).
   absl::Status Add(uint64_t index, std::string_view chunk);
+  // Pre-allocates for a payload the sender declares to be `total_bytes`
+  // long, so that appending never reallocates (and never holds the payload
+  // twice). Ignored above the limit: a declared size is only a hint.
+  void Reserve(uint64_t total_bytes);
   uint64_t chunks() const { return next_index_; }
   uint64_t size() const { return data_.size(); }
   // Moves the assembled bytes out.

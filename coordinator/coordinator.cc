@@ -43,6 +43,9 @@ absl::Status CoordinatorOptions::Validate() const {
       max_poll <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("heartbeat, evaluation and poll times must be positive");
   }
+  if (max_concurrent_uploads < 1) {
+    return absl::InvalidArgumentError("max_concurrent_uploads must be >= 1");
+  }
   SV_RETURN_IF_ERROR(models::CheckModelName(model));
   return round.Validate();
 }

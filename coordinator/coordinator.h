@@ -38,6 +38,10 @@ struct CoordinatorOptions {
   absl::Duration heartbeat_interval = absl::Seconds(5);
   // Longest a PollTask call is held open.
   absl::Duration max_poll = absl::Seconds(20);
+  // Uploads received and decoded at the same time; the others wait (gRPC
+  // flow control holds their senders back). Each one costs about twice the
+  // encoded model in memory, so this bounds the coordinator's peak.
+  int max_concurrent_uploads = 2;
   uint64_t seed = 0;
   std::string state_dir;
   // Optional test set evaluated at the coordinator after each round (loaded

@@ -178,6 +178,38 @@ absl::Status RoundEngine::SubmitUpdate(const std::string& client_id, int64_t rou
   return absl::OkStatus();
 }
 
+absl::Status RoundEngine::SubmitAggregate(int64_t round,
+                                          const std::vector<std::string>& contributors,
+                                          std::span<const double> weighted_sum,
+                                          double total_weight, double weighted_train_loss,
+                                          uint64_t bytes_up) {
+  for (double v : weighted_sum) {
+    if (!std::isfinite(v)) return absl::InvalidArgumentError("aggregate has a non-finite value");
+  }
+  absl::MutexLock lock(&mutex_);
+  if (!open_ || round != current_.round) {
+    return absl::FailedPreconditionError(absl::StrCat("aggregate for round ", round, ", which is not open"));
+  }
+  for (const std::string& c : contributors) {
+    if (!cohort_.contains(c)) {
+      return absl::PermissionDeniedError(absl::StrCat(c, " is not in the cohort of round ", round));
+    }
+    if (answered_.contains(c)) {
+      return absl::FailedPreconditionError(absl::StrCat(c, " already answered round ", round));
+    }
+  }
+  SV_RETURN_IF_ERROR(strategy_->AbsorbAggregate(weighted_sum, total_weight));
+  for (const std::string& c : contributors) {
+    answered_.insert(c);
+    submitted_.insert(c);
+  }
+  current_.updates += static_cast<int>(contributors.size());
+  current_.samples += static_cast<int64_t>(std::llround(total_weight));
+  current_.bytes_up += bytes_up;
+  if (std::isfinite(weighted_train_loss)) loss_sum_ += weighted_train_loss;
+  return absl::OkStatus();
+}
+
 void RoundEngine::ReportFailure(const std::string& client_id, int64_t round,
                                 std::string_view reason) {
   absl::MutexLock lock(&mutex_);

@@ -97,6 +97,16 @@ class RoundEngine {
                             std::string_view encoded_update,
                             const std::map<std::string, double>& metrics);
 
+  // Absorbs the result of secure aggregation: the weighted sum of the
+  // updates of `contributors` (cohort members), their total weight and the
+  // sum of weight * train_loss. The coordinator never sees one client's
+  // update. kFailedPrecondition for a closed round or a contributor that
+  // already answered, kPermissionDenied for one outside the cohort,
+  // kInvalidArgument for a wrong size or a non-finite value.
+  absl::Status SubmitAggregate(int64_t round, const std::vector<std::string>& contributors,
+                               std::span<const double> weighted_sum, double total_weight,
+                               double weighted_train_loss, uint64_t bytes_up);
+
   // Records that a cohort member gave up on the round (it counts as missing).
   void ReportFailure(const std::string& client_id, int64_t round, std::string_view reason);
 

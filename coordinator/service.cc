@@ -73,7 +73,9 @@ absl::StatusOr<std::string> AuthorizeCaller(grpc::ServerContext* context,
 
 FederationService::FederationService(Coordinator* coordinator,
                                      security::PeerAuthorizer* authorizer)
-    : coordinator_(coordinator), authorizer_(authorizer) {}
+    : coordinator_(coordinator),
+      authorizer_(authorizer),
+      upload_slots_(coordinator->options().max_concurrent_uploads) {}
 
 grpc::Status FederationService::Register(grpc::ServerContext* context,
                                          const v1::RegisterRequest* request,
@@ -160,6 +162,17 @@ grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
   // An update has exactly the size of the model it was computed from.
   absl::StatusOr<std::shared_ptr<const std::string>> model = coordinator_->Model(header.model_digest());
   const uint64_t limit = model.ok() ? (*model)->size() + (64 << 10) : (64 << 10);
+  // Admission control: read the chunks only with a slot, so at most
+  // max_concurrent_uploads updates are in memory at once; the other senders
+  // are held back by flow control. Waiting counts as a heartbeat, so a
+  // queued site is not taken for offline.
+  internal::UploadSlot slot;
+  while (!slot.TryAcquireFor(&upload_slots_, absl::Seconds(1))) {
+    if (context->IsCancelled()) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "the client gave up waiting to upload");
+    }
+    coordinator_->Heartbeat(*site, header.task_id());
+  }
   ChunkAssembler assembler(kMaxChunkBytes, limit);
   std::string digest;
   uint64_t total_chunks = 0;
@@ -171,6 +184,7 @@ grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
     if (assembler.chunks() == 0) {
       digest = chunk.payload_digest();
       total_chunks = chunk.total_chunks();
+      assembler.Reserve(chunk.total_bytes());
     } else if (chunk.payload_digest() != digest || chunk.total_chunks() != total_chunks) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           "chunks of one upload disagree on the payload");

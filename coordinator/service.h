@@ -9,14 +9,16 @@
 
 #include "absl/status/statusor.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/internal/upload_slots.h"
 #include "proto/federation.grpc.pb.h"
 #include "security/tls.h"
 
 namespace samverka::coordinator {
 
 // The gRPC face of a Coordinator: authenticates the caller from its verified
-// client certificate, converts messages, and maps Status both ways. Holds no
-// state of its own. Thread-safe.
+// client certificate, converts messages, and maps Status both ways. Its only
+// state bounds how many uploads are assembled at once
+// (CoordinatorOptions::max_concurrent_uploads). Thread-safe.
 class FederationService final : public v1::Federation::Service {
  public:
   FederationService(Coordinator* coordinator, security::PeerAuthorizer* authorizer);
@@ -37,6 +39,7 @@ class FederationService final : public v1::Federation::Service {
  private:
   Coordinator* coordinator_;
   security::PeerAuthorizer* authorizer_;
+  internal::UploadSlots upload_slots_;
 };
 
 // `samverka status` over mTLS with an operator certificate.

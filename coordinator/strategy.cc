@@ -33,6 +33,20 @@ class FedAvg : public Strategy {
     return absl::OkStatus();
   }
 
+  absl::Status AbsorbAggregate(std::span<const double> weighted_sum,
+                               double total_weight) override {
+    if (weighted_sum.size() != sum_.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "aggregate has ", weighted_sum.size(), " values; the model has ", sum_.size()));
+    }
+    if (!(total_weight > 0) || !std::isfinite(total_weight)) {
+      return absl::InvalidArgumentError(absl::StrCat("total weight ", total_weight, " is not positive"));
+    }
+    for (size_t i = 0; i < sum_.size(); ++i) sum_[i] += weighted_sum[i];
+    total_weight_ += total_weight;
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<std::vector<float>> Finish() override {
     if (total_weight_ <= 0) return absl::FailedPreconditionError("no update to aggregate");
     std::vector<float> next(global_.size());

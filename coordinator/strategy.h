@@ -26,6 +26,11 @@ class Strategy {
   // Absorbs one update with its weight (the client's sample count).
   // kInvalidArgument for a wrong size or a non-positive weight.
   virtual absl::Status Absorb(std::span<const float> update, double weight) = 0;
+  // Absorbs an already weighted sum of updates, sum_i w_i * update_i, with
+  // total weight sum_i w_i: what secure aggregation reveals. Strategies
+  // that need individual updates return kFailedPrecondition.
+  virtual absl::Status AbsorbAggregate(std::span<const double> weighted_sum,
+                                       double total_weight) = 0;
   // The next global model's values. kFailedPrecondition if no update was
   // absorbed since BeginRound.
   virtual absl::StatusOr<std::vector<float>> Finish() = 0;

@@ -5,6 +5,9 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <unistd.h>
+
+#include "common/codec.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -17,6 +20,7 @@
 #include "models/model.h"
 #include "simulation/internal/parallel.h"
 #include "simulation/partition.h"
+#include "simulation/secure_aggregation.h"
 
 namespace samverka::simulation {
 namespace {
@@ -88,6 +92,65 @@ absl::Status WriteFile(const std::filesystem::path& path, const std::string& tex
   return absl::OkStatus();
 }
 
+// One round under secure aggregation: the clients train and mask their
+// updates; the engine receives only the unmasked sum. Returns the seconds
+// spent outside local training (protocol and aggregation).
+absl::StatusOr<double> SecureRound(SimulatedSecureAggregation& secure,
+                                   const coordinator::RoundPlan& plan,
+                                   coordinator::RoundEngine& engine,
+                                   std::vector<client::TaskHandler>& handlers,
+                                   const std::map<std::string, int>& index_of,
+                                   std::vector<std::unique_ptr<models::Model>>& worker_models,
+                                   int workers) {
+  std::vector<int> cohort;
+  double max_weight = 1;
+  for (const std::string& name : plan.cohort) {
+    cohort.push_back(index_of.at(name));
+    max_weight = std::max(max_weight, static_cast<double>(handlers[cohort.back()].num_train_samples()));
+  }
+  std::vector<double> train_seconds(workers, 0);
+  const Clock::time_point start = Clock::now();
+  absl::StatusOr<SecureAggregate> aggregate = secure.RunRound(
+      plan.round, plan.task.model_digest, plan.global->values.size(), cohort, max_weight, workers,
+      [&](int worker, int i) -> absl::StatusOr<ClientContribution> {
+        const Clock::time_point begin = Clock::now();
+        SV_ASSIGN_OR_RETURN(TaskOutcome outcome,
+                            handlers[cohort[i]].Run(plan.task, *plan.global, *worker_models[worker]));
+        SV_ASSIGN_OR_RETURN(ModelParameters update, DecodeParameters(outcome.update));
+        train_seconds[worker] += SecondsSince(begin);
+        return ClientContribution{std::move(update.values), static_cast<double>(outcome.num_samples),
+                                  outcome.metrics["train_loss"]};
+      });
+  if (!aggregate.ok()) {
+    Logger("simulation")->warn("round {}: secure aggregation aborted: {}", plan.round,
+                               aggregate.status().message());
+    for (const std::string& name : plan.cohort) {
+      engine.ReportFailure(name, plan.round, "secure aggregation aborted");
+    }
+    return SecondsSince(start);
+  }
+  if (aggregate->clipped_values > 0) {
+    Logger("simulation")->warn(
+        "round {}: {} update values were beyond the clipping range and clipped "
+        "(raise secagg_clip_range)", plan.round, aggregate->clipped_values);
+  }
+  Logger("simulation")->debug("round {}: SecAgg+ with k={} neighbours, threshold t={}", plan.round,
+                              aggregate->neighbours, aggregate->threshold);
+  SV_RETURN_IF_ERROR(engine.SubmitAggregate(plan.round, aggregate->contributors,
+                                            aggregate->weighted_sum, aggregate->total_weight,
+                                            aggregate->weighted_train_loss, aggregate->masked_bytes));
+  for (const std::string& name : plan.cohort) {
+    if (std::find(aggregate->contributors.begin(), aggregate->contributors.end(), name) ==
+        aggregate->contributors.end()) {
+      engine.ReportFailure(name, plan.round, "dropped out of secure aggregation");
+    }
+  }
+  const double wall = SecondsSince(start);
+  double training = 0;
+  for (double t : train_seconds) training = std::max(training, t);
+  return std::max(0.0, wall - training);
+}
+
 }  // namespace
 
 absl::Status SimulationOptions::Validate() const {
@@ -103,6 +166,9 @@ absl::Status SimulationOptions::Validate() const {
                             ": must be in (0, 1] when clients_per_round is 0"));
   }
   if (rounds < 1) return bad(absl::StrCat("rounds = ", rounds, ": must be >= 1"));
+  if (!(secagg_clip_range > 0) || !std::isfinite(secagg_clip_range)) {
+    return bad("secagg_clip_range must be a positive number");
+  }
   if (workers < 0) return bad("workers must be >= 0");
   if (out.empty()) return bad("out (the output directory) must not be empty");
   if (!(test_fraction > 0 && test_fraction < 1)) {
@@ -133,6 +199,8 @@ absl::Status ApplyConfig(ConfigFile& file, SimulationOptions* o) {
   SV_RETURN_IF_ERROR(file.Get("out", &o->out));
   SV_RETURN_IF_ERROR(file.Get("workers", &o->workers));
   SV_RETURN_IF_ERROR(file.Get("show_partition", &o->show_partition));
+  SV_RETURN_IF_ERROR(file.Get("secure_aggregation", &o->secure_aggregation));
+  SV_RETURN_IF_ERROR(file.Get("secagg_clip_range", &o->secagg_clip_range));
   SV_RETURN_IF_ERROR(file.CheckNoUnknownKeys());
   if (seed < 0) return absl::InvalidArgumentError(absl::StrCat(file.source_name(), ": seed must be >= 0"));
   o->seed = static_cast<uint64_t>(seed);
@@ -159,7 +227,9 @@ std::string ToToml(const SimulationOptions& o) {
       "seed = ", o.seed, "\n",
       "out = ", TomlQuote(o.out), "\n",
       "workers = ", o.workers, "\n",
-      "show_partition = ", o.show_partition ? "true" : "false", "\n");
+      "show_partition = ", o.show_partition ? "true" : "false", "\n",
+      "secure_aggregation = ", o.secure_aggregation ? "true" : "false", "\n",
+      "secagg_clip_range = ", absl::StrFormat("%.17g", o.secagg_clip_range), "\n");
 }
 
 absl::StatusOr<RoundReport> RunSimulation(const SimulationOptions& options,
@@ -228,6 +298,15 @@ absl::StatusOr<RoundReport> RunSimulation(const SimulationOptions& options,
   std::map<std::string, int> index_of;
   for (int i = 0; i < options.clients; ++i) index_of[names[i]] = i;
 
+  std::unique_ptr<SimulatedSecureAggregation> secure;
+  const std::filesystem::path secagg_dir =
+      std::filesystem::temp_directory_path() / absl::StrCat("samverka-secagg-", getpid());
+  if (options.secure_aggregation) {
+    SV_ASSIGN_OR_RETURN(secure, SimulatedSecureAggregation::Create(names, secagg_dir.string(),
+                                                                   security::secagg::ThreatModel{},
+                                                                   options.secagg_clip_range));
+    log->info("secure aggregation on: SecAgg+ among the {} clients of each round", options.clients_per_round);
+  }
   SV_ASSIGN_OR_RETURN(std::unique_ptr<MetricsLog> metrics,
                       MetricsLog::Create(MetricColumns(), (out_dir / "metrics.jsonl").string(),
                                          (out_dir / "metrics.csv").string()));
@@ -236,6 +315,11 @@ absl::StatusOr<RoundReport> RunSimulation(const SimulationOptions& options,
     const Clock::time_point start = Clock::now();
     SV_ASSIGN_OR_RETURN(coordinator::RoundPlan plan, engine->StartRound(absl::Now()));
     std::vector<double> aggregate_seconds(plan.cohort.size(), 0);
+    if (secure != nullptr) {
+      SV_ASSIGN_OR_RETURN(double seconds,
+                          SecureRound(*secure, plan, *engine, handlers, index_of, worker_models, workers));
+      aggregate_seconds.assign(1, seconds);
+    } else
     internal::ParallelFor(workers, static_cast<int>(plan.cohort.size()), [&](int worker, int i) {
       const std::string& name = plan.cohort[i];
       absl::StatusOr<TaskOutcome> outcome =
@@ -276,6 +360,7 @@ absl::StatusOr<RoundReport> RunSimulation(const SimulationOptions& options,
     if (on_round) on_round(report);
   }
 
+  if (secure != nullptr) std::filesystem::remove_all(secagg_dir, ec);
   models::Model& exporter = *worker_models[0];
   SV_RETURN_IF_ERROR(exporter.SetParameters(engine->global_model()->values));
   SV_RETURN_IF_ERROR(exporter.SaveTorchScript((out_dir / "model.pt").string()));

@@ -133,6 +133,38 @@ TEST(ChunkTest, OutOfOrderOversizedAndTooLongAreRejected) {
   EXPECT_THAT(std::string(too_long.Add(1, "123").message()), HasSubstr("exceeds"));
 }
 
+TEST(CodecTest, DecodeParametersFailsExactlyLikeDecodeBundle) {
+  // The direct decode path shares the validation of DecodeBundle: every
+  // truncation and a corrupted dimension give the same error.
+  const std::string bytes = EncodeParameters(SmallModel());
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    const std::string_view prefix(bytes.data(), n);
+    const absl::Status bundle = DecodeBundle(prefix).status();
+    const absl::Status parameters = DecodeParameters(prefix).status();
+    ASSERT_FALSE(parameters.ok()) << "prefix of " << n << " bytes";
+    EXPECT_EQ(parameters, bundle) << "prefix of " << n << " bytes";
+  }
+  std::string corrupt = bytes;
+  corrupt[12 + 2 + 9 + 2] = '\x05';  // first dimension of fc.weight: 2 -> 5
+  EXPECT_EQ(DecodeParameters(corrupt).status(), DecodeBundle(corrupt).status());
+  EXPECT_FALSE(DecodeParameters(corrupt).ok());
+}
+
+TEST(ChunkTest, ReserveIsOnlyAHint) {
+  const std::string payload = "0123456789";
+  ChunkAssembler assembler(4, 16);
+  assembler.Reserve(uint64_t{1} << 40);  // above the limit: ignored
+  assembler.Reserve(payload.size());
+  const std::vector<std::string_view> chunks = SplitIntoChunks(payload, 4);
+  for (size_t i = 0; i < chunks.size(); ++i) ASSERT_TRUE(assembler.Add(i, chunks[i]).ok());
+  EXPECT_EQ(assembler.Take(), payload);
+  ChunkAssembler small(4, 8);
+  small.Reserve(4);
+  EXPECT_TRUE(small.Add(0, "1234").ok());
+  EXPECT_TRUE(small.Add(1, "5678").ok());
+  EXPECT_FALSE(small.Add(2, "9").ok()) << "a reservation never raises the limit";
+}
+
 TEST(ParametersTest, CheckFiniteNamesTheValue) {
   std::vector<float> v = {1, 2, std::nanf(""), 4};
   absl::Status s = CheckFinite(v, "update from site-3");

@@ -132,6 +132,10 @@ TEST_F(FederationTest, AKilledClientDoesNotStopTheFederation) {
   // The federation goes on with the other two sites.
   const int before = coordinator_->Count(": 2 sites, train_loss");
   ASSERT_TRUE(coordinator_->WaitForCount(": 2 sites, train_loss", before + 2)) << coordinator_->output();
+  // SIGTERM stops a daemon cleanly (exit 0) and the coordinator too.
+  clients_[0]->Kill(SIGTERM);
+  EXPECT_EQ(clients_[0]->Wait(), 0) << clients_[0]->output();
+  EXPECT_THAT(clients_[0]->output(), HasSubstr("stopped"));
   coordinator_->Kill(SIGTERM);
   ASSERT_EQ(coordinator_->Wait(), 0) << coordinator_->output();
   std::vector<coordinator::RoundRecord> rounds = Rounds();

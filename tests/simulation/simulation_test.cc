@@ -131,6 +131,30 @@ TEST_F(SimulationTest, TwoWorkersTrainTheSameCohorts) {
   EXPECT_GT(last->test_accuracy, 0.9);
 }
 
+TEST_F(SimulationTest, SecureAggregationMatchesPlainFedAvg) {
+  SimulationOptions plain = Options("plain");
+  plain.clients = 8;
+  plain.clients_per_round = 5;
+  SimulationOptions secure = plain;
+  secure.out = (dir_ / "secure").string();
+  secure.secure_aggregation = true;
+  ASSERT_TRUE(RunSimulation(plain).ok());
+  absl::StatusOr<RoundReport> last = RunSimulation(secure);
+  ASSERT_TRUE(last.ok()) << last.status();
+  std::vector<nlohmann::json> a = ReadMetrics(dir_ / "plain");
+  std::vector<nlohmann::json> b = ReadMetrics(dir_ / "secure");
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(b[i]["clients"], 5) << "every member contributed to the masked sum";
+    // The same cohorts and local training; only quantisation differs.
+    EXPECT_NEAR(b[i]["test_loss"].get<double>(), a[i]["test_loss"].get<double>(), 1e-4) << i;
+    EXPECT_NEAR(b[i]["train_loss"].get<double>(), a[i]["train_loss"].get<double>(), 1e-3) << i;
+  }
+  // The coordinator received masked vectors (uint32, one extra coordinate
+  // for the weight), not the float updates.
+  EXPECT_NE(b[0]["bytes_up"], a[0]["bytes_up"]);
+}
+
 TEST_F(SimulationTest, BadOptionsAreRejectedBeforeAnyWork) {
   SimulationOptions o = Options("bad");
   o.clients_per_round = 7;

@@ -1,0 +1,146 @@
+#include "simulation/secure_aggregation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "security/pki.h"
+#include "security/secagg/client.h"
+#include "security/secagg/encoding.h"
+#include "security/secagg/server.h"
+#include "security/signature.h"
+#include "security/tls.h"
+#include "simulation/internal/parallel.h"
+
+namespace samverka::simulation {
+
+namespace sa = security::secagg;
+
+SimulatedSecureAggregation::~SimulatedSecureAggregation() = default;
+
+absl::StatusOr<std::unique_ptr<SimulatedSecureAggregation>> SimulatedSecureAggregation::Create(
+    const std::vector<std::string>& client_names, const std::string& work_dir,
+    sa::ThreatModel threat, double clip_range) {
+  std::error_code ec;
+  std::filesystem::remove_all(work_dir, ec);
+  SV_ASSIGN_OR_RETURN(std::unique_ptr<security::CertificateAuthority> ca,
+                      security::CertificateAuthority::Init(work_dir, "simulation"));
+  auto out = std::unique_ptr<SimulatedSecureAggregation>(new SimulatedSecureAggregation());
+  out->ca_pem_ = ca->ca_certificate_pem();
+  out->threat_ = threat;
+  out->clip_range_ = clip_range;
+  out->cache_ = std::make_shared<sa::VerificationCache>(absl::Hours(48));
+  for (const std::string& name : client_names) {
+    security::CertificateRequest request;
+    request.name = name;
+    SV_ASSIGN_OR_RETURN(security::IssuedCertificate issued, ca->Issue(request));
+    SV_ASSIGN_OR_RETURN(std::string key, security::ReadFileToString(issued.key_path));
+    out->names_.push_back(name);
+    out->certificates_.push_back(issued.certificate_pem);
+    out->keys_.push_back(security::SecretBytes::CopyFrom(key));
+  }
+  return out;
+}
+
+absl::StatusOr<SecureAggregate> SimulatedSecureAggregation::RunRound(
+    int64_t round, const std::string& model_digest, uint64_t vector_length,
+    const std::vector<int>& cohort, double max_weight, int workers,
+    const std::function<absl::StatusOr<ClientContribution>(int, int)>& train) {
+  const int n = static_cast<int>(cohort.size());
+  sa::RoundConfig config;
+  config.federation_id = "simulation";
+  config.round = round;
+  config.threat = threat_;
+  config.encoding.clip_range = clip_range_;
+  config.encoding.max_weight = max_weight;
+  config.vector_length = vector_length;
+  config.min_clients = std::min(n, 3);
+  config.max_clients = n;
+
+  sa::ServerOptions server_options;
+  server_options.config = config;
+  for (int i = 0; i < n; ++i) server_options.cohort[static_cast<sa::ParticipantId>(i + 1)] = names_[cohort[i]];
+  server_options.model_digest = model_digest;
+  server_options.ca_pem = ca_pem_;
+  server_options.verification_cache = cache_;
+  SV_ASSIGN_OR_RETURN(std::unique_ptr<sa::SecAggServer> server, sa::SecAggServer::Create(server_options));
+
+  // Stage 0 and 1: keys and shares, before training (as in Flower).
+  std::vector<std::unique_ptr<sa::SecAggClient>> clients(n);
+  for (int i = 0; i < n; ++i) {
+    sa::ClientOptions options;
+    options.client_name = names_[cohort[i]];
+    options.certificate_chain = certificates_[cohort[i]];
+    options.ca_pem = ca_pem_;
+    options.policy.min_clients = config.min_clients;
+    options.verification_cache = cache_;
+    SV_ASSIGN_OR_RETURN(security::SigningKey key, security::SigningKey::FromPem(keys_[cohort[i]]));
+    SV_ASSIGN_OR_RETURN(clients[i], sa::SecAggClient::Create(std::move(options), std::move(key), config,
+                                                             static_cast<sa::ParticipantId>(i + 1),
+                                                             model_digest));
+    SV_ASSIGN_OR_RETURN(sa::KeyAdvertisement advertisement, clients[i]->Advertise());
+    SV_RETURN_IF_ERROR(server->AcceptAdvertisement(advertisement));
+  }
+  SV_ASSIGN_OR_RETURN(sa::KeyRoster roster, server->CloseAdvertisements());
+  for (int i = 0; i < n; ++i) {
+    SV_ASSIGN_OR_RETURN(sa::ShareBundle bundle, clients[i]->ShareKeys(roster));
+    SV_RETURN_IF_ERROR(server->AcceptShareBundle(bundle));
+  }
+  SV_RETURN_IF_ERROR(server->CloseShareKeys());
+
+  // Stage 2: each client trains, encodes and masks; the server only ever
+  // holds the running sum of masked vectors.
+  SecureAggregate out;
+  std::mutex mutex;
+  std::vector<bool> contributed(n, false);
+  internal::ParallelFor(workers, n, [&](int worker, int i) {
+    absl::StatusOr<ClientContribution> contribution = train(worker, i);
+    if (!contribution.ok()) {
+      Logger("simulation")->warn("round {}: {} drops out: {}", round, names_[cohort[i]],
+                                 contribution.status().message());
+      return;
+    }
+    absl::StatusOr<sa::EncodedInput> encoded =
+        sa::EncodeInput(contribution->update, contribution->weight, clients[i]->encoding());
+    if (!encoded.ok()) {
+      Logger("simulation")->warn("round {}: {} cannot encode its update: {}", round,
+                                 names_[cohort[i]], encoded.status().message());
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    absl::StatusOr<sa::ShareDelivery> delivery = server->ShareDeliveryFor(static_cast<sa::ParticipantId>(i + 1));
+    if (!delivery.ok()) return;
+    absl::StatusOr<sa::MaskedInput> masked = clients[i]->MaskInput(*delivery, encoded->values);
+    if (!masked.ok() || !server->AcceptMaskedInput(*masked).ok()) return;
+    contributed[i] = true;
+    out.clipped_values += encoded->num_clipped;
+    out.masked_bytes += encoded->values.size() * (config.encoding.modulus_bits / 8);
+    out.weighted_train_loss += contribution->weight * contribution->train_loss;
+  });
+  SV_RETURN_IF_ERROR(server->CloseMaskedInputs());
+
+  // Stage 3: unmask.
+  for (int i = 0; i < n; ++i) {
+    if (!contributed[i]) continue;
+    SV_ASSIGN_OR_RETURN(sa::UnmaskRequest request,
+                        server->UnmaskRequestFor(static_cast<sa::ParticipantId>(i + 1)));
+    SV_ASSIGN_OR_RETURN(sa::UnmaskResponse response, clients[i]->Unmask(request));
+    SV_RETURN_IF_ERROR(server->AcceptUnmaskResponse(response));
+  }
+  SV_ASSIGN_OR_RETURN(sa::AggregateResult result, server->Finish());
+  SV_ASSIGN_OR_RETURN(sa::DecodedSum sum,
+                      sa::DecodeSum(result.sum, server->encoding(),
+                                    static_cast<int>(result.contributors.size())));
+  for (sa::ParticipantId id : result.contributors) out.contributors.push_back(names_[cohort[id - 1]]);
+  out.weighted_sum = std::move(sum.weighted_sum);
+  out.total_weight = sum.total_weight;
+  out.neighbours = result.parameters.num_neighbours;
+  out.threshold = result.parameters.threshold;
+  return out;
+}
+
+}  // namespace samverka::simulation

@@ -1,0 +1,72 @@
+// simulation/secure_aggregation.h
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "security/secagg/graph.h"
+#include "security/secagg/verification_cache.h"
+#include "security/secret_bytes.h"
+
+namespace samverka::simulation {
+
+// What one client hands to secure aggregation after local training: its
+// update (local minus global model), weight and training loss.
+struct ClientContribution {
+  std::vector<float> update;
+  double weight = 0;
+  double train_loss = 0;
+};
+
+// The outcome of one securely aggregated round: only sums are revealed.
+struct SecureAggregate {
+  std::vector<std::string> contributors;
+  std::vector<double> weighted_sum;  // sum_i w_i * clip(update_i)
+  double total_weight = 0;
+  double weighted_train_loss = 0;    // sum_i w_i * loss_i
+  uint64_t masked_bytes = 0;         // masked vectors sent to the server
+  size_t clipped_values = 0;         // coordinates outside the clipping range
+  int neighbours = 0;                // k of the round's graph (n-1: complete)
+  int threshold = 0;                 // t
+};
+
+// Runs SecAgg+ (security/secagg) among a simulation's virtual clients with
+// the same client and server state machines the real federation uses: each
+// client has its own certificate from a throwaway federation CA, advertises
+// signed keys, shares its seeds with its neighbours, masks its update right
+// after training, and answers the unmask request. Not thread-safe across
+// rounds; RunRound parallelises training internally.
+class SimulatedSecureAggregation {
+ public:
+  // Makes a CA and one certificate per client in `work_dir`.
+  static absl::StatusOr<std::unique_ptr<SimulatedSecureAggregation>> Create(
+      const std::vector<std::string>& client_names, const std::string& work_dir,
+      security::secagg::ThreatModel threat, double clip_range);
+  ~SimulatedSecureAggregation();
+
+  // One round: `train(worker, i)` trains cohort member i (an index into
+  // `cohort`) on worker thread `worker` and returns its contribution, or an error
+  // (the client then drops out of the round). kAborted if too few clients
+  // survive; nothing about any single client is returned then.
+  absl::StatusOr<SecureAggregate> RunRound(
+      int64_t round, const std::string& model_digest, uint64_t vector_length,
+      const std::vector<int>& cohort, double max_weight, int workers,
+      const std::function<absl::StatusOr<ClientContribution>(int, int)>& train);
+
+ private:
+  struct Member;
+  SimulatedSecureAggregation() = default;
+
+  std::vector<std::string> names_;
+  std::vector<std::string> certificates_;
+  std::vector<security::SecretBytes> keys_;
+  std::string ca_pem_;
+  security::secagg::ThreatModel threat_;
+  double clip_range_ = 8.0;
+  std::shared_ptr<security::secagg::VerificationCache> cache_;
+};
+
+}  // namespace samverka::simulation
