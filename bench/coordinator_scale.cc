@@ -9,9 +9,10 @@
 // (VmHWM) next to the bound of the issue: 3 x model size + 200 MB.
 //
 //   coordinator_scale [--samverka PATH] [--clients 50] [--in 1000] [--out 10000]
-//                     [--keep]
+//                     [--max-uploads N] [--keep]
 //
-// PATH defaults to ../apps/samverka next to this binary. Everything lives in
+// PATH defaults to ../apps/samverka next to this binary; --max-uploads sets
+// the coordinator's max_concurrent_uploads (default: its own default, 2). Everything lives in
 // a temporary directory that is removed at the end (unless --keep).
 
 #include <signal.h>
@@ -27,7 +28,6 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <sstream>
 #include <string>
@@ -112,6 +112,11 @@ struct Shared {
   std::vector<std::string> update_digests;
   std::atomic<bool> keeper_taken{false};
   std::atomic<int> failures{0};
+  // Uploads start once every client has its model, so that the memory of
+  // the two phases can be told apart.
+  std::atomic<int> downloaded{0};
+  absl::Notification all_downloaded;
+  int clients = 0;
   std::atomic<int> accepted{0};
   absl::Mutex mutex;
   Clock::time_point first_task ABSL_GUARDED_BY(mutex) = Clock::time_point::max();
@@ -145,9 +150,13 @@ std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout) {
 // as it streams; only the first downloader keeps the bytes), UploadResult.
 void RunClient(int index, Shared& shared) {
   const std::string name = "site-" + std::to_string(index);
+  bool counted = false;  // in shared.downloaded
+  bool keeper = false;   // builds the updates for everyone
   auto fail = [&](const std::string& what) {
     std::fprintf(stderr, "%s: %s\n", name.c_str(), what.c_str());
     ++shared.failures;
+    if (keeper && !shared.updates_ready.HasBeenNotified()) shared.updates_ready.Notify();
+    if (!counted && ++shared.downloaded == shared.clients) shared.all_downloaded.Notify();
   };
   const fs::path dir = shared.pki / "sites" / name;
   security::TlsFiles tls{(dir / "ca.crt").string(), (dir / (name + ".crt")).string(),
@@ -189,7 +198,7 @@ void RunClient(int index, Shared& shared) {
     shared.first_task = std::min(shared.first_task, Clock::now());
   }
 
-  const bool keeper = !shared.keeper_taken.exchange(true);
+  keeper = !shared.keeper_taken.exchange(true);
   v1::DownloadModelRequest download;
   download.set_model_digest(task.model_digest());
   download.set_chunk_bytes(kChunkBytes);
@@ -224,6 +233,10 @@ void RunClient(int index, Shared& shared) {
     model = {};
   }
   shared.updates_ready.WaitForNotification();
+  if (shared.updates.empty()) return fail("no update to send: the first downloader failed");
+  counted = true;
+  if (++shared.downloaded == shared.clients) shared.all_downloaded.Notify();
+  shared.all_downloaded.WaitForNotification();
 
   const std::string& update = shared.updates[index % shared.variants];
   const std::string& update_digest = shared.update_digests[index % shared.variants];
@@ -270,6 +283,7 @@ int main(int argc, char** argv) {
   namespace fs = std::filesystem;
   fs::path samverka = fs::canonical("/proc/self/exe").parent_path().parent_path() / "apps" / "samverka";
   int clients = 50, in_features = 1000, out_features = 10000;
+  int max_uploads = 0;  // 0: the coordinator's default
   bool keep = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -281,6 +295,7 @@ int main(int argc, char** argv) {
     else if (arg == "--clients") clients = std::stoi(next());
     else if (arg == "--in") in_features = std::stoi(next());
     else if (arg == "--out") out_features = std::stoi(next());
+    else if (arg == "--max-uploads") max_uploads = std::stoi(next());
     else if (arg == "--keep") keep = true;
     else Die("unknown argument " + arg);
   }
@@ -337,6 +352,8 @@ int main(int argc, char** argv) {
          << "federated_evaluation = false\n"
          << "train_deadline_seconds = 3600\n"
          << "heartbeat_seconds = 30\n"
+         << "bdp_probe = false\n"
+         << (max_uploads > 0 ? "max_concurrent_uploads = " + std::to_string(max_uploads) + "\n" : "")
          << "[tls]\n"
          << "ca_certificate = \"" << (c / "ca.crt").string() << "\"\n"
          << "certificate = \"" << (c / "coordinator.crt").string() << "\"\n"
@@ -383,6 +400,18 @@ int main(int argc, char** argv) {
   const int64_t idle_rss_kb = ProcStatusKb(coordinator, "VmRSS");
   const int64_t idle_hwm_kb = ProcStatusKb(coordinator, "VmHWM");
 
+  // Samples the coordinator's RSS every 20 ms: the peak of each phase.
+  shared.clients = clients;
+  std::atomic<bool> sampling{true};
+  int64_t download_peak_kb = 0, upload_peak_kb = 0;
+  std::thread sampler([&] {
+    while (sampling) {
+      const int64_t rss = ProcStatusKb(coordinator, "VmRSS");
+      int64_t& peak = shared.all_downloaded.HasBeenNotified() ? upload_peak_kb : download_peak_kb;
+      peak = std::max(peak, rss);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
   std::vector<std::thread> threads;
   for (int i = 0; i < clients; ++i) threads.emplace_back(RunClient, i, std::ref(shared));
   for (std::thread& t : threads) t.join();
@@ -399,6 +428,8 @@ int main(int argc, char** argv) {
     }
   }
   const int64_t peak_kb = ProcStatusKb(coordinator, "VmHWM");
+  sampling = false;
+  sampler.join();
   stop_coordinator();
 
   const double model_mib = MiB(shared.model_bytes);
@@ -417,6 +448,8 @@ int main(int argc, char** argv) {
   std::printf("  %-44s %s\n", "coordinator log", summary.empty() ? "(no round summary)" : summary.c_str());
   std::printf("  %-44s %10.1f MiB\n", "coordinator RSS when listening (idle)", idle_rss_kb / 1024.0);
   std::printf("  %-44s %10.1f MiB\n", "coordinator peak RSS before the round", idle_hwm_kb / 1024.0);
+  std::printf("  %-44s %10.1f MiB\n", "coordinator RSS peak while sites download", download_peak_kb / 1024.0);
+  std::printf("  %-44s %10.1f MiB\n", "coordinator RSS peak during uploads + aggregation", upload_peak_kb / 1024.0);
   std::printf("  %-44s %10.1f MiB\n", "coordinator peak RSS (VmHWM)", peak_mib);
   std::printf("  %-44s %10.1f MiB\n", "bound: 3 x model + 200 MB", bound_mib);
   std::printf("  %-44s %10.2f (%s)\n", "peak / bound", peak_mib / bound_mib,

@@ -53,6 +53,7 @@ absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path)
   SV_RETURN_IF_ERROR(ReadSeconds(file, "max_poll_seconds", &o.max_poll));
   SV_RETURN_IF_ERROR(file.Get("federated_evaluation", &o.federated_evaluation));
   SV_RETURN_IF_ERROR(file.Get("max_concurrent_uploads", &o.max_concurrent_uploads));
+  SV_RETURN_IF_ERROR(file.Get("bdp_probe", &config.bdp_probe));
   SV_RETURN_IF_ERROR(file.Get("local_epochs", &o.round.train.local_epochs));
   SV_RETURN_IF_ERROR(file.Get("batch_size", &o.round.train.batch_size));
   SV_RETURN_IF_ERROR(file.Get("lr", &o.round.train.learning_rate));
@@ -126,6 +127,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Coor
   builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxChunkBytes + (1 << 20)));
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10'000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // Without BDP probing, receive windows stay at gRPC's default, so uploads
+  // waiting for an upload slot (service.cc) park little memory; with it,
+  // throughput over long-distance links is better (see bdp_probe).
+  if (!config.bdp_probe) builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));

@@ -27,6 +27,10 @@ struct CoordinatorConfig {
   std::vector<std::string> allowed_clients;
   // Optional test set at the coordinator: csv:PATH:LABEL or an IDX data set.
   std::string test_dataset;
+  // gRPC's HTTP/2 BDP probing grows each stream's receive window; good for
+  // throughput over long-distance links, but uploads queued for an upload
+  // slot then park several MB each in gRPC's buffers. false bounds memory.
+  bool bdp_probe = true;
 };
 
 // Reads coordinator.toml. Relative paths are resolved against the file's
