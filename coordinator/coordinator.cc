@@ -98,7 +98,6 @@ absl::Status Coordinator::Initialise() {
   {
     absl::MutexLock lock(&mutex_);
     models_[engine_->global_digest()] = engine_->encoded_global_model();
-    completed_rounds_ = first_round - 1;
   }
   const std::filesystem::path dir(options_.state_dir);
   SV_ASSIGN_OR_RETURN(metrics_, MetricsLog::Create(MetricColumns(), (dir / "metrics.jsonl").string(),
@@ -349,7 +348,6 @@ absl::Status Coordinator::RunRound() {
     record.round = plan.round;
     record.started_unix_ms = UnixMillis(absl::Now());
     Assign(plan.cohort, plan.task);
-    training_round_ = plan.round;
     log->info("round {}/{}: training on {} sites with model {}", plan.round, options_.rounds,
               plan.cohort.size(), plan.task.model_digest.substr(0, 16));
     std::function<bool()> closed = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
@@ -359,7 +357,6 @@ absl::Status Coordinator::RunRound() {
     };
     WaitFor(closed, absl::InfiniteFuture());
     if (!result.has_value()) result = engine_->Poll(absl::InfiniteFuture());  // stopping
-    training_round_ = 0;
     for (const std::string& member : plan.cohort) {
       if (auto it = assigned_.find(member); it != assigned_.end() && it->second.round == plan.round) {
         assigned_.erase(it);
@@ -452,8 +449,6 @@ absl::Status Coordinator::RunRound() {
     }
   }
   log->info("{}, {:.1f} s{}", summary, seconds, record.succeeded ? "" : " (failed)");
-  absl::MutexLock lock(&mutex_);
-  completed_rounds_ = record.round;
   return absl::OkStatus();
 }
 

@@ -145,8 +145,6 @@ class Coordinator {
   std::map<std::string, ClientTask> assigned_ ABSL_GUARDED_BY(mutex_);
   std::map<std::string, std::shared_ptr<const std::string>> models_ ABSL_GUARDED_BY(mutex_);
   std::optional<EvalAccumulator> eval_ ABSL_GUARDED_BY(mutex_);
-  int64_t training_round_ ABSL_GUARDED_BY(mutex_) = 0;  // open training round, 0 if none
-  int64_t completed_rounds_ ABSL_GUARDED_BY(mutex_) = 0;
   bool stop_ ABSL_GUARDED_BY(mutex_) = false;
   bool done_ ABSL_GUARDED_BY(mutex_) = false;
   std::set<std::string> told_done_ ABSL_GUARDED_BY(mutex_);

@@ -13,8 +13,6 @@ namespace {
 
 using security::Role;
 
-grpc::Status Refuse(const absl::Status& status) { return ToGrpc(status); }
-
 // Explains an OpenSSL handshake error from gRPC's log in an operator's words.
 std::string ExplainHandshakeFailure(const std::string& message) {
   if (absl::StrContains(message, "peer did not return a certificate")) {
@@ -81,7 +79,7 @@ grpc::Status FederationService::Register(grpc::ServerContext* context,
                                          const v1::RegisterRequest* request,
                                          v1::RegisterResponse* response) {
   absl::StatusOr<std::string> site = AuthorizeCaller(context, authorizer_, {Role::kClient}, coordinator_);
-  if (!site.ok()) return Refuse(site.status());
+  if (!site.ok()) return ToGrpc(site.status());
   if (request->protocol_version() != v1::PROTOCOL_VERSION_1) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         absl::StrCat("protocol version ", request->protocol_version(),
@@ -101,7 +99,7 @@ grpc::Status FederationService::PollTask(grpc::ServerContext* context,
                                          const v1::PollTaskRequest* request,
                                          v1::PollTaskResponse* response) {
   absl::StatusOr<std::string> site = AuthorizeCaller(context, authorizer_, {Role::kClient}, coordinator_);
-  if (!site.ok()) return Refuse(site.status());
+  if (!site.ok()) return ToGrpc(site.status());
   double wait = request->wait_seconds();
   if (!(wait >= 0)) wait = 0;
   // Answer before the client's own deadline runs out.
@@ -119,7 +117,7 @@ grpc::Status FederationService::DownloadModel(grpc::ServerContext* context,
                                               const v1::DownloadModelRequest* request,
                                               grpc::ServerWriter<v1::TensorChunk>* writer) {
   absl::StatusOr<std::string> site = AuthorizeCaller(context, authorizer_, {Role::kClient}, coordinator_);
-  if (!site.ok()) return Refuse(site.status());
+  if (!site.ok()) return ToGrpc(site.status());
   absl::StatusOr<std::shared_ptr<const std::string>> model =
       coordinator_->Model(request->model_digest());
   if (!model.ok()) return ToGrpc(model.status());
@@ -144,7 +142,7 @@ grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
                                              grpc::ServerReader<v1::UploadMessage>* reader,
                                              v1::UploadResponse* response) {
   absl::StatusOr<std::string> site = AuthorizeCaller(context, authorizer_, {Role::kClient}, coordinator_);
-  if (!site.ok()) return Refuse(site.status());
+  if (!site.ok()) return ToGrpc(site.status());
   v1::UploadMessage message;
   if (!reader->Read(&message) || !message.has_header()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -224,7 +222,7 @@ grpc::Status FederationService::Heartbeat(grpc::ServerContext* context,
                                           const v1::HeartbeatRequest* request,
                                           v1::HeartbeatResponse* response) {
   absl::StatusOr<std::string> site = AuthorizeCaller(context, authorizer_, {Role::kClient}, coordinator_);
-  if (!site.ok()) return Refuse(site.status());
+  if (!site.ok()) return ToGrpc(site.status());
   response->set_task_active(coordinator_->Heartbeat(*site, request->task_id()));
   return grpc::Status::OK;
 }
@@ -236,7 +234,7 @@ grpc::Status OperatorService::Status(grpc::ServerContext* context, const v1::Sta
                                      v1::StatusResponse* response) {
   absl::StatusOr<std::string> who =
       AuthorizeCaller(context, authorizer_, {Role::kOperator}, coordinator_);
-  if (!who.ok()) return Refuse(who.status());
+  if (!who.ok()) return ToGrpc(who.status());
   CoordinatorStatus status = coordinator_->Status();
   response->set_federation_id(status.federation_id);
   response->set_current_round(status.next_round);

@@ -319,22 +319,23 @@ absl::StatusOr<RoundReport> RunSimulation(const SimulationOptions& options,
       SV_ASSIGN_OR_RETURN(double seconds,
                           SecureRound(*secure, plan, *engine, handlers, index_of, worker_models, workers));
       aggregate_seconds.assign(1, seconds);
-    } else
-    internal::ParallelFor(workers, static_cast<int>(plan.cohort.size()), [&](int worker, int i) {
-      const std::string& name = plan.cohort[i];
-      absl::StatusOr<TaskOutcome> outcome =
-          handlers[index_of[name]].Run(plan.task, *plan.global, *worker_models[worker]);
-      if (!outcome.ok()) {
-        engine->ReportFailure(name, plan.round, std::string(outcome.status().message()));
-        return;
-      }
-      const Clock::time_point submit = Clock::now();
-      absl::Status accepted = engine->SubmitUpdate(name, plan.round, outcome->num_samples,
-                                                   outcome->update, outcome->metrics);
-      aggregate_seconds[i] = SecondsSince(submit);
-      if (!accepted.ok()) log->error("round {}: update of {} rejected: {}", plan.round, name,
-                                     std::string(accepted.message()));
-    });
+    } else {
+      internal::ParallelFor(workers, static_cast<int>(plan.cohort.size()), [&](int worker, int i) {
+        const std::string& name = plan.cohort[i];
+        absl::StatusOr<TaskOutcome> outcome =
+            handlers[index_of.at(name)].Run(plan.task, *plan.global, *worker_models[worker]);
+        if (!outcome.ok()) {
+          engine->ReportFailure(name, plan.round, std::string(outcome.status().message()));
+          return;
+        }
+        const Clock::time_point submit = Clock::now();
+        absl::Status accepted = engine->SubmitUpdate(name, plan.round, outcome->num_samples,
+                                                     outcome->update, outcome->metrics);
+        aggregate_seconds[i] = SecondsSince(submit);
+        if (!accepted.ok()) log->error("round {}: update of {} rejected: {}", plan.round, name,
+                                       std::string(accepted.message()));
+      });
+    }
     const Clock::time_point close = Clock::now();
     std::optional<coordinator::RoundResult> result = engine->Poll(absl::Now());
     if (!result.has_value()) return absl::InternalError("round did not close after every client answered");
