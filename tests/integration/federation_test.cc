@@ -9,6 +9,7 @@
 #include <regex>
 
 #include "coordinator/state_store.h"
+#include "tests/integration/federation_files.h"
 #include "tests/integration/process.h"
 #include "tests/integration/run_command.h"
 
@@ -38,10 +39,6 @@ class FederationTest : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << args << "\n" << r.output;
   }
 
-  std::string Data(const std::string& file) const {
-    return std::string(SAMVERKA_SOURCE_DIR) + "/examples/healthcare/" + file;
-  }
-
   // Writes coordinator.toml and starts the coordinator; returns its port.
   int StartCoordinator(int rounds, int per_round, int min_clients, const std::string& extra = "") {
     std::ofstream(dir_ / "coordinator.toml")
@@ -49,29 +46,18 @@ class FederationTest : public ::testing::Test {
         << "rounds = " << rounds << "\nmodel = \"logreg\"\ninput_shape = [30]\nnum_classes = 2\n"
         << "clients_per_round = " << per_round << "\nmin_clients = " << min_clients << "\n"
         << "heartbeat_seconds = 1\nmax_poll_seconds = 2\ntrain_deadline_seconds = 60\n"
-        << "eval_deadline_seconds = 30\nlr = 0.1\n" << extra
-        << "[tls]\nca_certificate = \"pki/ca/ca.crt\"\n"
-        << "certificate = \"pki/sites/coordinator/coordinator.crt\"\n"
-        << "private_key = \"pki/sites/coordinator/coordinator.key\"\ncrl = \"pki/ca/crl.pem\"\n";
+        << "eval_deadline_seconds = 30\nlr = 0.1\n" << extra << CoordinatorTlsSection();
     fs::create_directories(dir_ / "state");
     coordinator_ = std::make_unique<Process>(std::vector<std::string>{
         SAMVERKA_BIN, "coordinator", "--config", (dir_ / "coordinator.toml").string()});
     EXPECT_TRUE(coordinator_->WaitFor("with mutual TLS")) << coordinator_->output();
-    std::smatch match;
-    const std::string out = coordinator_->output();
-    if (!std::regex_search(out, match, std::regex("port ([0-9]+)"))) return 0;
-    return std::stoi(match[1]);
+    return ListeningPort(coordinator_->output());
   }
 
   // Starts the daemon of `site` (its certificate from pki/sites/SITE).
   Process* StartClient(const std::string& site, int port, const std::string& data_file) {
-    const fs::path config = dir_ / (site + ".toml");
-    std::ofstream(config) << "coordinator = \"127.0.0.1:" << port << "\"\n"
-                          << "dataset = \"csv:" << Data(data_file) << ":malignant\"\n"
-                          << "poll_seconds = 1\nmax_backoff_seconds = 1\n"
-                          << "[tls]\nca_certificate = \"pki/ca/ca.crt\"\n"
-                          << "certificate = \"pki/sites/" << site << "/" << site << ".crt\"\n"
-                          << "private_key = \"pki/sites/" << site << "/" << site << ".key\"\n";
+    const fs::path config =
+        WriteClientConfig(dir_, site, "127.0.0.1:" + std::to_string(port), data_file);
     clients_.push_back(std::make_unique<Process>(
         std::vector<std::string>{SAMVERKA_BIN, "client", "--config", config.string()}));
     return clients_.back().get();

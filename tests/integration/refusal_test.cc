@@ -21,6 +21,7 @@
 #include "common/wire.h"
 #include "proto/federation.grpc.pb.h"
 #include "security/tls.h"
+#include "tests/integration/federation_files.h"
 #include "tests/integration/process.h"
 #include "tests/integration/run_command.h"
 
@@ -95,25 +96,17 @@ class RefusalTest : public ::testing::Test {
         << "clients_per_round = 2\nmin_clients = 2\nheartbeat_seconds = 1\nmax_poll_seconds = 2\n"
         << "train_deadline_seconds = 120\nfederated_evaluation = false\n"
         << "allowed_clients = [\"site-a\", \"site-b\", \"site-c\", \"revoked-site\", \"expired-site\"]\n"
-        << "[tls]\nca_certificate = \"pki/ca/ca.crt\"\n"
-        << "certificate = \"pki/sites/coordinator/coordinator.crt\"\n"
-        << "private_key = \"pki/sites/coordinator/coordinator.key\"\ncrl = \"pki/ca/crl.pem\"\n";
+        << CoordinatorTlsSection();
     fs::create_directories(dir_ / "state");
     coordinator_ = std::make_unique<Process>(std::vector<std::string>{
         SAMVERKA_BIN, "coordinator", "--config", (dir_ / "coordinator.toml").string()});
     ASSERT_TRUE(coordinator_->WaitFor("with mutual TLS")) << coordinator_->output();
-    std::smatch match;
-    const std::string out = coordinator_->output();
-    ASSERT_TRUE(std::regex_search(out, match, std::regex("port ([0-9]+)")));
-    target_ = "127.0.0.1:" + match[1].str();
-
-    std::ofstream(dir_ / "site-a.toml")
-        << "coordinator = \"" << target_ << "\"\n"
-        << "dataset = \"csv:" << SAMVERKA_SOURCE_DIR << "/examples/healthcare/hospital-a.csv:malignant\"\n"
-        << "poll_seconds = 1\n[tls]\nca_certificate = \"pki/ca/ca.crt\"\n"
-        << "certificate = \"pki/sites/site-a/site-a.crt\"\nprivate_key = \"pki/sites/site-a/site-a.key\"\n";
+    const int port = ListeningPort(coordinator_->output());
+    ASSERT_GT(port, 0);
+    target_ = "127.0.0.1:" + std::to_string(port);
     site_a_ = std::make_unique<Process>(std::vector<std::string>{
-        SAMVERKA_BIN, "client", "--config", (dir_ / "site-a.toml").string()});
+        SAMVERKA_BIN, "client", "--config",
+        WriteClientConfig(dir_, "site-a", target_, "hospital-a.csv").string()});
   }
   void TearDown() override {
     site_a_.reset();
@@ -224,12 +217,8 @@ TEST_F(RefusalTest, BadPeersAreRefusedWhileHonestSitesTrain) {
   ASSERT_TRUE(coordinator_->WaitFor("plaintext")) << coordinator_->output();
 
   // Meanwhile honest sites train: site-a and site-c make up the cohort.
-  std::ofstream(dir_ / "site-c.toml")
-      << "coordinator = \"" << target_ << "\"\n"
-      << "dataset = \"csv:" << SAMVERKA_SOURCE_DIR << "/examples/healthcare/hospital-c.csv:malignant\"\n"
-      << "poll_seconds = 1\n[tls]\nca_certificate = \"pki/ca/ca.crt\"\n"
-      << "certificate = \"pki/sites/site-c/site-c.crt\"\nprivate_key = \"pki/sites/site-c/site-c.key\"\n";
-  Process site_c({SAMVERKA_BIN, "client", "--config", (dir_ / "site-c.toml").string()});
+  Process site_c({SAMVERKA_BIN, "client", "--config",
+                  WriteClientConfig(dir_, "site-c", target_, "hospital-c.csv").string()});
   ASSERT_TRUE(coordinator_->WaitFor("round 2/1000: 2 sites")) << coordinator_->output();
 
   // Revocation takes effect without a restart, also on a live connection.
