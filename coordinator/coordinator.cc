@@ -306,7 +306,15 @@ bool Coordinator::WaitFor(std::function<bool()> done, absl::Time deadline) {
 }
 
 void Coordinator::Assign(const std::vector<std::string>& clients, const ClientTask& task) {
-  for (const std::string& client : clients) assigned_[client] = task;
+  for (const std::string& client : clients) {
+    if (clients_[client].online) {
+      assigned_[client] = task;
+    } else if (task.kind == TaskKind::kTrain) {
+      engine_->ReportFailure(client, task.round, "went offline before its task");
+    } else if (eval_.has_value()) {
+      eval_->answered.insert(client);
+    }
+  }
 }
 
 absl::Status Coordinator::Run() {
@@ -347,6 +355,16 @@ absl::Status Coordinator::RunRound() {
     plan.task.deadline_seconds = absl::ToDoubleSeconds(options_.round.train_deadline);
     record.round = plan.round;
     record.started_unix_ms = UnixMillis(absl::Now());
+  }
+  // Audited before the tasks are handed out, so no result precedes its task
+  // in the log.
+  for (const std::string& member : plan.cohort) {
+    SV_RETURN_IF_ERROR(store_->Audit("task", member, {{"round", plan.round},
+                                                      {"kind", "train"},
+                                                      {"model_digest", plan.task.model_digest}}));
+  }
+  {
+    absl::MutexLock lock(&mutex_);
     Assign(plan.cohort, plan.task);
     log->info("round {}/{}: training on {} sites with model {}", plan.round, options_.rounds,
               plan.cohort.size(), plan.task.model_digest.substr(0, 16));
@@ -362,11 +380,6 @@ absl::Status Coordinator::RunRound() {
         assigned_.erase(it);
       }
     }
-  }
-  for (const std::string& member : plan.cohort) {
-    SV_RETURN_IF_ERROR(store_->Audit("task", member, {{"round", plan.round},
-                                                      {"kind", "train"},
-                                                      {"model_digest", plan.task.model_digest}}));
   }
   record.succeeded = result->succeeded;
   record.failure_reason = result->failure_reason;
