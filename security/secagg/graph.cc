@@ -317,6 +317,52 @@ absl::StatusOr<GraphParameters> ChooseGraphParameters(int num_clients,
   return CompleteGraphParameters(num_clients, threat);
 }
 
+absl::StatusOr<GraphParameters> OverrideGraphParameters(
+    const GraphParameters& chosen, const ThreatModel& threat,
+    int num_neighbours, int threshold) {
+  if (num_neighbours < 0 || threshold < 0) {
+    return absl::InvalidArgumentError(
+        "neighbours and threshold overrides must be >= 0 (0: automatic)");
+  }
+  if (num_neighbours == 0 && threshold == 0) return chosen;
+  const int n = chosen.num_clients;
+  GraphParameters out = chosen;
+  if (num_neighbours > 0) {
+    if (num_neighbours >= n - 1) {
+      out.complete = true;
+      out.num_neighbours = n - 1;
+    } else if (num_neighbours < 2 || num_neighbours % 2 != 0) {
+      return absl::InvalidArgumentError(
+          "the neighbours override must be even and >= 2 (or >= n - 1 for "
+          "the complete graph), got " + std::to_string(num_neighbours));
+    } else {
+      out.complete = false;
+      out.num_neighbours = num_neighbours;
+    }
+    out.threshold = (out.num_neighbours + 1) / 2 + 1;
+  }
+  if (threshold > 0) out.threshold = threshold;
+  const int holders = out.num_neighbours + 1;
+  if (out.threshold < 2 || out.threshold > holders) {
+    return absl::FailedPreconditionError(
+        "threshold " + std::to_string(out.threshold) + " must lie in [2, " +
+        std::to_string(holders) + "], the share holders of each client");
+  }
+  const int corrupt = static_cast<int>(std::ceil(threat.corrupt_rate * holders));
+  const int margin = threat.adversary == AdversaryModel::kSemiMalicious
+                         ? 2 * out.threshold - holders
+                         : out.threshold;
+  if (margin <= corrupt) {
+    return absl::FailedPreconditionError(
+        "threshold " + std::to_string(out.threshold) + " with " +
+        std::to_string(holders) + " share holders does not withstand the " +
+        std::to_string(corrupt) + " corrupt holders assumed (" + Rates(threat) +
+        "); raise the threshold");
+  }
+  out.min_survivors = std::max(chosen.min_survivors, out.threshold);
+  return out;
+}
+
 absl::StatusOr<NeighbourGraph> NeighbourGraph::CreateHarary(
     std::vector<ParticipantId> ids, int num_neighbours,
     const SecretBytes& seed) {

@@ -88,6 +88,17 @@ absl::StatusOr<GraphParameters> ChooseGraphParameters(int num_clients,
                                                       const ThreatModel& threat,
                                                       int min_sparse_clients);
 
+// The operator's overrides of a round's neighbours k and threshold t (0:
+// keep the finder's choice). k >= n - 1 selects the complete graph; a
+// smaller k must be even and >= 2. Without an explicit t, t is a majority
+// of the k + 1 share holders. kInvalidArgument for an odd or negative k or
+// a negative t; kFailedPrecondition if t is outside [2, k + 1] or does not
+// exceed the corrupt share holders the threat model assumes,
+// ceil(gamma (k + 1)) (kSemiMalicious: 2t - (k + 1) must exceed them).
+absl::StatusOr<GraphParameters> OverrideGraphParameters(
+    const GraphParameters& chosen, const ThreatModel& threat,
+    int num_neighbours, int threshold);
+
 // The neighbour graph of one round over a roster of participant ids.
 //
 // Harary: the n participants sit on a ring in the order of a uniformly

@@ -169,6 +169,11 @@ absl::Status RoundConfig::Validate() const {
   if (min_sparse_clients < 1) {
     return absl::InvalidArgumentError("min_sparse_clients must be >= 1");
   }
+  if (num_neighbours < 0 || threshold < 0 || threshold > max_clients) {
+    return absl::InvalidArgumentError(
+        "neighbours and threshold overrides must be >= 0 and the threshold "
+        "at most max_clients");
+  }
   return EncodingFor(*this).status();
 }
 
@@ -197,6 +202,8 @@ std::string Serialize(const RoundConfig& m) {
   w.U32(static_cast<uint32_t>(m.min_clients));
   w.U32(static_cast<uint32_t>(m.max_clients));
   w.U32(static_cast<uint32_t>(m.min_sparse_clients));
+  w.U32(static_cast<uint32_t>(m.num_neighbours));
+  w.U32(static_cast<uint32_t>(m.threshold));
   return w.Take();
 }
 
@@ -220,6 +227,8 @@ absl::StatusOr<RoundConfig> ParseRoundConfig(std::string_view bytes) {
   SV_ASSIGN_OR_RETURN(uint32_t min_clients, r.U32("min clients"));
   SV_ASSIGN_OR_RETURN(uint32_t max_clients, r.U32("max clients"));
   SV_ASSIGN_OR_RETURN(uint32_t min_sparse, r.U32("min sparse clients"));
+  SV_ASSIGN_OR_RETURN(uint32_t neighbours, r.U32("neighbours override"));
+  SV_ASSIGN_OR_RETURN(uint32_t threshold, r.U32("threshold override"));
   SV_RETURN_IF_ERROR(r.ExpectEnd("RoundConfig"));
   // Out-of-range values become negative or large ints; Validate rejects them.
   m.encoding.modulus_bits = static_cast<int>(std::min(modulus_bits, 1024u));
@@ -229,6 +238,8 @@ absl::StatusOr<RoundConfig> ParseRoundConfig(std::string_view bytes) {
   m.max_clients = static_cast<int>(std::min<uint32_t>(max_clients, 1 << 30));
   m.min_sparse_clients =
       static_cast<int>(std::min<uint32_t>(min_sparse, 1 << 30));
+  m.num_neighbours = static_cast<int>(std::min<uint32_t>(neighbours, 1 << 30));
+  m.threshold = static_cast<int>(std::min<uint32_t>(threshold, 1 << 30));
   SV_RETURN_IF_ERROR(m.Validate());
   return m;
 }

@@ -39,6 +39,10 @@ struct RoundConfig {
   int max_clients = 1000;
   // Rosters smaller than this use the complete graph.
   int min_sparse_clients = 32;
+  // Operator overrides of the neighbours k and threshold t (0: chosen from
+  // the threat model; see OverrideGraphParameters).
+  int num_neighbours = 0;
+  int threshold = 0;
 
   // kInvalidArgument naming the field, including encodings that could wrap
   // for max_clients summands.

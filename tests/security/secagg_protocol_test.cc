@@ -174,6 +174,21 @@ TEST(SecAggProtocolTest, SparseGraphSurvivesDropoutsAtEveryStage) {
   EXPECT_FALSE(result->dropped.empty());
 }
 
+TEST(SecAggProtocolTest, OverriddenNeighboursAndThresholdStillSumExactly) {
+  RoundConfig config = ProtocolConfig();
+  config.num_neighbours = 8;
+  config.threshold = 5;
+  SimulatedRound round(config, 40);
+  round.DropFraction(Stage::kMaskInput, 0.05, 5);
+  const absl::StatusOr<AggregateResult> result = round.Run();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_FALSE(result->parameters.complete);
+  EXPECT_EQ(result->parameters.num_neighbours, 8);
+  EXPECT_EQ(result->parameters.threshold, 5);
+  EXPECT_EQ(round.client(round.id(0)).neighbours().size(), 8u);
+  EXPECT_EQ(result->sum, round.ExpectedSum(result->contributors));
+}
+
 TEST(SecAggProtocolTest, EveryClientVerifiesTheRosterWithoutASharedCache) {
   SimulatedRound round(ProtocolConfig(), 10);
   round.share_verification_cache = false;

@@ -145,6 +145,43 @@ TEST(GraphParametersTest, ChoosesCompleteGraphForSmallOrInfeasibleRosters) {
   EXPECT_EQ(dense->threshold, 5);
 }
 
+TEST(GraphParametersTest, OperatorOverridesNeighboursAndThreshold) {
+  const ThreatModel threat{0.05, 0.05, AdversaryModel::kSemiHonest};
+  absl::StatusOr<GraphParameters> chosen = ChooseGraphParameters(100, threat, 32);
+  ASSERT_TRUE(chosen.ok()) << chosen.status();
+  // Nothing overridden: the finder's choice stands.
+  absl::StatusOr<GraphParameters> same = OverrideGraphParameters(*chosen, threat, 0, 0);
+  ASSERT_TRUE(same.ok());
+  EXPECT_EQ(same->num_neighbours, chosen->num_neighbours);
+  EXPECT_EQ(same->threshold, chosen->threshold);
+  // k = 20: 21 holders, t defaults to a majority, 11.
+  absl::StatusOr<GraphParameters> k20 = OverrideGraphParameters(*chosen, threat, 20, 0);
+  ASSERT_TRUE(k20.ok()) << k20.status();
+  EXPECT_FALSE(k20->complete);
+  EXPECT_EQ(k20->num_neighbours, 20);
+  EXPECT_EQ(k20->threshold, 11);
+  // ceil((1 - 0.05) * 100) = 95 survivors are still required.
+  EXPECT_EQ(k20->min_survivors, 95);
+  // k >= n - 1: the complete graph; explicit t.
+  absl::StatusOr<GraphParameters> full = OverrideGraphParameters(*chosen, threat, 500, 60);
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_TRUE(full->complete);
+  EXPECT_EQ(full->num_neighbours, 99);
+  EXPECT_EQ(full->threshold, 60);
+  // Odd k, t beyond the holders, t not above ceil(0.05 * 21) = 2 corrupt.
+  EXPECT_EQ(OverrideGraphParameters(*chosen, threat, 21, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(OverrideGraphParameters(*chosen, threat, 20, 22).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(OverrideGraphParameters(*chosen, threat, 20, 2).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(OverrideGraphParameters(*chosen, threat, 20, 3).ok());
+  // Semi-malicious: 2t - 21 must exceed 2, so t = 11 fails, t = 12 passes.
+  const ThreatModel malicious{0.05, 0.05, AdversaryModel::kSemiMalicious};
+  EXPECT_FALSE(OverrideGraphParameters(*chosen, malicious, 20, 11).ok());
+  EXPECT_TRUE(OverrideGraphParameters(*chosen, malicious, 20, 12).ok());
+}
+
 // ---- Neighbour graph -------------------------------------------------------
 
 SecretBytes SeedFromByte(uint8_t b) {

@@ -151,6 +151,10 @@ absl::StatusOr<RoundGraph> BuildRoundGraph(
   SV_ASSIGN_OR_RETURN(
       GraphParameters parameters,
       ChooseGraphParameters(n, config.threat, config.min_sparse_clients));
+  SV_ASSIGN_OR_RETURN(parameters,
+                      OverrideGraphParameters(parameters, config.threat,
+                                              config.num_neighbours,
+                                              config.threshold));
   std::vector<ParticipantId> ids;
   ids.reserve(entries.size());
   for (const KeyAdvertisement& e : entries) ids.push_back(e.sender);
