@@ -23,3 +23,17 @@ absl::Status TrainOptions::Validate() const {
 }
 
 }  // namespace samverka
+
+namespace samverka {
+
+const char* SecureStageName(SecureStage stage) {
+  switch (stage) {
+    case SecureStage::kAdvertiseKeys: return "advertise keys";
+    case SecureStage::kShareKeys: return "share keys";
+    case SecureStage::kMaskedInput: return "masked input";
+    case SecureStage::kUnmask: return "unmask";
+  }
+  return "unknown stage";
+}
+
+}  // namespace samverka

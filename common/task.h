@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -26,6 +27,19 @@ struct TrainOptions {
 
 enum class TaskKind { kTrain, kEvaluate };
 
+// The message stages of secure aggregation (SecAgg+, docs/protocol.md), in
+// order: advertise keys, share keys, masked input, unmask.
+enum class SecureStage { kAdvertiseKeys = 0, kShareKeys = 1, kMaskedInput = 2, kUnmask = 3 };
+const char* SecureStageName(SecureStage stage);
+
+// Secure aggregation settings of a training task (see docs/protocol.md).
+struct SecureAggregationTask {
+  // The SecAgg+ RoundConfig in its wire format (security/secagg/messages.h).
+  std::string round_config;
+  // This client's participant id in the round.
+  uint32_t participant_id = 0;
+};
+
 // One unit of work for a client in a round (the gRPC adapters convert the
 // proto Task to and from this). Shared by coordinator and client.
 struct ClientTask {
@@ -40,6 +54,9 @@ struct ClientTask {
   TrainOptions train;
   // Seconds the client has to return its result.
   double deadline_seconds = 0;
+  // Set when the round aggregates securely: the client then sends only a
+  // masked update.
+  std::optional<SecureAggregationTask> secure_aggregation;
 };
 
 // What a client sends back: the encoded update (train tasks) and metrics.
@@ -50,8 +67,10 @@ struct TaskOutcome {
   std::string model_digest;
   // Training samples (the update's weight) or evaluation samples.
   int64_t num_samples = 0;
-  // Train tasks: the codec bundle of (local model - global model).
+  // Train tasks: the codec bundle of (local model - global model), or with
+  // `masked` the serialised SecAgg+ MaskedInput.
   std::string update;
+  bool masked = false;
   // train_loss; for evaluation loss, accuracy and (binary tasks) auc.
   std::map<std::string, double> metrics;
 };

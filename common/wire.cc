@@ -24,6 +24,10 @@ v1::Task ToProto(const ClientTask& task) {
   train->set_local_epochs(task.train.local_epochs);
   train->set_batch_size(task.train.batch_size);
   train->set_proximal_mu(task.train.proximal_mu);
+  if (task.secure_aggregation.has_value()) {
+    out.mutable_secure_aggregation()->set_round_config(task.secure_aggregation->round_config);
+    out.mutable_secure_aggregation()->set_participant_id(task.secure_aggregation->participant_id);
+  }
   return out;
 }
 
@@ -47,6 +51,15 @@ absl::StatusOr<ClientTask> FromProto(const v1::Task& task) {
   out.train.local_epochs = task.train().local_epochs();
   out.train.batch_size = task.train().batch_size();
   out.train.proximal_mu = task.train().proximal_mu();
+  if (task.has_secure_aggregation()) {
+    if (task.kind() != v1::TASK_KIND_TRAIN || task.secure_aggregation().round_config().empty() ||
+        task.secure_aggregation().participant_id() == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "task ", task.task_id(), " has incomplete secure aggregation settings"));
+    }
+    out.secure_aggregation = SecureAggregationTask{task.secure_aggregation().round_config(),
+                                                   task.secure_aggregation().participant_id()};
+  }
   if (out.kind == TaskKind::kTrain) SV_RETURN_IF_ERROR(out.train.Validate());
   return out;
 }

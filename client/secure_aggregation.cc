@@ -1,0 +1,98 @@
+#include "client/secure_aggregation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "security/secagg/client.h"
+#include "security/secagg/encoding.h"
+#include "security/secagg/messages.h"
+#include "security/signature.h"
+
+namespace samverka::client {
+
+namespace sa = security::secagg;
+
+// Coordinates after the model update: the training loss, the clipped fraction.
+constexpr uint64_t kExtraCoordinates = 2;
+
+SecureAggregationSession::SecureAggregationSession(std::unique_ptr<sa::SecAggClient> client,
+                                                   SecureAggregationTransport* transport,
+                                                   int64_t round)
+    : client_(std::move(client)), transport_(transport), round_(round) {}
+
+SecureAggregationSession::~SecureAggregationSession() = default;
+
+absl::StatusOr<std::unique_ptr<SecureAggregationSession>> SecureAggregationSession::Start(
+    const SecureSiteOptions& site, const SecureAggregationTask& task, int64_t round,
+    const std::string& model_digest, SecureAggregationTransport* transport) {
+  SV_ASSIGN_OR_RETURN(sa::RoundConfig config, sa::ParseRoundConfig(task.round_config));
+  if (config.round != round) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the secure aggregation settings are for round ", config.round, ", the task for round ",
+        round));
+  }
+  if (config.vector_length < kExtraCoordinates) {
+    return absl::InvalidArgumentError("the secure aggregation vector is too short");
+  }
+  sa::ClientOptions options;
+  options.client_name = site.name;
+  options.certificate_chain = site.certificate_chain;
+  options.ca_pem = site.ca_pem;
+  options.policy.min_clients = std::max(site.min_clients, 3);
+  SV_ASSIGN_OR_RETURN(security::SigningKey key, security::SigningKey::FromPem(site.private_key));
+  SV_ASSIGN_OR_RETURN(std::unique_ptr<sa::SecAggClient> client,
+                      sa::SecAggClient::Create(std::move(options), std::move(key), config,
+                                               task.participant_id, model_digest));
+  SV_ASSIGN_OR_RETURN(sa::KeyAdvertisement advertisement, client->Advertise());
+  SV_RETURN_IF_ERROR(transport->Send(SecureStage::kAdvertiseKeys, sa::Serialize(advertisement)));
+  SV_ASSIGN_OR_RETURN(std::string roster_bytes, transport->Fetch(SecureStage::kShareKeys));
+  SV_ASSIGN_OR_RETURN(sa::KeyRoster roster, sa::ParseKeyRoster(roster_bytes));
+  SV_ASSIGN_OR_RETURN(sa::ShareBundle bundle, client->ShareKeys(roster));
+  SV_RETURN_IF_ERROR(transport->Send(SecureStage::kShareKeys, sa::Serialize(bundle)));
+  return std::unique_ptr<SecureAggregationSession>(
+      new SecureAggregationSession(std::move(client), transport, round));
+}
+
+absl::StatusOr<SecureContribution> SecureAggregationSession::Contribute(
+    std::span<const float> update, double weight, double train_loss) {
+  const sa::EncodingParameters& encoding = client_->encoding();
+  if (update.size() + kExtraCoordinates != encoding.vector_length) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the update has ", update.size(), " values; the round expects ",
+        encoding.vector_length - kExtraCoordinates));
+  }
+  const double c = encoding.options.clip_range;
+  SecureContribution out;
+  for (float v : update) out.clipped_values += std::abs(v) > c ? 1 : 0;
+  std::vector<float> input(update.begin(), update.end());
+  input.push_back(static_cast<float>(std::isfinite(train_loss) ? std::clamp(train_loss, -c, c) : 0));
+  input.push_back(static_cast<float>(
+      update.empty() ? 0.0 : static_cast<double>(out.clipped_values) / update.size()));
+  const double capped = std::clamp(weight, 0.0, encoding.options.max_weight);
+  if (capped != weight) {
+    Logger("client")->warn("round {}: weight {} capped at the round's maximum {}", round_, weight,
+                           capped);
+  }
+  SV_ASSIGN_OR_RETURN(sa::EncodedInput encoded, sa::EncodeInput(input, capped, encoding));
+  input.clear();
+  input.shrink_to_fit();
+  SV_ASSIGN_OR_RETURN(std::string delivery_bytes, transport_->Fetch(SecureStage::kMaskedInput));
+  SV_ASSIGN_OR_RETURN(sa::ShareDelivery delivery, sa::ParseShareDelivery(delivery_bytes));
+  SV_ASSIGN_OR_RETURN(sa::MaskedInput masked, client_->MaskInput(delivery, encoded.values));
+  std::string payload = sa::Serialize(masked);
+  out.masked_bytes = payload.size();
+  SV_RETURN_IF_ERROR(transport_->UploadMaskedInput(std::move(payload)));
+  SV_ASSIGN_OR_RETURN(std::string request_bytes, transport_->Fetch(SecureStage::kUnmask));
+  SV_ASSIGN_OR_RETURN(sa::UnmaskRequest request, sa::ParseUnmaskRequest(request_bytes));
+  SV_ASSIGN_OR_RETURN(sa::UnmaskResponse response, client_->Unmask(request));
+  SV_RETURN_IF_ERROR(transport_->Send(SecureStage::kUnmask, sa::Serialize(response)));
+  out.neighbours = client_->parameters().num_neighbours;
+  out.threshold = client_->parameters().threshold;
+  return out;
+}
+
+}  // namespace samverka::client

@@ -1,0 +1,294 @@
+// The coordinator's SecureRound driven by real client sessions
+// (client/secure_aggregation.h) over an in-process transport, each site on
+// its own thread, as the daemon and the gRPC service drive them.
+#include "coordinator/secure_round.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "absl/synchronization/blocking_counter.h"
+#include "client/secure_aggregation.h"
+#include "security/pki.h"
+#include "security/tls.h"
+
+namespace samverka::coordinator {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Reaches a SecureRound directly, as the site named `name`.
+class LoopbackTransport : public client::SecureAggregationTransport {
+ public:
+  LoopbackTransport(SecureRound* round, std::string name) : round_(round), name_(std::move(name)) {}
+  absl::Status Send(SecureStage stage, std::string payload) override {
+    return round_->Send(name_, stage, payload);
+  }
+  absl::StatusOr<std::string> Fetch(SecureStage stage) override {
+    // Long-polls as the daemon does; bounded so a bug fails, not hangs.
+    for (int attempt = 0; attempt < 600; ++attempt) {
+      absl::StatusOr<std::optional<std::string>> got =
+          round_->Fetch(name_, stage, absl::Milliseconds(100));
+      if (!got.ok()) return got.status();
+      if (got->has_value()) return **got;
+    }
+    return absl::DeadlineExceededError("stage never opened");
+  }
+  absl::Status UploadMaskedInput(std::string payload) override {
+    return round_->SubmitMaskedInput(name_, payload);
+  }
+
+ private:
+  SecureRound* round_;
+  std::string name_;
+};
+
+struct Site {
+  std::string name;
+  client::SecureSiteOptions options;
+  std::vector<float> update;
+  double weight = 0;
+  double loss = 0;
+};
+
+class SecureRoundTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("secure_round_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    std::filesystem::remove_all(dir_);
+    auto ca = security::CertificateAuthority::Init(dir_.string(), "test-federation");
+    ASSERT_TRUE(ca.ok()) << ca.status();
+    ca_ = std::move(*ca);
+  }
+
+  // Sites with d = 5 updates u_i[j] = (i + 1) * (j - 2) / 10, weights
+  // 10 (i + 1), losses 0.5 (i + 1).
+  std::vector<Site> MakeSites(int n) {
+    std::vector<Site> sites;
+    for (int i = 0; i < n; ++i) {
+      Site site;
+      site.name = "site-" + std::string(1, static_cast<char>('a' + i));
+      security::CertificateRequest request;
+      request.name = site.name;
+      absl::StatusOr<security::IssuedCertificate> issued = ca_->Issue(request);
+      EXPECT_TRUE(issued.ok()) << issued.status();
+      site.options.name = site.name;
+      site.options.certificate_chain = issued->certificate_pem;
+      site.options.private_key =
+          security::SecretBytes::CopyFrom(*security::ReadFileToString(issued->key_path));
+      site.options.ca_pem = ca_->ca_certificate_pem();
+      for (int j = 0; j < 5; ++j) site.update.push_back(static_cast<float>((i + 1) * (j - 2) / 10.0));
+      site.weight = 10.0 * (i + 1);
+      site.loss = 0.5 * (i + 1);
+      sites.push_back(std::move(site));
+    }
+    return sites;
+  }
+
+  std::unique_ptr<SecureRound> MakeRound(const std::vector<Site>& sites, double dropout_rate) {
+    SecureAggregationOptions options;
+    options.threat.dropout_rate = dropout_rate;
+    SecureRound::Setup setup;
+    setup.federation_id = "test-federation";
+    setup.round = 7;
+    for (const Site& s : sites) setup.cohort.push_back(s.name);
+    setup.model_length = 5;
+    setup.max_weight = 100;
+    setup.model_digest = "digest-of-the-model";
+    setup.ca_pem = ca_->ca_certificate_pem();
+    setup.start = absl::Now();
+    auto round = SecureRound::Create(options, setup);
+    EXPECT_TRUE(round.ok()) << round.status();
+    return round.ok() ? std::move(*round) : nullptr;
+  }
+
+  // Runs each site on a thread: Start, then Contribute unless it is in
+  // `crash_after_start` (it reports a dropout instead, as the coordinator
+  // does for a site that went silent). The calling thread advances the
+  // round until it finishes.
+  std::vector<absl::Status> RunSites(SecureRound* round, const std::vector<Site>& sites,
+                                     const std::set<int>& crash_after_start = {}) {
+    std::vector<absl::Status> outcome(sites.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < sites.size(); ++i) {
+      threads.emplace_back([&, i] {
+        LoopbackTransport transport(round, sites[i].name);
+        auto task = round->TaskFor(sites[i].name);
+        if (!task.ok()) {
+          outcome[i] = task.status();
+          return;
+        }
+        auto session = client::SecureAggregationSession::Start(sites[i].options, *task, 7,
+                                                               "digest-of-the-model", &transport);
+        if (!session.ok()) {
+          outcome[i] = session.status();
+          return;
+        }
+        if (crash_after_start.contains(static_cast<int>(i))) {
+          round->ReportDropout(sites[i].name);
+          outcome[i] = absl::CancelledError("crashed");
+          return;
+        }
+        outcome[i] = (*session)->Contribute(sites[i].update, sites[i].weight, sites[i].loss).status();
+      });
+    }
+    while (!round->Advance(absl::Now())) round->WaitForChange(absl::Milliseconds(200));
+    for (std::thread& t : threads) t.join();
+    return outcome;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<security::CertificateAuthority> ca_;
+};
+
+TEST_F(SecureRoundTest, RevealsTheWeightedSumOfAllSites) {
+  std::vector<Site> sites = MakeSites(4);
+  sites[0].update[4] = 9.0f;  // beyond the clipping range 8: clipped, counted
+  std::unique_ptr<SecureRound> round = MakeRound(sites, 0.1);
+  ASSERT_NE(round, nullptr);
+  std::vector<absl::Status> outcome = RunSites(round.get(), sites);
+  for (const absl::Status& s : outcome) EXPECT_TRUE(s.ok()) << s;
+  absl::StatusOr<SecureRoundResult> result = round->result();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->contributors.size(), 4u);
+  EXPECT_NEAR(result->total_weight, 100.0, 1e-4);
+  for (int j = 0; j < 5; ++j) {
+    double expected = 0;
+    for (const Site& s : sites) expected += s.weight * std::clamp<double>(s.update[j], -8, 8);
+    EXPECT_NEAR(result->weighted_sum[j], expected, 1e-4) << "coordinate " << j;
+  }
+  // sum w_i * loss_i = 10*0.5 + 20*1 + 30*1.5 + 40*2 = 150.
+  EXPECT_NEAR(result->weighted_train_loss, 150.0, 1e-4);
+  // One of site-a's five values was clipped: 10 * 0.2 / 100.
+  EXPECT_NEAR(result->clipped_fraction, 0.02, 1e-6);
+  EXPECT_EQ(result->parameters.threshold, 4);  // complete graph, ceil(0.9 * 4)
+}
+
+TEST_F(SecureRoundTest, ASiteLostAfterSharingKeysIsRecoveredFromShares) {
+  std::vector<Site> sites = MakeSites(5);
+  std::unique_ptr<SecureRound> round = MakeRound(sites, 0.3);  // t = ceil(0.7 * 5) = 4
+  ASSERT_NE(round, nullptr);
+  std::vector<absl::Status> outcome = RunSites(round.get(), sites, {2});
+  absl::StatusOr<SecureRoundResult> result = round->result();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(result->contributors, ::testing::ElementsAre("site-a", "site-b", "site-d", "site-e"));
+  EXPECT_THAT(result->dropped, ::testing::ElementsAre("site-c"));
+  EXPECT_NEAR(result->total_weight, 10 + 20 + 40 + 50, 1e-4);
+  for (int j = 0; j < 5; ++j) {
+    double expected = 0;
+    for (int i : {0, 1, 3, 4}) expected += sites[i].weight * sites[i].update[j];
+    EXPECT_NEAR(result->weighted_sum[j], expected, 1e-4);
+  }
+}
+
+TEST_F(SecureRoundTest, TooFewSurvivorsAbortAndRevealNothing) {
+  std::vector<Site> sites = MakeSites(5);
+  std::unique_ptr<SecureRound> round = MakeRound(sites, 0.3);
+  ASSERT_NE(round, nullptr);
+  std::vector<absl::Status> outcome = RunSites(round.get(), sites, {1, 3});
+  absl::StatusOr<SecureRoundResult> result = round->result();
+  ASSERT_FALSE(result.ok());
+  EXPECT_THAT(std::string(result.status().message()), HasSubstr("masked"));
+  // The sites that masked were told the round aborted instead of being
+  // asked to unmask.
+  for (int i : {0, 2, 4}) EXPECT_EQ(outcome[i].code(), absl::StatusCode::kAborted) << outcome[i];
+  EXPECT_EQ(round->Fetch("site-a", SecureStage::kUnmask, absl::ZeroDuration()).status().code(),
+            absl::StatusCode::kAborted);
+}
+
+TEST_F(SecureRoundTest, ASiteCannotSpeakForAnother) {
+  std::vector<Site> sites = MakeSites(3);
+  std::unique_ptr<SecureRound> round = MakeRound(sites, 0.1);
+  ASSERT_NE(round, nullptr);
+  // site-a's connection carries site-b's task and signed keys.
+  LoopbackTransport as_a(round.get(), "site-a");
+  auto task_b = round->TaskFor("site-b");
+  ASSERT_TRUE(task_b.ok());
+  auto session = client::SecureAggregationSession::Start(sites[1].options, *task_b, 7,
+                                                         "digest-of-the-model", &as_a);
+  ASSERT_FALSE(session.ok());
+  EXPECT_EQ(session.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(round->TaskFor("intruder").status().code(), absl::StatusCode::kPermissionDenied);
+  // Garbage is refused with a message, and the round is not disturbed.
+  EXPECT_EQ(round->Send("site-a", SecureStage::kAdvertiseKeys, "not a message").code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(round->Advance(absl::Now()));
+}
+
+TEST_F(SecureRoundTest, ASilentSiteIsLeftBehindAtTheStageDeadline) {
+  std::vector<Site> sites = MakeSites(4);
+  std::unique_ptr<SecureRound> round = MakeRound(sites, 0.3);  // t = ceil(0.7 * 4) = 3
+  ASSERT_NE(round, nullptr);
+  const std::vector<Site>& active = sites;  // the first three; site-d never shows up
+  std::vector<absl::Status> outcome(3);
+  std::vector<std::thread> threads;
+  absl::BlockingCounter advertised(3);
+  // Counts the advertisements that reached the round.
+  class CountingTransport : public LoopbackTransport {
+   public:
+    CountingTransport(SecureRound* round, std::string name, absl::BlockingCounter* counter)
+        : LoopbackTransport(round, std::move(name)), counter_(counter) {}
+    absl::Status Send(SecureStage stage, std::string payload) override {
+      absl::Status status = LoopbackTransport::Send(stage, std::move(payload));
+      if (stage == SecureStage::kAdvertiseKeys) counter_->DecrementCount();
+      return status;
+    }
+
+   private:
+    absl::BlockingCounter* counter_;
+  };
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back([&, i] {
+      CountingTransport transport(round.get(), active[i].name, &advertised);
+      auto session = client::SecureAggregationSession::Start(
+          active[i].options, *round->TaskFor(active[i].name), 7, "digest-of-the-model", &transport);
+      if (!session.ok()) {
+        outcome[i] = session.status();
+        return;
+      }
+      outcome[i] = (*session)->Contribute(active[i].update, active[i].weight, active[i].loss).status();
+    });
+  }
+  advertised.Wait();
+  // Before the deadline the stage waits for site-d.
+  EXPECT_FALSE(round->Advance(absl::Now()));
+  absl::StatusOr<std::optional<std::string>> roster =
+      round->Fetch("site-a", SecureStage::kShareKeys, absl::ZeroDuration());
+  ASSERT_TRUE(roster.ok());
+  EXPECT_FALSE(roster->has_value());
+  // Past the stage deadline the round goes on with the three.
+  const absl::Time late = absl::Now() + absl::Seconds(121);
+  bool done = round->Advance(late);
+  while (!done) {
+    round->WaitForChange(absl::Milliseconds(200));
+    done = round->Advance(late);
+  }
+  for (std::thread& t : threads) t.join();
+  for (const absl::Status& s : outcome) EXPECT_TRUE(s.ok()) << s;
+  absl::StatusOr<SecureRoundResult> result = round->result();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->contributors.size(), 3u);
+  EXPECT_NEAR(result->total_weight, 60, 1e-4);
+}
+
+TEST(SecureAggregationOptionsTest, RejectsBadSettings) {
+  SecureAggregationOptions options;
+  EXPECT_TRUE(options.Validate().ok());
+  options.threat.dropout_rate = 1.0;
+  EXPECT_FALSE(options.Validate().ok());
+  options = {};
+  options.clip_range = 0;
+  EXPECT_THAT(std::string(options.Validate().message()), HasSubstr("clip_range"));
+  options = {};
+  options.modulus_bits = 16;
+  EXPECT_THAT(std::string(options.Validate().message()), HasSubstr("modulus_bits"));
+  options = {};
+  options.neighbours = -2;
+  EXPECT_FALSE(options.Validate().ok());
+}
+
+}  // namespace
+}  // namespace samverka::coordinator
