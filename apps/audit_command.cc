@@ -28,6 +28,9 @@ void AddAuditCommand(CLI::App& app) {
     std::printf("audit log OK: %lld entries, head %s\n",
                 static_cast<long long>(summary->entries),
                 summary->head_hash.c_str());
+    for (const auto& [event, count] : summary->events) {
+      std::printf("  %-18s %lld\n", event.c_str(), static_cast<long long>(count));
+    }
   });
 }
 

@@ -78,7 +78,7 @@ void AddSimulateCommand(CLI::App& app, const std::string* log_level) {
   auto secure = std::make_shared<std::string>();
   CLI::Option* secure_option =
       cmd->add_option("--secure-aggregation", *secure,
-                      "on: SecAgg+ among each round's clients, the engine sees only sums (default off)")
+                      "SecAgg+ among each round's clients, the engine sees only sums (default on)")
           ->check(CLI::IsMember({"on", "off"}));
   f.Add(cmd, "--secagg-clip-range", &o.secagg_clip_range, "secure aggregation: clip update values to [-c, c]");
   CLI::Option* show = cmd->add_flag("--show-partition", options->show_partition,

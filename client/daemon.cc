@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -23,6 +24,18 @@ bool Retryable(absl::StatusCode code) {
          code == absl::StatusCode::kUnknown;
 }
 
+// A SecureAggregationTransport over the daemon's calls.
+struct CallbackTransport : SecureAggregationTransport {
+  std::function<absl::Status(SecureStage, std::string)> send;
+  std::function<absl::StatusOr<std::string>(SecureStage)> fetch;
+  std::function<absl::Status(std::string)> upload;
+  absl::Status Send(SecureStage stage, std::string payload) override {
+    return send(stage, std::move(payload));
+  }
+  absl::StatusOr<std::string> Fetch(SecureStage stage) override { return fetch(stage); }
+  absl::Status UploadMaskedInput(std::string payload) override { return upload(std::move(payload)); }
+};
+
 }  // namespace
 
 absl::Status ClientDaemonOptions::Validate() const {
@@ -32,6 +45,10 @@ absl::Status ClientDaemonOptions::Validate() const {
   if (poll_wait <= absl::ZeroDuration() || initial_backoff <= absl::ZeroDuration() ||
       max_backoff < initial_backoff) {
     return absl::InvalidArgumentError("poll and backoff times must be positive, max >= initial");
+  }
+  if (secagg_min_clients < 3) {
+    return absl::InvalidArgumentError(
+        "secagg_min_clients must be >= 3 (with two sites each learns the other's update)");
   }
   if (!model_file.empty() && !std::filesystem::is_regular_file(model_file)) {
     return absl::NotFoundError(absl::StrCat("model_file ", model_file, " does not exist"));
@@ -56,6 +73,8 @@ absl::StatusOr<ClientDaemonOptions> LoadClientConfig(const std::string& path) {
   SV_RETURN_IF_ERROR(file.Get("seed", &seed));
   SV_RETURN_IF_ERROR(file.Get("poll_seconds", &poll));
   SV_RETURN_IF_ERROR(file.Get("max_backoff_seconds", &max_backoff));
+  SV_RETURN_IF_ERROR(file.Get("require_secure_aggregation", &o.require_secure_aggregation));
+  SV_RETURN_IF_ERROR(file.Get("secagg_min_clients", &o.secagg_min_clients));
   SV_RETURN_IF_ERROR(file.Get("tls.ca_certificate", &o.tls.ca_certificate));
   SV_RETURN_IF_ERROR(file.Get("tls.certificate", &o.tls.certificate));
   SV_RETURN_IF_ERROR(file.Get("tls.private_key", &o.tls.private_key));
@@ -83,6 +102,13 @@ absl::StatusOr<std::unique_ptr<ClientDaemon>> ClientDaemon::Create(ClientDaemonO
   SV_RETURN_IF_ERROR(options.Validate());
   SV_ASSIGN_OR_RETURN(DatasetSplit data, LoadDataset(options.data));
   auto daemon = std::unique_ptr<ClientDaemon>(new ClientDaemon(std::move(options), std::move(data)));
+  SecureSiteOptions& site = daemon->site_;
+  SV_ASSIGN_OR_RETURN(site.certificate_chain, security::ReadFileToString(daemon->options_.tls.certificate));
+  SV_ASSIGN_OR_RETURN(site.ca_pem, security::ReadFileToString(daemon->options_.tls.ca_certificate));
+  SV_ASSIGN_OR_RETURN(std::string key, security::ReadFileToString(daemon->options_.tls.private_key));
+  site.private_key = security::SecretBytes::CopyFrom(key);
+  std::fill(key.begin(), key.end(), '\0');
+  site.min_clients = daemon->options_.secagg_min_clients;
   SV_RETURN_IF_ERROR(daemon->Connect());
   return daemon;
 }
@@ -166,6 +192,7 @@ absl::Status ClientDaemon::Register() {
   }
   Logger("client")->info("registered with federation '{}' as {}", response.federation_id(),
                          response.client_name());
+  site_.name = response.client_name();
   registered_ = true;
   last_error_.clear();
   backoff_ = options_.initial_backoff;
@@ -284,8 +311,45 @@ absl::Status ClientDaemon::Execute(const ClientTask& task) {
             task.kind == TaskKind::kTrain ? "training" : "evaluation", Short(task.model_digest));
   absl::StatusOr<models::Model*> model = ModelFor(task);
   if (!model.ok()) return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest}, std::string(model.status().message()));
+  if (task.kind == TaskKind::kTrain && options_.require_secure_aggregation &&
+      !task.secure_aggregation.has_value()) {
+    const std::string reason =
+        "site policy: this site trains only with secure aggregation (require_secure_aggregation)";
+    log->warn("round {}: refused the task: {}", task.round, reason);
+    return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest}, reason);
+  }
   SV_ASSIGN_OR_RETURN(std::string encoded, Download(task.model_digest));
   SV_ASSIGN_OR_RETURN(ModelParameters global, DecodeParameters(encoded));
+  encoded.clear();
+  encoded.shrink_to_fit();
+
+  // Secure aggregation: advertise keys over the model just checked and share
+  // seeds with the neighbours, before training.
+  std::unique_ptr<SecureAggregationSession> session;
+  CallbackTransport transport;
+  if (task.secure_aggregation.has_value()) {
+    transport.send = [&](SecureStage stage, std::string payload) {
+      return SecAggSend(task, stage, std::move(payload));
+    };
+    transport.fetch = [&](SecureStage stage) { return SecAggFetch(task, stage); };
+    transport.upload = [&](std::string payload) {
+      TaskOutcome masked{task.task_id, task.round, task.kind, task.model_digest};
+      masked.update = std::move(payload);
+      masked.masked = true;
+      return Upload(masked, "");
+    };
+    absl::StatusOr<std::unique_ptr<SecureAggregationSession>> started =
+        SecureAggregationSession::Start(site_, *task.secure_aggregation, task.round,
+                                        task.model_digest, &transport);
+    if (!started.ok()) {
+      log->error("round {}: left secure aggregation before training: {}", task.round,
+                 started.status().message());
+      if (stop_.HasBeenNotified()) return started.status();
+      return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest},
+                    absl::StrCat("secure aggregation: ", started.status().message()));
+    }
+    session = std::move(*started);
+  }
 
   // Train on a worker thread; heartbeats keep the site alive meanwhile.
   absl::StatusOr<TaskOutcome> outcome = absl::UnknownError("not run");
@@ -310,7 +374,63 @@ absl::Status ClientDaemon::Execute(const ClientTask& task) {
     return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest},
                   std::string(outcome.status().message()));
   }
-  return Upload(*outcome, "");
+  if (session == nullptr) return Upload(*outcome, "");
+  SV_ASSIGN_OR_RETURN(ModelParameters update, DecodeParameters(outcome->update));
+  outcome->update.clear();
+  const double loss = outcome->metrics.contains("train_loss") ? outcome->metrics["train_loss"] : 0;
+  absl::StatusOr<SecureContribution> sent =
+      session->Contribute(update.values, static_cast<double>(outcome->num_samples), loss);
+  if (!sent.ok()) {
+    log->error("round {}: secure aggregation stopped: {}", task.round, sent.status().message());
+    return sent.status();
+  }
+  if (sent->clipped_values > 0) {
+    log->warn("round {}: {} update values were beyond the clipping range and were clipped",
+              task.round, sent->clipped_values);
+  }
+  log->info("round {}: secure aggregation done ({} neighbours, threshold {}): only the masked "
+            "update and key shares left this site",
+            task.round, sent->neighbours, sent->threshold);
+  return absl::OkStatus();
+}
+
+absl::Status ClientDaemon::SecAggSend(const ClientTask& task, SecureStage stage,
+                                      std::string payload) {
+  v1::SecAggSendRequest request;
+  request.set_task_id(task.task_id);
+  request.set_round(task.round);
+  request.set_stage(static_cast<v1::SecAggStage>(static_cast<int>(stage) + 1));
+  request.set_payload(std::move(payload));
+  v1::SecAggSendResponse response;
+  std::unique_ptr<grpc::ClientContext> context = NewContext(absl::Minutes(2));
+  absl::Status status = FromGrpc(stub_->SecAggSend(context.get(), request, &response));
+  Forget(context.get());
+  return status;
+}
+
+absl::StatusOr<std::string> ClientDaemon::SecAggFetch(const ClientTask& task, SecureStage stage) {
+  v1::SecAggFetchRequest request;
+  request.set_task_id(task.task_id);
+  request.set_round(task.round);
+  request.set_stage(static_cast<v1::SecAggStage>(static_cast<int>(stage) + 1));
+  request.set_wait_seconds(absl::ToDoubleSeconds(options_.poll_wait));
+  // Long-polls until the coordinator closes the previous stage; a broken
+  // connection is retried, anything the coordinator says is final.
+  int failures = 0;
+  while (!stop_.HasBeenNotified()) {
+    v1::SecAggFetchResponse response;
+    std::unique_ptr<grpc::ClientContext> context = NewContext(options_.poll_wait + absl::Seconds(10));
+    absl::Status status = FromGrpc(stub_->SecAggFetch(context.get(), request, &response));
+    Forget(context.get());
+    if (status.ok()) {
+      failures = 0;
+      if (response.ready()) return std::move(*response.mutable_payload());
+      continue;
+    }
+    if (status.code() != absl::StatusCode::kUnavailable || ++failures > 5) return status;
+    stop_.WaitForNotificationWithTimeout(options_.initial_backoff * failures);
+  }
+  return absl::CancelledError("the daemon is stopping");
 }
 
 absl::Status ClientDaemon::Upload(const TaskOutcome& outcome, const std::string& failure_reason) {
@@ -326,6 +446,7 @@ absl::Status ClientDaemon::Upload(const TaskOutcome& outcome, const std::string&
   header->set_model_digest(outcome.model_digest);
   header->set_num_samples(outcome.num_samples);
   header->set_failure_reason(failure_reason);
+  header->set_masked_input(outcome.masked);
   for (const auto& [name, value] : outcome.metrics) {
     v1::Metric* metric = header->add_metrics();
     metric->set_name(name);
@@ -353,6 +474,10 @@ absl::Status ClientDaemon::Upload(const TaskOutcome& outcome, const std::string&
   auto log = Logger("client");
   if (!failure_reason.empty()) {
     log->warn("round {}: told the coordinator the task was not run: {}", outcome.round, failure_reason);
+  } else if (outcome.masked) {
+    log->info("round {}: sent a masked update of {} bytes (sha256 {}); the coordinator can "
+              "unmask only the sum of the round's updates",
+              outcome.round, outcome.update.size(), Short(digest));
   } else if (outcome.kind == TaskKind::kTrain) {
     log->info("round {}: sent a model update of {} bytes (sha256 {}) computed from {} samples",
               outcome.round, outcome.update.size(), Short(digest), outcome.num_samples);

@@ -14,6 +14,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "client/datasets/registry.h"
+#include "client/secure_aggregation.h"
 #include "client/task_handler.h"
 #include "models/model.h"
 #include "proto/federation.grpc.pb.h"
@@ -37,6 +38,10 @@ struct ClientDaemonOptions {
   absl::Duration initial_backoff = absl::Milliseconds(500);
   absl::Duration max_backoff = absl::Seconds(30);
   uint64_t seed = 0;
+  // Site policy: refuse training tasks without secure aggregation.
+  bool require_secure_aggregation = false;
+  // Site policy: refuse secure rounds with fewer sites than this (>= 3).
+  int secagg_min_clients = 3;
 
   absl::Status Validate() const;
 };
@@ -70,6 +75,9 @@ class ClientDaemon {
   absl::Status Execute(const ClientTask& task);
   absl::StatusOr<std::string> Download(const std::string& digest);
   absl::Status Upload(const TaskOutcome& outcome, const std::string& failure_reason);
+  // The secure-aggregation calls of `task`, for SecureAggregationSession.
+  absl::Status SecAggSend(const ClientTask& task, SecureStage stage, std::string payload);
+  absl::StatusOr<std::string> SecAggFetch(const ClientTask& task, SecureStage stage);
   absl::StatusOr<models::Model*> ModelFor(const ClientTask& task);
   // Sleeps for the current backoff (or until Stop) and doubles it.
   void Backoff(const absl::Status& why);
@@ -79,6 +87,8 @@ class ClientDaemon {
 
   const ClientDaemonOptions options_;
   DatasetSplit data_;
+  // The site's certificate, key and CA, for signing secure-aggregation keys.
+  SecureSiteOptions site_;
   TaskHandler handler_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Federation::Stub> stub_;

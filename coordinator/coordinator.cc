@@ -47,6 +47,19 @@ absl::Status CoordinatorOptions::Validate() const {
     return absl::InvalidArgumentError("max_concurrent_uploads must be >= 1");
   }
   SV_RETURN_IF_ERROR(models::CheckModelName(model));
+  SV_RETURN_IF_ERROR(secure_aggregation.Validate());
+  if (secure_aggregation.enabled) {
+    if (ca_pem.empty()) {
+      return absl::InvalidArgumentError(
+          "secure aggregation needs the federation CA certificate (tls.ca_certificate)");
+    }
+    if (round.min_clients < 3) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "secure aggregation needs min_clients >= 3, got ", round.min_clients,
+          ": with two sites each one learns the other's update from the sum; raise "
+          "min_clients or set secure_aggregation = false"));
+    }
+  }
   return round.Validate();
 }
 
@@ -161,6 +174,7 @@ absl::StatusOr<std::shared_ptr<const std::string>> Coordinator::Model(const std:
 }
 
 absl::Status Coordinator::SubmitResult(const std::string& client, const TaskOutcome& outcome) {
+  std::shared_ptr<SecureRound> secure;
   {
     absl::MutexLock lock(&mutex_);
     auto it = assigned_.find(client);
@@ -178,6 +192,13 @@ absl::Status Coordinator::SubmitResult(const std::string& client, const TaskOutc
     if (outcome.kind != it->second.kind) {
       return absl::InvalidArgumentError("result kind does not match the task");
     }
+    if (outcome.kind == TaskKind::kTrain && outcome.masked != (secure_ != nullptr)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "round ", outcome.round,
+          secure_ != nullptr ? " aggregates securely; a plain update is refused"
+                             : " does not use secure aggregation; a masked input is refused"));
+    }
+    if (outcome.masked) secure = secure_;
     if (outcome.kind == TaskKind::kEvaluate) {
       if (!eval_.has_value() || outcome.num_samples <= 0) {
         return absl::InvalidArgumentError("evaluation result without samples");
@@ -202,6 +223,14 @@ absl::Status Coordinator::SubmitResult(const std::string& client, const TaskOutc
       return absl::OkStatus();
     }
   }
+  if (secure != nullptr) {
+    // The task stays assigned: the site still has to answer the unmask stage.
+    SV_RETURN_IF_ERROR(secure->SubmitMaskedInput(client, outcome.update));
+    return store_->Audit("masked_input", client,
+                         {{"round", outcome.round},
+                          {"bytes", outcome.update.size()},
+                          {"digest", Sha256Hex(outcome.update)}});
+  }
   SV_RETURN_IF_ERROR(engine_->SubmitUpdate(client, outcome.round, outcome.num_samples,
                                            outcome.update, outcome.metrics));
   {
@@ -213,6 +242,44 @@ absl::Status Coordinator::SubmitResult(const std::string& client, const TaskOutc
                         {"bytes", outcome.update.size()},
                         {"update_digest", Sha256Hex(outcome.update)},
                         {"samples", outcome.num_samples}});
+}
+
+absl::StatusOr<std::shared_ptr<SecureRound>> Coordinator::SecureRoundOf(
+    const std::string& client, const std::string& task_id) {
+  absl::MutexLock lock(&mutex_);
+  auto it = assigned_.find(client);
+  if (it == assigned_.end() || it->second.task_id != task_id) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no open task '", task_id.substr(0, 64), "' for ", client));
+  }
+  if (secure_ == nullptr || !it->second.secure_aggregation.has_value()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("task '", task_id.substr(0, 64), "' does not use secure aggregation"));
+  }
+  clients_[client].last_seen = absl::Now();
+  return secure_;
+}
+
+absl::Status Coordinator::SecAggSend(const std::string& client, const std::string& task_id,
+                                     SecureStage stage, std::string_view payload) {
+  SV_ASSIGN_OR_RETURN(std::shared_ptr<SecureRound> secure, SecureRoundOf(client, task_id));
+  SV_RETURN_IF_ERROR(secure->Send(client, stage, payload));
+  if (stage == SecureStage::kUnmask) {
+    // The site's part is done; its task is no longer handed out.
+    absl::MutexLock lock(&mutex_);
+    if (auto it = assigned_.find(client); it != assigned_.end() && it->second.task_id == task_id) {
+      assigned_.erase(it);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<std::string>> Coordinator::SecAggFetch(const std::string& client,
+                                                                    const std::string& task_id,
+                                                                    SecureStage stage,
+                                                                    absl::Duration wait) {
+  SV_ASSIGN_OR_RETURN(std::shared_ptr<SecureRound> secure, SecureRoundOf(client, task_id));
+  return secure->Fetch(client, stage, std::clamp(wait, absl::ZeroDuration(), options_.max_poll));
 }
 
 bool Coordinator::Heartbeat(const std::string& client, const std::string& task_id) {
@@ -230,7 +297,12 @@ void Coordinator::ReportTaskFailure(const std::string& client, const std::string
   auto it = assigned_.find(client);
   if (it == assigned_.end() || it->second.task_id != task_id) return;
   if (it->second.kind == TaskKind::kTrain) {
-    engine_->ReportFailure(client, it->second.round, reason);
+    // In a secure round the round's end reports every non-contributor.
+    if (secure_ != nullptr) {
+      secure_->ReportDropout(client);
+    } else {
+      engine_->ReportFailure(client, it->second.round, reason);
+    }
   } else if (eval_.has_value()) {
     eval_->answered.insert(client);
   }
@@ -284,7 +356,11 @@ void Coordinator::MarkDeadClients(absl::Time now) {
                                 absl::ToInt64Seconds(now - info.last_seen));
     if (auto it = assigned_.find(name); it != assigned_.end()) {
       if (it->second.kind == TaskKind::kTrain) {
-        engine_->ReportFailure(name, it->second.round, "went offline");
+        if (secure_ != nullptr) {
+          secure_->ReportDropout(name);
+        } else {
+          engine_->ReportFailure(name, it->second.round, "went offline");
+        }
       } else if (eval_.has_value()) {
         eval_->answered.insert(name);
       }
@@ -363,11 +439,37 @@ absl::Status Coordinator::RunRound() {
                                                       {"kind", "train"},
                                                       {"model_digest", plan.task.model_digest}}));
   }
+  std::shared_ptr<SecureRound> secure;
+  std::string secure_failure;
   {
     absl::MutexLock lock(&mutex_);
-    Assign(plan.cohort, plan.task);
-    log->info("round {}/{}: training on {} sites with model {}", plan.round, options_.rounds,
-              plan.cohort.size(), plan.task.model_digest.substr(0, 16));
+    absl::StatusOr<std::shared_ptr<SecureRound>> made = StartSecureRound(plan);
+    if (made.ok()) {
+      secure = std::move(*made);
+    } else {
+      secure_failure = absl::StrCat("cannot set up secure aggregation: ", made.status().message());
+      for (const std::string& member : plan.cohort) {
+        engine_->ReportFailure(member, plan.round, secure_failure);
+      }
+    }
+    secure_ = secure;
+    if (made.ok()) Assign(plan.cohort, plan.task);
+    for (const std::string& member : plan.cohort) {
+      if (secure == nullptr) break;
+      auto it = assigned_.find(member);
+      if (it == assigned_.end() || it->second.round != plan.round) {
+        secure->ReportDropout(member);
+      } else {
+        it->second.secure_aggregation = *secure->TaskFor(member);
+      }
+    }
+    log->info("round {}/{}: training on {} sites with model {}{}", plan.round, options_.rounds,
+              plan.cohort.size(), plan.task.model_digest.substr(0, 16),
+              secure != nullptr ? ", secure aggregation" : "");
+  }
+  if (secure != nullptr) secure_failure = FinishSecureRound(plan, secure.get());
+  {
+    absl::MutexLock lock(&mutex_);
     std::function<bool()> closed = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
       // Poll closes the round once; later evaluations keep that result.
       if (!result.has_value()) result = engine_->Poll(absl::Now());
@@ -375,12 +477,14 @@ absl::Status Coordinator::RunRound() {
     };
     WaitFor(closed, absl::InfiniteFuture());
     if (!result.has_value()) result = engine_->Poll(absl::InfiniteFuture());  // stopping
+    secure_.reset();
     for (const std::string& member : plan.cohort) {
       if (auto it = assigned_.find(member); it != assigned_.end() && it->second.round == plan.round) {
         assigned_.erase(it);
       }
     }
   }
+  if (!result->succeeded && !secure_failure.empty()) result->failure_reason = secure_failure;
   record.succeeded = result->succeeded;
   record.failure_reason = result->failure_reason;
   record.model_digest = result->model_digest;
@@ -463,6 +567,72 @@ absl::Status Coordinator::RunRound() {
   }
   log->info("{}, {:.1f} s{}", summary, seconds, record.succeeded ? "" : " (failed)");
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<SecureRound>> Coordinator::StartSecureRound(const RoundPlan& plan) {
+  if (!options_.secure_aggregation.enabled) return nullptr;
+  SecureRound::Setup setup;
+  setup.federation_id = options_.federation_id;
+  setup.round = plan.round;
+  setup.cohort = plan.cohort;
+  setup.model_length = plan.global->values.size();
+  setup.max_weight = 1;
+  for (const std::string& member : plan.cohort) {
+    setup.max_weight = std::max(setup.max_weight, static_cast<double>(clients_[member].train_samples));
+  }
+  setup.model_digest = plan.task.model_digest;
+  setup.ca_pem = options_.ca_pem;
+  setup.start = absl::Now();
+  setup.input_deadline = setup.start + options_.round.train_deadline;
+  setup.min_clients = options_.round.min_clients;
+  SV_ASSIGN_OR_RETURN(std::unique_ptr<SecureRound> round,
+                      SecureRound::Create(options_.secure_aggregation, std::move(setup)));
+  return std::shared_ptr<SecureRound>(std::move(round));
+}
+
+std::string Coordinator::FinishSecureRound(const RoundPlan& plan, SecureRound* secure) {
+  auto log = Logger("coordinator");
+  while (!secure->Advance(absl::Now())) {
+    {
+      absl::MutexLock lock(&mutex_);
+      MarkDeadClients(absl::Now());
+      if (stop_) return "the coordinator is stopping";
+    }
+    secure->WaitForChange(absl::Seconds(1));
+  }
+  absl::StatusOr<SecureRoundResult> sum = secure->result();
+  absl::Status submitted =
+      sum.ok() ? engine_->SubmitAggregate(plan.round, sum->contributors, sum->weighted_sum,
+                                          sum->total_weight, sum->weighted_train_loss,
+                                          sum->masked_bytes)
+               : sum.status();
+  const std::string reason =
+      submitted.ok() ? "" : absl::StrCat("secure aggregation aborted: ", submitted.message());
+  for (const std::string& member : plan.cohort) {
+    if (!sum.ok() || std::find(sum->contributors.begin(), sum->contributors.end(), member) ==
+                         sum->contributors.end()) {
+      engine_->ReportFailure(member, plan.round,
+                             reason.empty() ? "dropped out of secure aggregation" : reason);
+    }
+  }
+  if (!submitted.ok()) return reason;
+  log->info("round {}: unmasked the sum of {} sites' updates ({} neighbours, threshold {}); "
+            "no single update was revealed",
+            plan.round, sum->contributors.size(), sum->parameters.num_neighbours,
+            sum->parameters.threshold);
+  if (sum->clipped_fraction > 0) {
+    log->warn("round {}: {:.4f}% of update values were beyond the clipping range +-{} and were "
+              "clipped; consider a larger secagg_clip_range",
+              plan.round, 100 * sum->clipped_fraction, options_.secure_aggregation.clip_range);
+  }
+  store_->Audit("secure_aggregate", options_.federation_id,
+                {{"round", plan.round},
+                 {"contributors", sum->contributors.size()},
+                 {"dropped", sum->dropped.size()},
+                 {"neighbours", sum->parameters.num_neighbours},
+                 {"threshold", sum->parameters.threshold}})
+      .IgnoreError();
+  return "";
 }
 
 absl::StatusOr<std::map<std::string, double>> Coordinator::EvaluateOnTestSet(

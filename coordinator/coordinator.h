@@ -16,6 +16,7 @@
 #include "common/metrics.h"
 #include "common/task.h"
 #include "coordinator/round_engine.h"
+#include "coordinator/secure_round.h"
 #include "coordinator/state_store.h"
 
 namespace samverka::coordinator {
@@ -47,6 +48,11 @@ struct CoordinatorOptions {
   // Optional test set evaluated at the coordinator after each round (loaded
   // by the caller, e.g. apps/, so the coordinator never reads site data).
   std::shared_ptr<const Dataset> test_set;
+  // Secure aggregation (on by default): the coordinator learns only the
+  // sum of each round's updates. Needs the federation CA (PEM) to check the
+  // keys sites sign, and cohorts of at least 3.
+  SecureAggregationOptions secure_aggregation;
+  std::string ca_pem;
 
   absl::Status Validate() const;
 };
@@ -99,6 +105,15 @@ class Coordinator {
   // A finished task. Errors as RoundEngine::SubmitUpdate, plus
   // kFailedPrecondition for a task that is no longer open.
   absl::Status SubmitResult(const std::string& client, const TaskOutcome& outcome);
+  // Secure aggregation: a site's message of `stage` for its task, and what
+  // it needs for the next stage (nullopt if not ready within `wait`).
+  // kFailedPrecondition if the task is not open or not secure; SecureRound's
+  // errors otherwise.
+  absl::Status SecAggSend(const std::string& client, const std::string& task_id, SecureStage stage,
+                          std::string_view payload);
+  absl::StatusOr<std::optional<std::string>> SecAggFetch(const std::string& client,
+                                                          const std::string& task_id,
+                                                          SecureStage stage, absl::Duration wait);
   // Keeps a training client alive; false if its task is no longer wanted.
   bool Heartbeat(const std::string& client, const std::string& task_id);
   // Records that a site refused or could not run a task.
@@ -133,6 +148,16 @@ class Coordinator {
   void Assign(const std::vector<std::string>& clients, const ClientTask& task)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   absl::StatusOr<std::map<std::string, double>> EvaluateOnTestSet(const ModelParameters& model);
+  // Sets up secure aggregation for `plan`'s cohort (nullptr when off).
+  absl::StatusOr<std::shared_ptr<SecureRound>> StartSecureRound(const RoundPlan& plan)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Runs the secure round to its end and hands the sum to the engine;
+  // returns the abort reason if it aborted (empty otherwise).
+  std::string FinishSecureRound(const RoundPlan& plan, SecureRound* secure);
+  // The open secure round of `client`'s task `task_id`, refreshing its
+  // liveness; kFailedPrecondition if there is none.
+  absl::StatusOr<std::shared_ptr<SecureRound>> SecureRoundOf(const std::string& client,
+                                                             const std::string& task_id);
 
   const CoordinatorOptions options_;
   std::unique_ptr<StateStore> store_;
@@ -145,6 +170,7 @@ class Coordinator {
   std::map<std::string, ClientTask> assigned_ ABSL_GUARDED_BY(mutex_);
   std::map<std::string, std::shared_ptr<const std::string>> models_ ABSL_GUARDED_BY(mutex_);
   std::optional<EvalAccumulator> eval_ ABSL_GUARDED_BY(mutex_);
+  std::shared_ptr<SecureRound> secure_ ABSL_GUARDED_BY(mutex_);
   bool stop_ ABSL_GUARDED_BY(mutex_) = false;
   bool done_ ABSL_GUARDED_BY(mutex_) = false;
   std::set<std::string> told_done_ ABSL_GUARDED_BY(mutex_);

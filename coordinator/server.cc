@@ -66,7 +66,44 @@ absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path)
   SV_RETURN_IF_ERROR(file.Get("tls.private_key", &config.tls.private_key));
   SV_RETURN_IF_ERROR(file.Get("tls.crl", &config.crl));
   SV_RETURN_IF_ERROR(file.Get("input_shape", &o.input_shape));
+  SecureAggregationOptions& secagg = o.secure_aggregation;
+  double stage_seconds = absl::ToDoubleSeconds(secagg.stage_deadline);
+  std::string adversary = security::secagg::AdversaryModelName(secagg.threat.adversary);
+  SV_RETURN_IF_ERROR(file.Get("secure_aggregation", &secagg.enabled));
+  SV_RETURN_IF_ERROR(file.Get("secagg_dropout_rate", &secagg.threat.dropout_rate));
+  SV_RETURN_IF_ERROR(file.Get("secagg_corrupt_rate", &secagg.threat.corrupt_rate));
+  SV_RETURN_IF_ERROR(file.Get("secagg_adversary", &adversary));
+  SV_RETURN_IF_ERROR(file.Get("secagg_clip_range", &secagg.clip_range));
+  SV_RETURN_IF_ERROR(file.Get("secagg_modulus_bits", &secagg.modulus_bits));
+  SV_RETURN_IF_ERROR(file.Get("secagg_neighbours", &secagg.neighbours));
+  SV_RETURN_IF_ERROR(file.Get("secagg_threshold", &secagg.threshold));
+  SV_RETURN_IF_ERROR(file.Get("secagg_stage_deadline_seconds", &stage_seconds));
   SV_RETURN_IF_ERROR(file.CheckNoUnknownKeys());
+  {
+    using security::secagg::AdversaryModel;
+    bool known = false;
+    for (AdversaryModel m : {AdversaryModel::kNone, AdversaryModel::kSemiHonest,
+                             AdversaryModel::kSemiMalicious}) {
+      if (adversary == security::secagg::AdversaryModelName(m) ||
+          (m == AdversaryModel::kNone && adversary == "none")) {
+        secagg.threat.adversary = m;
+        known = true;
+      }
+    }
+    if (!known) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": secagg_adversary must be \"none\", \"semi-honest\" or \"semi-malicious\", got \"",
+          adversary, "\""));
+    }
+    if (!(stage_seconds > 0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": secagg_stage_deadline_seconds must be > 0"));
+    }
+    secagg.stage_deadline = absl::Seconds(stage_seconds);
+    if (absl::Status valid = secagg.Validate(); !valid.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": ", valid.message()));
+    }
+  }
   for (int64_t d : o.input_shape) {
     if (d <= 0) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": input_shape entries must be positive"));
@@ -89,7 +126,10 @@ absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path)
               "PKI/ca/crl.pem); without it a revoked site could still join"));
   }
   SV_RETURN_IF_ERROR(config.tls.Validate());
-  SV_RETURN_IF_ERROR(o.Validate());
+  SV_ASSIGN_OR_RETURN(o.ca_pem, security::ReadFileToString(config.tls.ca_certificate));
+  if (absl::Status valid = o.Validate(); !valid.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", valid.message()));
+  }
   return config;
 }
 

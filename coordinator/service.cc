@@ -159,7 +159,9 @@ grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
   }
   // An update has exactly the size of the model it was computed from.
   absl::StatusOr<std::shared_ptr<const std::string>> model = coordinator_->Model(header.model_digest());
-  const uint64_t limit = model.ok() ? (*model)->size() + (64 << 10) : (64 << 10);
+  // A masked input has one ring element (4 or 8 bytes) per parameter.
+  const uint64_t limit =
+      model.ok() ? (header.masked_input() ? 2 : 1) * (*model)->size() + (64 << 10) : (64 << 10);
   // Admission control: read the chunks only with a slot, so at most
   // max_concurrent_uploads updates are in memory at once; the other senders
   // are held back by flow control. Waiting counts as a heartbeat, so a
@@ -202,6 +204,7 @@ grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
   outcome.kind = header.kind() == v1::TASK_KIND_EVALUATE ? TaskKind::kEvaluate : TaskKind::kTrain;
   outcome.model_digest = header.model_digest();
   outcome.num_samples = header.num_samples();
+  outcome.masked = header.masked_input();
   for (const v1::Metric& m : header.metrics()) outcome.metrics[m.name()] = m.value();
   outcome.update = assembler.Take();
   if (outcome.kind == TaskKind::kTrain && Sha256Hex(outcome.update) != digest) {
@@ -224,6 +227,58 @@ grpc::Status FederationService::Heartbeat(grpc::ServerContext* context,
   absl::StatusOr<std::string> site = AuthorizeCaller(context, authorizer_, {Role::kClient}, coordinator_);
   if (!site.ok()) return ToGrpc(site.status());
   response->set_task_active(coordinator_->Heartbeat(*site, request->task_id()));
+  return grpc::Status::OK;
+}
+
+namespace {
+
+absl::StatusOr<SecureStage> StageFromProto(v1::SecAggStage stage) {
+  switch (stage) {
+    case v1::SECAGG_STAGE_ADVERTISE_KEYS: return SecureStage::kAdvertiseKeys;
+    case v1::SECAGG_STAGE_SHARE_KEYS: return SecureStage::kShareKeys;
+    case v1::SECAGG_STAGE_MASKED_INPUT: return SecureStage::kMaskedInput;
+    case v1::SECAGG_STAGE_UNMASK: return SecureStage::kUnmask;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown secure aggregation stage ", static_cast<int>(stage)));
+  }
+}
+
+}  // namespace
+
+grpc::Status FederationService::SecAggSend(grpc::ServerContext* context,
+                                           const v1::SecAggSendRequest* request,
+                                           v1::SecAggSendResponse*) {
+  absl::StatusOr<std::string> site = AuthorizeCaller(context, authorizer_, {Role::kClient}, coordinator_);
+  if (!site.ok()) return ToGrpc(site.status());
+  absl::StatusOr<SecureStage> stage = StageFromProto(request->stage());
+  if (!stage.ok()) return ToGrpc(stage.status());
+  absl::Status status =
+      coordinator_->SecAggSend(*site, request->task_id(), *stage, request->payload());
+  if (!status.ok()) {
+    Logger("coordinator")->warn("round {}: refused the '{}' message of {}: {}", request->round(),
+                                SecureStageName(*stage), *site, status.message());
+  }
+  return ToGrpc(status);
+}
+
+grpc::Status FederationService::SecAggFetch(grpc::ServerContext* context,
+                                            const v1::SecAggFetchRequest* request,
+                                            v1::SecAggFetchResponse* response) {
+  absl::StatusOr<std::string> site = AuthorizeCaller(context, authorizer_, {Role::kClient}, coordinator_);
+  if (!site.ok()) return ToGrpc(site.status());
+  absl::StatusOr<SecureStage> stage = StageFromProto(request->stage());
+  if (!stage.ok()) return ToGrpc(stage.status());
+  double wait = request->wait_seconds();
+  if (!(wait >= 0)) wait = 0;
+  const absl::Duration remaining =
+      absl::FromChrono(context->deadline()) - absl::Now() - absl::Milliseconds(500);
+  absl::StatusOr<std::optional<std::string>> got = coordinator_->SecAggFetch(
+      *site, request->task_id(), *stage,
+      std::max(absl::ZeroDuration(), std::min(absl::Seconds(wait), remaining)));
+  if (!got.ok()) return ToGrpc(got.status());
+  response->set_ready(got->has_value());
+  if (got->has_value()) response->set_payload(std::move(**got));
   return grpc::Status::OK;
 }
 

@@ -35,6 +35,10 @@ class FederationService final : public v1::Federation::Service {
                             v1::UploadResponse* response) override;
   grpc::Status Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
                          v1::HeartbeatResponse* response) override;
+  grpc::Status SecAggSend(grpc::ServerContext* context, const v1::SecAggSendRequest* request,
+                          v1::SecAggSendResponse* response) override;
+  grpc::Status SecAggFetch(grpc::ServerContext* context, const v1::SecAggFetchRequest* request,
+                           v1::SecAggFetchResponse* response) override;
 
  private:
   Coordinator* coordinator_;

@@ -967,6 +967,7 @@ absl::StatusOr<AuditSummary> VerifyAuditLog(const std::string& state_dir) {
         return bad(seq, "was changed (its hash does not match its fields)");
       summary.entries = seq;
       summary.head_hash = hash;
+      ++summary.events[q.Text(2)];
     }
   }
   Query h(head);

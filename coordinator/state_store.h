@@ -55,6 +55,7 @@ struct StateStoreOptions {
 struct AuditSummary {
   int64_t entries = 0;
   std::string head_hash;  // hash of the last entry; 64 zeros for an empty log
+  std::map<std::string, int64_t> events;  // entries per event type
 };
 
 // The coordinator's durable state in one directory: `state.db` (SQLite, WAL,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 
@@ -24,7 +25,7 @@ SimulatedSecureAggregation::~SimulatedSecureAggregation() = default;
 
 absl::StatusOr<std::unique_ptr<SimulatedSecureAggregation>> SimulatedSecureAggregation::Create(
     const std::vector<std::string>& client_names, const std::string& work_dir,
-    sa::ThreatModel threat, double clip_range) {
+    sa::ThreatModel threat, double clip_range, uint64_t seed) {
   std::error_code ec;
   std::filesystem::remove_all(work_dir, ec);
   SV_ASSIGN_OR_RETURN(std::unique_ptr<security::CertificateAuthority> ca,
@@ -33,6 +34,7 @@ absl::StatusOr<std::unique_ptr<SimulatedSecureAggregation>> SimulatedSecureAggre
   out->ca_pem_ = ca->ca_certificate_pem();
   out->threat_ = threat;
   out->clip_range_ = clip_range;
+  out->seed_ = seed;
   out->cache_ = std::make_shared<sa::VerificationCache>(absl::Hours(48));
   for (const std::string& name : client_names) {
     security::CertificateRequest request;
@@ -104,8 +106,19 @@ absl::StatusOr<SecureAggregate> SimulatedSecureAggregation::RunRound(
                                  contribution.status().message());
       return;
     }
-    absl::StatusOr<sa::EncodedInput> encoded =
-        sa::EncodeInput(contribution->update, contribution->weight, clients[i]->encoding());
+    // Rounding coins from (seed, round, client), so a run is reproducible.
+    security::SecretBytes coins(32);
+    uint64_t state = seed_ ^ (0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(round + 1)) ^
+                     (0xbf58476d1ce4e5b9ULL * static_cast<uint64_t>(cohort[i] + 1));
+    for (size_t b = 0; b < 32; b += 8) {
+      state += 0x9e3779b97f4a7c15ULL;
+      uint64_t z = (state ^ (state >> 30)) * 0xbf58476d1ce4e5b9ULL;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+      z ^= z >> 31;
+      std::memcpy(coins.data() + b, &z, 8);
+    }
+    absl::StatusOr<sa::EncodedInput> encoded = sa::EncodeInput(
+        contribution->update, contribution->weight, clients[i]->encoding(), coins);
     if (!encoded.ok()) {
       Logger("simulation")->warn("round {}: {} cannot encode its update: {}", round,
                                  names_[cohort[i]], encoded.status().message());

@@ -41,10 +41,12 @@ struct SecureAggregate {
 // rounds; RunRound parallelises training internally.
 class SimulatedSecureAggregation {
  public:
-  // Makes a CA and one certificate per client in `work_dir`.
+  // Makes a CA and one certificate per client in `work_dir`. `seed` drives
+  // the stochastic rounding of the encoding (reproducible runs; masks stay
+  // fresh from the CSPRNG and cancel exactly).
   static absl::StatusOr<std::unique_ptr<SimulatedSecureAggregation>> Create(
       const std::vector<std::string>& client_names, const std::string& work_dir,
-      security::secagg::ThreatModel threat, double clip_range);
+      security::secagg::ThreatModel threat, double clip_range, uint64_t seed);
   ~SimulatedSecureAggregation();
 
   // One round: `train(worker, i)` trains cohort member i (an index into
@@ -66,6 +68,7 @@ class SimulatedSecureAggregation {
   std::string ca_pem_;
   security::secagg::ThreatModel threat_;
   double clip_range_ = 8.0;
+  uint64_t seed_ = 0;
   std::shared_ptr<security::secagg::VerificationCache> cache_;
 };
 

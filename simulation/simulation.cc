@@ -169,6 +169,15 @@ absl::Status SimulationOptions::Validate() const {
   if (!(secagg_clip_range > 0) || !std::isfinite(secagg_clip_range)) {
     return bad("secagg_clip_range must be a positive number");
   }
+  const int cohort = clients_per_round > 0
+                         ? clients_per_round
+                         : static_cast<int>(std::ceil(fraction * clients));
+  if (secure_aggregation && cohort < 3) {
+    return bad(absl::StrCat(
+        "secure aggregation needs at least 3 clients per round, got ", cohort,
+        " (with two, each learns the other's update from the sum); use more clients per "
+        "round or --secure-aggregation off"));
+  }
   if (workers < 0) return bad("workers must be >= 0");
   if (out.empty()) return bad("out (the output directory) must not be empty");
   if (!(test_fraction > 0 && test_fraction < 1)) {
@@ -304,7 +313,8 @@ absl::StatusOr<RoundReport> RunSimulation(const SimulationOptions& options,
   if (options.secure_aggregation) {
     SV_ASSIGN_OR_RETURN(secure, SimulatedSecureAggregation::Create(names, secagg_dir.string(),
                                                                    security::secagg::ThreatModel{},
-                                                                   options.secagg_clip_range));
+                                                                   options.secagg_clip_range,
+                                                                   options.seed));
     log->info("secure aggregation on: SecAgg+ among the {} clients of each round", options.clients_per_round);
   }
   SV_ASSIGN_OR_RETURN(std::unique_ptr<MetricsLog> metrics,

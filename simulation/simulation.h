@@ -31,9 +31,10 @@ struct SimulationOptions {
   // worker, the same seed gives the same numbers bit for bit.
   int workers = 0;
   bool show_partition = false;            // print each client's label counts
-  // SecAgg+ among the virtual clients: the coordinator's engine sees only
-  // the sum of each round's updates (docs/protocol.md).
-  bool secure_aggregation = false;
+  // SecAgg+ among the virtual clients (on by default, as in the real
+  // federation): the coordinator's engine sees only the sum of each round's
+  // updates (docs/protocol.md).
+  bool secure_aggregation = true;
   double secagg_clip_range = 8.0;         // updates are clipped to [-c, c]
 
   // kInvalidArgument naming the bad option (e.g. clients_per_round > clients).

@@ -21,10 +21,7 @@ using ::testing::StartsWith;
 class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("samverka_cli_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = FreshTestDir("samverka_cli_");
   }
   void TearDown() override { fs::remove_all(dir_); }
 
@@ -75,13 +72,13 @@ TEST_F(CliTest, TruncatedIdxFile) {
 
 TEST_F(CliTest, CsvWithoutTheLabelColumn) {
   Write("data.csv", "a,b,y\n1,2,0\n3,4,1\n");
-  CommandResult r = Simulate("--dataset csv:" + Csv() + ":label --model logreg --clients 1 --clients-per-round 1");
+  CommandResult r = Simulate("--dataset csv:" + Csv() + ":label --model logreg --clients 1 --clients-per-round 1 --secure-aggregation off");
   ExpectOneError(r, "label");
 }
 
 TEST_F(CliTest, CsvWithANonNumericCell) {
   Write("data.csv", "a,b,y\n1,2,0\n3,oops,1\n");
-  CommandResult r = Simulate("--dataset csv:" + Csv() + ":y --model logreg --clients 1 --clients-per-round 1");
+  CommandResult r = Simulate("--dataset csv:" + Csv() + ":y --model logreg --clients 1 --clients-per-round 1 --secure-aggregation off");
   ExpectOneError(r, "oops");
   EXPECT_THAT(ErrorLines(r)[0], HasSubstr(":3"));
 }
@@ -107,11 +104,11 @@ TEST_F(CliTest, GoodRunPrintsProgressAndFlagsOverrideConfig) {
            std::to_string((i % 3) * 0.5) + "," + std::to_string(i % 2) + "\n";
   }
   Write("data.csv", csv);
-  Write("sim.toml", "rounds = 7\nclients = 4\nclients_per_round = 2\nmodel = \"logreg\"\n");
+  Write("sim.toml", "rounds = 7\nclients = 4\nclients_per_round = 3\nmodel = \"logreg\"\n");
   CommandResult r = Simulate("--config " + (dir_ / "sim.toml").string() + " --dataset csv:" +
                              Csv() + ":y --rounds 2 --lr 0.2");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("round   1/2  clients   2"));
+  EXPECT_THAT(r.output, HasSubstr("round   1/2  clients   3"));
   EXPECT_THAT(r.output, HasSubstr("round   2/2"));
   EXPECT_THAT(r.output, HasSubstr("auc"));
   EXPECT_THAT(r.output, Not(HasSubstr("round   3/")));

@@ -52,13 +52,7 @@ std::map<std::string, std::string> Fingerprints(const fs::path& dir) {
 class PkiCliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ =
-        fs::temp_directory_path() /
-        ("samverka_pki_cli_" +
-         std::string(
-             ::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = FreshTestDir("samverka_pki_cli_");
     pki_ = dir_ / "pki";
   }
   void TearDown() override { fs::remove_all(dir_); }

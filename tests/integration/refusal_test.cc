@@ -95,6 +95,9 @@ class RefusalTest : public ::testing::Test {
         << "rounds = 1000\nmodel = \"logreg\"\ninput_shape = [30]\nnum_classes = 2\n"
         << "clients_per_round = 2\nmin_clients = 2\nheartbeat_seconds = 1\nmax_poll_seconds = 2\n"
         << "train_deadline_seconds = 120\nfederated_evaluation = false\n"
+        // Plain updates, so this test can send malformed ones; secure
+        // aggregation has its own tests (federation_test, secure_round_test).
+        << "secure_aggregation = false\n"
         << "allowed_clients = [\"site-a\", \"site-b\", \"site-c\", \"revoked-site\", \"expired-site\"]\n"
         << CoordinatorTlsSection();
     fs::create_directories(dir_ / "state");

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <filesystem>
@@ -42,12 +43,14 @@ inline CommandResult RunCommand(const std::string& command) {
   return result;
 }
 
-// An empty directory in the temp dir named after `prefix` and the running
-// test, so tests that ctest runs in parallel never share one.
+// An empty directory in the temp dir named after `prefix`, the running test
+// and the process, so tests that run in parallel (ctest -j, or two checkouts
+// on one machine) never share one.
 inline std::filesystem::path FreshTestDir(const std::string& prefix) {
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() /
-      (prefix + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+      (prefix + ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" +
+       std::to_string(getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;

@@ -83,9 +83,11 @@ TEST_F(SimulationTest, WritesMetricsModelAndConfigAndLearns) {
   }
   EXPECT_EQ(rows[3]["round"], 4);
   EXPECT_EQ(rows[0]["clients"], 3);
-  // 3 clients each download the model and upload an update of the same size.
+  // 3 clients each download the model (15 parameters, with its layout) and,
+  // secure aggregation being on by default, upload a masked vector of 15 + 1
+  // uint32 (the weight rides along).
   EXPECT_GT(rows[0]["bytes_down"].get<int64_t>(), 3 * 15 * 4);
-  EXPECT_EQ(rows[0]["bytes_up"], rows[0]["bytes_down"]);
+  EXPECT_EQ(rows[0]["bytes_up"], 3 * (15 + 1) * 4);
   EXPECT_DOUBLE_EQ(rows[3]["test_accuracy"].get<double>(), last->test_accuracy);
 
   std::ifstream csv(out / "metrics.csv");
@@ -135,6 +137,7 @@ TEST_F(SimulationTest, SecureAggregationMatchesPlainFedAvg) {
   SimulationOptions plain = Options("plain");
   plain.clients = 8;
   plain.clients_per_round = 5;
+  plain.secure_aggregation = false;
   SimulationOptions secure = plain;
   secure.out = (dir_ / "secure").string();
   secure.secure_aggregation = true;
