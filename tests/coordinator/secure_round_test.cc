@@ -66,13 +66,14 @@ class SecureRoundTest : public ::testing::Test {
 
   // Sites with d = 5 updates u_i[j] = (i + 1) * (j - 2) / 10, weights
   // 10 (i + 1), losses 0.5 (i + 1).
-  std::vector<Site> MakeSites(int n) {
+  std::vector<Site> MakeSites(int n, const std::map<int, security::Role>& roles = {}) {
     std::vector<Site> sites;
     for (int i = 0; i < n; ++i) {
       Site site;
       site.name = "site-" + std::string(1, static_cast<char>('a' + i));
       security::CertificateRequest request;
       request.name = site.name;
+      if (auto role = roles.find(i); role != roles.end()) request.role = role->second;
       absl::StatusOr<security::IssuedCertificate> issued = ca_->Issue(request);
       EXPECT_TRUE(issued.ok()) << issued.status();
       site.options.name = site.name;
@@ -272,6 +273,20 @@ TEST_F(SecureRoundTest, ASilentSiteIsLeftBehindAtTheStageDeadline) {
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->contributors.size(), 3u);
   EXPECT_NEAR(result->total_weight, 60, 1e-4);
+}
+
+TEST_F(SecureRoundTest, TheCoordinatorsOwnCertificateCannotJoin) {
+  // site-d holds a certificate of the federation CA, but with the
+  // coordinator's role: its keys are refused and the round goes on.
+  std::vector<Site> sites = MakeSites(4, {{3, security::Role::kCoordinator}});
+  std::unique_ptr<SecureRound> round = MakeRound(sites, 0.3);
+  ASSERT_NE(round, nullptr);
+  std::vector<absl::Status> outcome = RunSites(round.get(), sites);
+  EXPECT_EQ(outcome[3].code(), absl::StatusCode::kUnauthenticated) << outcome[3];
+  EXPECT_THAT(std::string(outcome[3].message()), HasSubstr("role 'coordinator'"));
+  absl::StatusOr<SecureRoundResult> result = round->result();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(result->contributors, ::testing::ElementsAre("site-a", "site-b", "site-c"));
 }
 
 TEST(SecureAggregationOptionsTest, RejectsBadSettings) {

@@ -8,6 +8,7 @@
 
 #include "common/status_macros.h"
 #include "security/hkdf.h"
+#include "security/pki.h"
 #include "security/secagg/internal/crypto_util.h"
 #include "security/secagg/internal/wire.h"
 #include "security/signature.h"
@@ -105,6 +106,16 @@ absl::Status VerifyAdvertisement(const KeyAdvertisement& advertisement,
   if (*name != advertisement.client_name) {
     return absl::UnauthenticatedError(
         Who(advertisement) + ": certificate is issued to '" + *name + "'");
+  }
+  // Samverka certificates name their role (OU): only sites may take part,
+  // so the coordinator cannot enrol itself with its own certificate.
+  if (absl::StatusOr<PeerIdentity> identity =
+          ParsePeerCertificate(advertisement.certificate_chain);
+      identity.ok() && identity->role != Role::kClient) {
+    return absl::UnauthenticatedError(
+        Who(advertisement) + ": certificate has role '" +
+        std::string(RoleName(identity->role)) +
+        "'; only client certificates take part in secure aggregation");
   }
   absl::StatusOr<Certificate> certificate =
       Certificate::FromPem(advertisement.certificate_chain);
