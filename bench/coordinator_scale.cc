@@ -353,6 +353,10 @@ int main(int argc, char** argv) {
          << "train_deadline_seconds = 3600\n"
          << "heartbeat_seconds = 30\n"
          << "bdp_probe = false\n"
+         // The bench's clients upload plain updates (the coordinator's
+         // memory for plain aggregation; secure rounds hold one masked
+         // vector per upload slot plus the running sum).
+         << "secure_aggregation = false\n"
          << (max_uploads > 0 ? "max_concurrent_uploads = " + std::to_string(max_uploads) + "\n" : "")
          << "[tls]\n"
          << "ca_certificate = \"" << (c / "ca.crt").string() << "\"\n"
