@@ -127,6 +127,13 @@ void AddStatusCommand(CLI::App& app) {
                   r.state().substr(0, 10).c_str(), r.clients(), r.model_digest().substr(0, 16).c_str(),
                   metrics.c_str());
     }
+    if (response.refusals_size() > 0) {
+      std::printf("tasks refused or not run by sites (newest last):\n");
+      for (const v1::TaskRefusal& r : response.refusals()) {
+        std::printf("  round %-5lld %-20s %s\n", static_cast<long long>(r.round()), r.site().c_str(),
+                    r.reason().c_str());
+      }
+    }
   });
 }
 

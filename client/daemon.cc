@@ -46,6 +46,7 @@ absl::Status ClientDaemonOptions::Validate() const {
       max_backoff < initial_backoff) {
     return absl::InvalidArgumentError("poll and backoff times must be positive, max >= initial");
   }
+  if (absl::Status p = policy.Validate(); !p.ok()) return p;
   if (secagg_min_clients < 3) {
     return absl::InvalidArgumentError(
         "secagg_min_clients must be >= 3 (with two sites each learns the other's update)");
@@ -73,8 +74,12 @@ absl::StatusOr<ClientDaemonOptions> LoadClientConfig(const std::string& path) {
   SV_RETURN_IF_ERROR(file.Get("seed", &seed));
   SV_RETURN_IF_ERROR(file.Get("poll_seconds", &poll));
   SV_RETURN_IF_ERROR(file.Get("max_backoff_seconds", &max_backoff));
-  SV_RETURN_IF_ERROR(file.Get("require_secure_aggregation", &o.require_secure_aggregation));
+  SV_RETURN_IF_ERROR(file.Get("require_secure_aggregation", &o.policy.require_secure_aggregation));
+  SV_RETURN_IF_ERROR(file.Get("min_cohort", &o.policy.min_cohort));
+  SV_RETURN_IF_ERROR(file.Get("allowed_models", &o.policy.allowed_models));
+  SV_RETURN_IF_ERROR(file.Get("max_rounds_per_day", &o.policy.max_rounds_per_day));
   SV_RETURN_IF_ERROR(file.Get("secagg_min_clients", &o.secagg_min_clients));
+  SV_RETURN_IF_ERROR(file.Get("state_dir", &o.state_dir));
   SV_RETURN_IF_ERROR(file.Get("tls.ca_certificate", &o.tls.ca_certificate));
   SV_RETURN_IF_ERROR(file.Get("tls.certificate", &o.tls.certificate));
   SV_RETURN_IF_ERROR(file.Get("tls.private_key", &o.tls.private_key));
@@ -85,6 +90,7 @@ absl::StatusOr<ClientDaemonOptions> LoadClientConfig(const std::string& path) {
   o.data.seed = static_cast<uint64_t>(std::max<int64_t>(seed, 0));
   o.seed = o.data.seed;
   o.model_file = resolve(o.model_file);
+  o.state_dir = resolve(o.state_dir.empty() ? "." : o.state_dir);
   o.tls.ca_certificate = resolve(o.tls.ca_certificate);
   o.tls.certificate = resolve(o.tls.certificate);
   o.tls.private_key = resolve(o.tls.private_key);
@@ -109,6 +115,26 @@ absl::StatusOr<std::unique_ptr<ClientDaemon>> ClientDaemon::Create(ClientDaemonO
   site.private_key = security::SecretBytes::CopyFrom(key);
   std::fill(key.begin(), key.end(), '\0');
   site.min_clients = daemon->options_.secagg_min_clients;
+  std::string model_file_digest;
+  if (!daemon->options_.model_file.empty()) {
+    SV_ASSIGN_OR_RETURN(std::string bytes, security::ReadFileToString(daemon->options_.model_file));
+    model_file_digest = Sha256Hex(bytes);
+  }
+  if (!daemon->options_.state_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(daemon->options_.state_dir, ec);
+    if (ec) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot create state_dir ", daemon->options_.state_dir, ": ", ec.message()));
+    }
+  }
+  const std::string ledger =
+      daemon->options_.state_dir.empty()
+          ? ""
+          : (std::filesystem::path(daemon->options_.state_dir) / "site-ledger.json").string();
+  SV_ASSIGN_OR_RETURN(SitePolicyEnforcer enforcer,
+                      SitePolicyEnforcer::Create(daemon->options_.policy, ledger, model_file_digest));
+  daemon->policy_.emplace(std::move(enforcer));
   SV_RETURN_IF_ERROR(daemon->Connect());
   return daemon;
 }
@@ -311,10 +337,9 @@ absl::Status ClientDaemon::Execute(const ClientTask& task) {
             task.kind == TaskKind::kTrain ? "training" : "evaluation", Short(task.model_digest));
   absl::StatusOr<models::Model*> model = ModelFor(task);
   if (!model.ok()) return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest}, std::string(model.status().message()));
-  if (task.kind == TaskKind::kTrain && options_.require_secure_aggregation &&
-      !task.secure_aggregation.has_value()) {
-    const std::string reason =
-        "site policy: this site trains only with secure aggregation (require_secure_aggregation)";
+  // The site's policy, before the task touches any data.
+  if (absl::Status allowed = policy_->Check(task, absl::Now()); !allowed.ok()) {
+    const std::string reason(allowed.message());
     log->warn("round {}: refused the task: {}", task.round, reason);
     return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest}, reason);
   }
@@ -373,6 +398,13 @@ absl::Status ClientDaemon::Execute(const ClientTask& task) {
     log->error("round {}: the task failed: {}", task.round, outcome.status().message());
     return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest},
                   std::string(outcome.status().message()));
+  }
+  if (task.kind == TaskKind::kTrain) {
+    if (absl::Status recorded = policy_->RecordTraining(task, absl::Now()); !recorded.ok()) {
+      log->error("round {}: {}; not sending the update", task.round, recorded.message());
+      return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest},
+                    "the site could not record the round in its policy ledger");
+    }
   }
   if (session == nullptr) return Upload(*outcome, "");
   SV_ASSIGN_OR_RETURN(ModelParameters update, DecodeParameters(outcome->update));

@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "client/datasets/registry.h"
 #include "client/secure_aggregation.h"
+#include "client/site_policy.h"
 #include "client/task_handler.h"
 #include "models/model.h"
 #include "proto/federation.grpc.pb.h"
@@ -38,10 +39,12 @@ struct ClientDaemonOptions {
   absl::Duration initial_backoff = absl::Milliseconds(500);
   absl::Duration max_backoff = absl::Seconds(30);
   uint64_t seed = 0;
-  // Site policy: refuse training tasks without secure aggregation.
-  bool require_secure_aggregation = false;
-  // Site policy: refuse secure rounds with fewer sites than this (>= 3).
+  // The site's own rules (refusals are logged here and reported, no data).
+  SitePolicy policy;
+  // Refuse secure rounds with fewer sites than this (>= 3).
   int secagg_min_clients = 3;
+  // Where the daemon keeps its policy ledger (site-ledger.json).
+  std::string state_dir;
 
   absl::Status Validate() const;
 };
@@ -89,6 +92,7 @@ class ClientDaemon {
   DatasetSplit data_;
   // The site's certificate, key and CA, for signing secure-aggregation keys.
   SecureSiteOptions site_;
+  std::optional<SitePolicyEnforcer> policy_;
   TaskHandler handler_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Federation::Stub> stub_;

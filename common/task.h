@@ -54,6 +54,8 @@ struct ClientTask {
   TrainOptions train;
   // Seconds the client has to return its result.
   double deadline_seconds = 0;
+  // Sites in the round's cohort (for the site's min_cohort policy).
+  int cohort_size = 0;
   // Set when the round aggregates securely: the client then sends only a
   // masked update.
   std::optional<SecureAggregationTask> secure_aggregation;

@@ -43,6 +43,7 @@ absl::Status CoordinatorOptions::Validate() const {
       max_poll <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("heartbeat, evaluation and poll times must be positive");
   }
+  if (wait_for_clients < 0) return absl::InvalidArgumentError("wait_for_clients must be >= 0");
   if (max_concurrent_uploads < 1) {
     return absl::InvalidArgumentError("max_concurrent_uploads must be >= 1");
   }
@@ -306,6 +307,8 @@ void Coordinator::ReportTaskFailure(const std::string& client, const std::string
   } else if (eval_.has_value()) {
     eval_->answered.insert(client);
   }
+  refusals_.push_back(TaskRefusal{client, it->second.round, reason});
+  if (refusals_.size() > 20) refusals_.pop_front();
   assigned_.erase(it);
   store_->Audit("task_failed", client, {{"task", task_id}, {"reason", reason}}).IgnoreError();
 }
@@ -324,6 +327,7 @@ CoordinatorStatus Coordinator::Status() {
     status.rounds = options_.rounds;
     status.done = done_;
     for (const auto& [name, info] : clients_) status.clients.push_back(info);
+    status.refusals.assign(refusals_.begin(), refusals_.end());
   }
   absl::StatusOr<std::vector<RoundRecord>> rounds = store_->Rounds(10);
   if (rounds.ok()) status.recent_rounds = std::move(*rounds);
@@ -418,17 +422,21 @@ absl::Status Coordinator::RunRound() {
   std::optional<RoundResult> result;
   {
     absl::MutexLock lock(&mutex_);
+    const int needed = started_ ? options_.round.min_clients
+                                : std::max(options_.round.min_clients, options_.wait_for_clients);
     std::function<bool()> enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
-      return static_cast<int>(engine_->clients().size()) >= options_.round.min_clients;
+      return static_cast<int>(engine_->clients().size()) >= needed;
     };
     if (!enough()) {
-      log->info("round {}: waiting for {} sites ({} online)", engine_->next_round(),
-                options_.round.min_clients, engine_->clients().size());
+      log->info("round {}: waiting for {} sites ({} online)", engine_->next_round(), needed,
+                engine_->clients().size());
     }
     if (!WaitFor(enough, absl::InfiniteFuture())) return absl::OkStatus();
     SV_ASSIGN_OR_RETURN(plan, engine_->StartRound(absl::Now()));
+    started_ = true;
     plan.task.model = options_.model;
     plan.task.deadline_seconds = absl::ToDoubleSeconds(options_.round.train_deadline);
+    plan.task.cohort_size = static_cast<int>(plan.cohort.size());
     record.round = plan.round;
     record.started_unix_ms = UnixMillis(absl::Now());
   }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -31,6 +32,9 @@ struct CoordinatorOptions {
   int64_t num_classes = 0;
   int rounds = 10;
   RoundOptions round;
+  // Sites to wait for before this process runs its first round (0:
+  // round.min_clients), so a consortium starts with everyone.
+  int wait_for_clients = 0;
   // Federated evaluation of each new model on the participants' held-out data.
   bool federated_evaluation = true;
   absl::Duration eval_deadline = absl::Seconds(60);
@@ -66,6 +70,13 @@ struct ClientInfo {
   bool online = false;
 };
 
+// A task a site refused or could not run.
+struct TaskRefusal {
+  std::string site;
+  int64_t round = 0;
+  std::string reason;
+};
+
 // A snapshot for `samverka status`.
 struct CoordinatorStatus {
   std::string federation_id;
@@ -74,6 +85,7 @@ struct CoordinatorStatus {
   bool done = false;
   std::vector<ClientInfo> clients;
   std::vector<RoundRecord> recent_rounds;
+  std::vector<TaskRefusal> refusals;  // the most recent, newest last
 };
 
 // What the long-poll returns.
@@ -171,8 +183,10 @@ class Coordinator {
   std::map<std::string, std::shared_ptr<const std::string>> models_ ABSL_GUARDED_BY(mutex_);
   std::optional<EvalAccumulator> eval_ ABSL_GUARDED_BY(mutex_);
   std::shared_ptr<SecureRound> secure_ ABSL_GUARDED_BY(mutex_);
+  std::deque<TaskRefusal> refusals_ ABSL_GUARDED_BY(mutex_);
   bool stop_ ABSL_GUARDED_BY(mutex_) = false;
   bool done_ ABSL_GUARDED_BY(mutex_) = false;
+  bool started_ ABSL_GUARDED_BY(mutex_) = false;  // a round has run
   std::set<std::string> told_done_ ABSL_GUARDED_BY(mutex_);
 };
 

@@ -47,6 +47,7 @@ absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path)
   SV_RETURN_IF_ERROR(file.Get("fraction", &o.round.fraction));
   SV_RETURN_IF_ERROR(file.Get("min_clients", &o.round.min_clients));
   SV_RETURN_IF_ERROR(file.Get("max_clients", &o.round.max_clients));
+  SV_RETURN_IF_ERROR(file.Get("wait_for_clients", &o.wait_for_clients));
   SV_RETURN_IF_ERROR(ReadSeconds(file, "train_deadline_seconds", &o.round.train_deadline));
   SV_RETURN_IF_ERROR(ReadSeconds(file, "eval_deadline_seconds", &o.eval_deadline));
   SV_RETURN_IF_ERROR(ReadSeconds(file, "heartbeat_seconds", &o.heartbeat_interval));

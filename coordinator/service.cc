@@ -296,6 +296,12 @@ grpc::Status OperatorService::Status(grpc::ServerContext* context, const v1::Sta
   for (const ClientInfo& c : status.clients) {
     if (c.online) response->add_clients_online(c.name);
   }
+  for (const TaskRefusal& r : status.refusals) {
+    v1::TaskRefusal* refusal = response->add_refusals();
+    refusal->set_site(r.site);
+    refusal->set_round(r.round);
+    refusal->set_reason(r.reason);
+  }
   for (const RoundRecord& r : status.recent_rounds) {
     v1::RoundSummary* summary = response->add_rounds();
     summary->set_round(r.round);

@@ -21,12 +21,14 @@ inline std::string CoordinatorTlsSection() {
 // its path.
 inline std::filesystem::path WriteClientConfig(const std::filesystem::path& dir,
                                                const std::string& site, const std::string& target,
-                                               const std::string& data_file) {
+                                               const std::string& data_file,
+                                               const std::string& extra = "") {
   const std::filesystem::path path = dir / (site + ".toml");
   std::ofstream(path) << "coordinator = \"" << target << "\"\n"
                       << "dataset = \"csv:" << SAMVERKA_SOURCE_DIR << "/examples/healthcare/"
                       << data_file << ":malignant\"\n"
                       << "poll_seconds = 1\nmax_backoff_seconds = 1\n"
+                      << "state_dir = \"state-" << site << "\"\n" << extra
                       << "[tls]\nca_certificate = \"pki/ca/ca.crt\"\n"
                       << "certificate = \"pki/sites/" << site << "/" << site << ".crt\"\n"
                       << "private_key = \"pki/sites/" << site << "/" << site << ".key\"\n";

@@ -26,7 +26,10 @@ class FederationTest : public ::testing::Test {
     dir_ = FreshTestDir("samverka_fed_");
     Pki("init --dir pki --federation test-federation");
     Pki("issue --dir pki --name coordinator --role coordinator --san 127.0.0.1");
-    for (const char* site : {"site-a", "site-b", "site-c", "site-d"}) Pki(std::string("issue --dir pki --name ") + site);
+    for (const char* site : {"site-a", "site-b", "site-c", "site-d", "site-e"}) {
+      Pki(std::string("issue --dir pki --name ") + site);
+    }
+    Pki("issue --dir pki --name operator --role operator");
   }
   void TearDown() override {
     clients_.clear();
@@ -55,9 +58,10 @@ class FederationTest : public ::testing::Test {
   }
 
   // Starts the daemon of `site` (its certificate from pki/sites/SITE).
-  Process* StartClient(const std::string& site, int port, const std::string& data_file) {
+  Process* StartClient(const std::string& site, int port, const std::string& data_file,
+                       const std::string& extra = "") {
     const fs::path config =
-        WriteClientConfig(dir_, site, "127.0.0.1:" + std::to_string(port), data_file);
+        WriteClientConfig(dir_, site, "127.0.0.1:" + std::to_string(port), data_file, extra);
     clients_.push_back(std::make_unique<Process>(
         std::vector<std::string>{SAMVERKA_BIN, "client", "--config", config.string()}));
     return clients_.back().get();
@@ -150,6 +154,58 @@ TEST_F(FederationTest, AKilledClientDoesNotStopTheFederation) {
     if (std::find(r.participants.begin(), r.participants.end(), "site-c") == r.participants.end()) ++without_c;
   }
   EXPECT_GE(without_c, 2) << "rounds after the kill go on with the other three sites";
+}
+
+TEST_F(FederationTest, SitesRefuseTasksThatBreakTheirPolicy) {
+  // Plain aggregation, cohorts of all five sites, model logreg.
+  const int port =
+      StartCoordinator(1000, 5, 1, "secure_aggregation = false\nwait_for_clients = 5\n");
+  ASSERT_GT(port, 0);
+  Process* a = StartClient("site-a", port, "hospital-a.csv", "require_secure_aggregation = true\n");
+  Process* b = StartClient("site-b", port, "hospital-b.csv", "min_cohort = 10\n");
+  Process* c = StartClient("site-c", port, "hospital-c.csv", "allowed_models = [\"cnn\"]\n");
+  Process* d = StartClient("site-d", port, "hospital-a.csv", "max_rounds_per_day = 1\n");
+  StartClient("site-e", port, "hospital-b.csv");
+  ASSERT_TRUE(coordinator_->WaitFor("round 3/1000: training")) << coordinator_->output();
+
+  // While it runs, the operator sees the refusals and their reasons.
+  CommandResult status = RunCommand(
+      std::string(SAMVERKA_BIN) + " status --coordinator 127.0.0.1:" + std::to_string(port) +
+      " --ca " + (dir_ / "pki/ca/ca.crt").string() + " --cert " +
+      (dir_ / "pki/sites/operator/operator.crt").string() + " --key " +
+      (dir_ / "pki/sites/operator/operator.key").string());
+  EXPECT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_THAT(status.output, HasSubstr("site-a"));
+  EXPECT_THAT(status.output, HasSubstr("require_secure_aggregation"));
+  EXPECT_THAT(status.output, HasSubstr("min_cohort"));
+
+  for (auto& client : clients_) client->Kill(SIGTERM);
+  coordinator_->Kill(SIGTERM);
+  ASSERT_EQ(coordinator_->Wait(), 0) << coordinator_->output();
+  const std::string log = coordinator_->output();
+  EXPECT_THAT(log, HasSubstr("site-a did not run task round-1-train: site policy: this site "
+                             "trains only with secure aggregation"));
+  EXPECT_THAT(log, HasSubstr("site-b did not run task round-1-train: site policy: the round's "
+                             "cohort has 5 sites"));
+  EXPECT_THAT(log, HasSubstr("site-c did not run task round-1-train: site policy: model 'logreg' "
+                             "is not among this site's allowed_models"));
+  EXPECT_THAT(log, HasSubstr("site-d did not run task round-2-train: site policy: this site "
+                             "already trained 1 rounds"));
+  // Each refusing site logged it and sent no update.
+  for (Process* p : {a, b, c}) {
+    EXPECT_EQ(p->Wait(), 0) << p->output();
+    EXPECT_THAT(p->output(), HasSubstr("refused the task"));
+    EXPECT_EQ(p->Count("sent a model update"), 0) << p->output();
+  }
+  EXPECT_EQ(d->Wait(), 0) << d->output();
+  EXPECT_EQ(d->Count("sent a model update"), 1) << d->output();
+  // The rounds went on without them.
+  std::vector<coordinator::RoundRecord> rounds = Rounds();
+  ASSERT_GE(rounds.size(), 2u);
+  EXPECT_TRUE(rounds[0].succeeded) << rounds[0].failure_reason;
+  EXPECT_TRUE(rounds[1].succeeded) << rounds[1].failure_reason;
+  EXPECT_THAT(rounds[0].participants, ::testing::UnorderedElementsAre("site-d", "site-e"));
+  EXPECT_THAT(rounds[1].participants, ::testing::ElementsAre("site-e"));
 }
 
 TEST_F(FederationTest, CoordinatorKilledMidRunResumes) {
