@@ -508,6 +508,19 @@ void Print(const RoundReport& r, double openssl_rate) {
   std::fflush(stdout);
 }
 
+// This process's peak resident set (VmHWM of /proc/self/status), in MiB.
+double PeakRssMiB() {
+  std::FILE* status = std::fopen("/proc/self/status", "r");
+  if (status == nullptr) return -1;
+  char line[256];
+  double kib = -1;
+  while (std::fgets(line, sizeof line, status) != nullptr) {
+    if (std::strncmp(line, "VmHWM:", 6) == 0) kib = std::atof(line + 6);
+  }
+  std::fclose(status);
+  return kib / 1024;
+}
+
 std::vector<int> ParseList(const std::string& s) {
   std::vector<int> out;
   size_t begin = 0;
@@ -554,6 +567,9 @@ int Main(int argc, char** argv) {
   for (int n : cohorts) {
     reports.push_back(RunRound(n, d, cold_clients, bound_every, work_dir));
     Print(reports.back(), rate_before);
+    std::printf("peak RSS of this process so far (server, %d clients' state, "
+                "one update in flight, the plain sum): %.0f MiB\n",
+                n, PeakRssMiB());
   }
   const double rate_after = OpenSslSpeed(openssl_seconds);
   std::printf("\nopenssl speed again after the rounds: %.2f GB/s (ratios above "
