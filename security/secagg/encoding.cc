@@ -70,8 +70,7 @@ absl::Status EncodeCoordinates(std::span<const float> update, double scale,
 
 // EncodeInput over Z_2^bits with Word = uint{bits}_t.
 template <typename Word>
-absl::StatusOr<EncodedInput> Encode(std::span<const float> update,
-                                    double scale,
+absl::StatusOr<EncodedInput> Encode(std::span<const float> update, double scale,
                                     const EncodingParameters& parameters,
                                     internal::PrgStream& coins) {
   std::vector<Word> words(parameters.encoded_length());

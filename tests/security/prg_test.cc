@@ -243,12 +243,12 @@ TEST_P(AddMaskTest, AddMasksEqualsAddMaskPerTerm) {
   std::vector<uint32_t> fused = one_by_one;
   std::vector<uint64_t> fused64 = one_by_one64;
   for (const MaskTerm& t : terms) {
-    ASSERT_TRUE(AddMask(std::span<uint32_t>(one_by_one), *t.seed, t.context,
-                        t.sign)
-                    .ok());
-    ASSERT_TRUE(AddMask(std::span<uint64_t>(one_by_one64), *t.seed, t.context,
-                        t.sign)
-                    .ok());
+    ASSERT_TRUE(
+        AddMask(std::span<uint32_t>(one_by_one), *t.seed, t.context, t.sign)
+            .ok());
+    ASSERT_TRUE(
+        AddMask(std::span<uint64_t>(one_by_one64), *t.seed, t.context, t.sign)
+            .ok());
   }
   ASSERT_TRUE(AddMasks(std::span<uint32_t>(fused), terms).ok());
   ASSERT_TRUE(AddMasks(std::span<uint64_t>(fused64), terms).ok());
@@ -260,8 +260,8 @@ TEST(PrgTest, AddMasksChecksEveryTermBeforeChangingValues) {
   const SecretBytes good = CountingSeed(1);
   const SecretBytes short_seed(16);
   std::vector<uint32_t> values(100, 5);
-  const std::vector<MaskTerm> bad_seed = {
-      {&good, "a", MaskSign::kAdd}, {&short_seed, "b", MaskSign::kAdd}};
+  const std::vector<MaskTerm> bad_seed = {{&good, "a", MaskSign::kAdd},
+                                          {&short_seed, "b", MaskSign::kAdd}};
   EXPECT_EQ(AddMasks(std::span<uint32_t>(values), bad_seed).code(),
             absl::StatusCode::kInvalidArgument);
   const std::vector<MaskTerm> empty_context = {{&good, "", MaskSign::kAdd}};

@@ -424,8 +424,8 @@ TEST(EncodingTest, SeededRoundingIsDeterministic) {
 // EncodeInput as first written (std::floor, an unsigned conversion, one
 // coin per Next, ModularVector::Set per element), kept here to show that the
 // faster loop in encoding.cc gives bit-identical encodings.
-ModularVector ReferenceEncoding(const std::vector<float>& update,
-                                double weight, const EncodingParameters& p,
+ModularVector ReferenceEncoding(const std::vector<float>& update, double weight,
+                                const EncodingParameters& p,
                                 const SecretBytes& seed) {
   absl::StatusOr<internal::PrgStream> coins = internal::PrgStream::Create(
       seed, "samverka/secagg/stochastic-rounding/v1");
@@ -433,8 +433,7 @@ ModularVector ReferenceEncoding(const std::vector<float>& update,
   auto round = [&](double y) {
     const uint64_t word = *coins->Next();
     const double floor_y = std::floor(y);
-    const bool up =
-        static_cast<double>(word >> 11) * 0x1.0p-53 < y - floor_y;
+    const bool up = static_cast<double>(word >> 11) * 0x1.0p-53 < y - floor_y;
     const double rounded = floor_y + (up ? 1.0 : 0.0);
     if (rounded <= 0) return uint64_t{0};
     return std::min(static_cast<uint64_t>(rounded), p.levels);
@@ -443,8 +442,8 @@ ModularVector ReferenceEncoding(const std::vector<float>& update,
   const double scale = weight / p.options.max_weight;
   const double levels = static_cast<double>(p.levels);
   const double to_levels = levels / (2 * c);
-  ModularVector out = ModularVector::Zeros(p.options.modulus_bits,
-                                           p.encoded_length());
+  ModularVector out =
+      ModularVector::Zeros(p.options.modulus_bits, p.encoded_length());
   for (size_t i = 0; i < update.size(); ++i) {
     const double clipped = std::clamp(static_cast<double>(update[i]), -c, c);
     out.Set(i, round((clipped * scale + c) * to_levels));
@@ -472,7 +471,8 @@ TEST(EncodingTest, MatchesTheReferenceEncodingBitForBit) {
         options.modulus_bits = bits;
         const EncodingParameters p = Resolve(options, n, d);
         const SecretBytes seed = SeedFromByte(static_cast<uint8_t>(n + bits));
-        absl::StatusOr<EncodedInput> fast = EncodeInput(update, weight, p, seed);
+        absl::StatusOr<EncodedInput> fast =
+            EncodeInput(update, weight, p, seed);
         ASSERT_TRUE(fast.ok()) << fast.status();
         EXPECT_EQ(fast->values, ReferenceEncoding(update, weight, p, seed))
             << bits << " bits, n = " << n << ", weight " << weight;
