@@ -46,12 +46,33 @@ absl::StatusOr<std::vector<uint64_t>> ExpandMask64(const SecretBytes& seed,
 
 // values[i] += (or -=) ExpandMask32(seed, context, values.size())[i], in
 // place and mod 2^32, without materialising the whole mask (the mask is
-// made in 64 KiB chunks, which are wiped after use). On error `values` may
+// made in 16 KiB blocks, which are wiped after use). On error `values` may
 // be partly masked and must be discarded.
 absl::Status AddMask(std::span<uint32_t> values, const SecretBytes& seed,
                      std::string_view context, MaskSign sign);
 // The same over Z_2^64 with the ExpandMask64 stream.
 absl::Status AddMask(std::span<uint64_t> values, const SecretBytes& seed,
                      std::string_view context, MaskSign sign);
+
+// One mask of an AddMasks call. Non-owning: `seed` and `context` must
+// outlive the call.
+struct MaskTerm {
+  const SecretBytes* seed = nullptr;
+  std::string_view context;
+  MaskSign sign = MaskSign::kAdd;
+};
+
+// The same result as AddMask for each term in turn, in one pass over
+// `values`: each 16 KiB block of `values` stays in cache while every term's
+// next key-stream block is added to it, so the cost is the key stream plus
+// one read and write of `values` rather than one per term (SecAgg masks an
+// input with its self mask and k pairwise masks; the server removes
+// hundreds). Opens every term's stream first: nothing is changed if a seed
+// or context is invalid; on a later (OpenSSL) error `values` may be partly
+// masked and must be discarded.
+absl::Status AddMasks(std::span<uint32_t> values,
+                      std::span<const MaskTerm> masks);
+absl::Status AddMasks(std::span<uint64_t> values,
+                      std::span<const MaskTerm> masks);
 
 }  // namespace samverka::security

@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "common/status_macros.h"
 #include "security/secagg/internal/crypto_util.h"
@@ -295,24 +296,32 @@ absl::StatusOr<MaskedInput> SecAggClient::MaskInput(
   }
   if (absl::Status s = AcceptDelivery(delivery); !s.ok()) return Abort(s);
 
-  MaskedInput out{id_, config_.round, encoded_input};
-  absl::Status status = out.masked.AddMask(
-      self_mask_seed_, internal::SelfMaskContext(config_, id_), MaskSign::kAdd);
-  const std::string pairwise_context = internal::PairwiseMaskContext(config_);
-  for (auto it = held_.begin(); status.ok() && it != held_.end(); ++it) {
-    const ParticipantId peer = it->first;
+  // The self mask and one pairwise mask per peer whose shares arrived, added
+  // in one pass over the input (AddMasks).
+  std::vector<SecretBytes> pairwise_seeds;
+  pairwise_seeds.reserve(held_.size());
+  for (const auto& [peer, shares] : held_) {
     absl::StatusOr<SecretBytes> seed = internal::PairwiseMaskSeed(
         *mask_key_, peer_keys_.at(peer).mask_key, config_, id_, peer);
     if (!seed.ok()) {
-      status = absl::FailedPreconditionError(
+      return Abort(absl::FailedPreconditionError(
           Peer(peer) + " advertised an invalid mask key: " +
-          std::string(seed.status().message()));
-      break;
+          std::string(seed.status().message())));
     }
-    status = out.masked.AddMask(*seed, pairwise_context,
-                                internal::PairwiseSign(id_, peer));
+    pairwise_seeds.push_back(std::move(*seed));
   }
-  if (!status.ok()) return Abort(status);
+  const std::string self_context = internal::SelfMaskContext(config_, id_);
+  const std::string pairwise_context = internal::PairwiseMaskContext(config_);
+  std::vector<MaskTerm> masks;
+  masks.reserve(held_.size() + 1);
+  masks.push_back(MaskTerm{&self_mask_seed_, self_context, MaskSign::kAdd});
+  size_t next_seed = 0;
+  for (const auto& [peer, shares] : held_) {
+    masks.push_back(MaskTerm{&pairwise_seeds[next_seed++], pairwise_context,
+                             internal::PairwiseSign(id_, peer)});
+  }
+  MaskedInput out{id_, config_.round, encoded_input};
+  if (absl::Status s = out.masked.AddMasks(masks); !s.ok()) return Abort(s);
   // The secrets live on only as shares now.
   share_ciphers_.clear();
   encryption_key_.reset();

@@ -2,9 +2,11 @@
 #include "security/secagg/encoding.h"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "common/status_macros.h"
 #include "security/secagg/internal/prg_stream.h"
@@ -21,15 +23,66 @@ constexpr size_t kCoinChunk = 1024;
 // ceil(log2 n) for n >= 1.
 int CeilLog2(uint64_t n) { return n <= 1 ? 0 : std::bit_width(n - 1); }
 
-// Rounds y >= 0 to floor(y) or floor(y) + 1 with E[result] = y, using the
-// coin `word`; clamped to [0, levels].
-uint64_t StochasticRound(double y, uint64_t word, uint64_t levels) {
-  const double floor_y = std::floor(y);
-  const bool up = internal::UnitInterval(word) < y - floor_y;
-  const double rounded = floor_y + (up ? 1.0 : 0.0);
-  if (rounded <= 0) return 0;
-  const uint64_t q = static_cast<uint64_t>(rounded);
-  return std::min(q, levels);
+// Rounds y to floor(y) or floor(y) + 1 with E[result] = y, using the coin
+// `word`; clamped to [0, levels]. Needs 0 <= y < 2^63 (EncodeInput's y is in
+// [0, Q] with Q <= 2^52): there truncation is floor, and floor(y) and
+// floor(y) + 1 are exact in a double, so this is floor/compare/add without a
+// libm call or a branchy double -> uint64 conversion.
+inline uint64_t StochasticRound(double y, uint64_t word, uint64_t levels) {
+  const int64_t floor_y = static_cast<int64_t>(y);
+  const bool up =
+      internal::UnitInterval(word) < y - static_cast<double>(floor_y);
+  return std::min(static_cast<uint64_t>(floor_y) + (up ? 1 : 0), levels);
+}
+
+// Encodes update[i] into words[i] for every coordinate (see EncodeInput).
+template <typename Word>
+absl::Status EncodeCoordinates(std::span<const float> update, double scale,
+                               const EncodingParameters& parameters,
+                               internal::PrgStream& coins, Word* words,
+                               size_t* num_clipped) {
+  const double c = parameters.options.clip_range;
+  const double to_levels = static_cast<double>(parameters.levels) / (2 * c);
+  const uint64_t levels = parameters.levels;
+  std::array<uint64_t, kCoinChunk> coin;
+  size_t clipped = 0;
+  for (size_t begin = 0; begin < update.size(); begin += kCoinChunk) {
+    const size_t n = std::min(kCoinChunk, update.size() - begin);
+    SV_RETURN_IF_ERROR(coins.Fill(std::span<uint64_t>(coin).first(n)));
+    const float* const x = update.data() + begin;
+    Word* const out = words + begin;
+    for (size_t j = 0; j < n; ++j) {
+      const double value = x[j];
+      if (!std::isfinite(value)) [[unlikely]] {
+        return absl::InvalidArgumentError("update coordinate " +
+                                          std::to_string(begin + j) +
+                                          " is not finite");
+      }
+      const double clamped = std::clamp(value, -c, c);
+      clipped += clamped != value ? 1 : 0;
+      const double y = (clamped * scale + c) * to_levels;  // in [0, Q]
+      out[j] = static_cast<Word>(StochasticRound(y, coin[j], levels));
+    }
+  }
+  *num_clipped = clipped;
+  return absl::OkStatus();
+}
+
+// EncodeInput over Z_2^bits with Word = uint{bits}_t.
+template <typename Word>
+absl::StatusOr<EncodedInput> Encode(std::span<const float> update, double scale,
+                                    const EncodingParameters& parameters,
+                                    internal::PrgStream& coins) {
+  std::vector<Word> words(parameters.encoded_length());
+  EncodedInput out;
+  SV_RETURN_IF_ERROR(EncodeCoordinates<Word>(update, scale, parameters, coins,
+                                             words.data(), &out.num_clipped));
+  // The weight, last, with the next coin of the same stream.
+  SV_ASSIGN_OR_RETURN(const uint64_t coin, coins.Next());
+  words[parameters.vector_length] = static_cast<Word>(StochasticRound(
+      scale * static_cast<double>(parameters.levels), coin, parameters.levels));
+  out.values = ModularVector::FromWords(std::move(words));
+  return out;
 }
 
 }  // namespace
@@ -115,36 +168,11 @@ absl::StatusOr<EncodedInput> EncodeInput(std::span<const float> update,
   SV_ASSIGN_OR_RETURN(
       internal::PrgStream coins,
       internal::PrgStream::Create(rounding_seed, kRoundingContext));
-  const double c = options.clip_range;
   const double scale = weight / options.max_weight;
-  const double levels = static_cast<double>(parameters.levels);
-  const double to_levels = levels / (2 * c);
-
-  EncodedInput out;
-  out.values =
-      ModularVector::Zeros(options.modulus_bits, parameters.encoded_length());
-  std::vector<uint64_t> words(kCoinChunk);
-  for (size_t begin = 0; begin < update.size(); begin += kCoinChunk) {
-    const size_t n = std::min(kCoinChunk, update.size() - begin);
-    SV_RETURN_IF_ERROR(coins.Fill(std::span<uint64_t>(words).first(n)));
-    for (size_t j = 0; j < n; ++j) {
-      const double x = update[begin + j];
-      if (!std::isfinite(x)) {
-        return absl::InvalidArgumentError("update coordinate " +
-                                          std::to_string(begin + j) +
-                                          " is not finite");
-      }
-      const double clipped = std::clamp(x, -c, c);
-      if (clipped != x) ++out.num_clipped;
-      const double y = (clipped * scale + c) * to_levels;  // in [0, Q]
-      out.values.Set(begin + j,
-                     StochasticRound(y, words[j], parameters.levels));
-    }
+  if (options.modulus_bits == 32) {
+    return Encode<uint32_t>(update, scale, parameters, coins);
   }
-  SV_ASSIGN_OR_RETURN(const uint64_t coin, coins.Next());
-  out.values.Set(parameters.vector_length,
-                 StochasticRound(scale * levels, coin, parameters.levels));
-  return out;
+  return Encode<uint64_t>(update, scale, parameters, coins);
 }
 
 absl::StatusOr<EncodedInput> EncodeInput(std::span<const float> update,

@@ -5,6 +5,16 @@
 #include <string>
 
 namespace samverka::security::secagg {
+namespace {
+
+// sum[i] += x[i]; the pointers never alias (Add of a vector to itself adds
+// a copy), which lets the compiler vectorise without a runtime check.
+template <typename Word>
+void AddWords(Word* __restrict sum, const Word* __restrict x, size_t n) {
+  for (size_t i = 0; i < n; ++i) sum[i] += x[i];
+}
+
+}  // namespace
 
 ModularVector ModularVector::Zeros(int bits, size_t size) {
   assert(bits == 32 || bits == 64);
@@ -47,13 +57,15 @@ absl::Status ModularVector::Add(const ModularVector& other) {
         " of length " + std::to_string(other.size()) + " to one over Z_2^" +
         std::to_string(bits_) + " of length " + std::to_string(size()));
   }
+  if (&other == this) {
+    const ModularVector copy = other;
+    return Add(copy);
+  }
   // Unsigned arithmetic wraps: exactly mod 2^32 / 2^64.
   if (bits_ == 32) {
-    for (size_t i = 0; i < words32_.size(); ++i)
-      words32_[i] += other.words32_[i];
+    AddWords(words32_.data(), other.words32_.data(), words32_.size());
   } else {
-    for (size_t i = 0; i < words64_.size(); ++i)
-      words64_[i] += other.words64_[i];
+    AddWords(words64_.data(), other.words64_.data(), words64_.size());
   }
   return absl::OkStatus();
 }
@@ -65,6 +77,13 @@ absl::Status ModularVector::AddMask(const SecretBytes& seed,
                              sign);
   }
   return security::AddMask(std::span<uint64_t>(words64_), seed, context, sign);
+}
+
+absl::Status ModularVector::AddMasks(std::span<const MaskTerm> masks) {
+  if (bits_ == 32) {
+    return security::AddMasks(std::span<uint32_t>(words32_), masks);
+  }
+  return security::AddMasks(std::span<uint64_t>(words64_), masks);
 }
 
 }  // namespace samverka::security::secagg

@@ -47,6 +47,9 @@ class ModularVector {
   // AES-CTR speed). Errors as AddMask.
   absl::Status AddMask(const SecretBytes& seed, std::string_view context,
                        MaskSign sign);
+  // this += (or -=) every term's mask, in one pass over the vector
+  // (security/prg.h AddMasks). Errors as AddMasks.
+  absl::Status AddMasks(std::span<const MaskTerm> masks);
 
   friend bool operator==(const ModularVector&, const ModularVector&) = default;
 

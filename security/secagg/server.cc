@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "common/status_macros.h"
 #include "security/aead.h"
@@ -434,29 +435,45 @@ absl::StatusOr<SecretBytes> SecAggServer::Reconstruct(ParticipantId owner,
 absl::Status SecAggServer::RemoveMasks(
     const std::map<ParticipantId, SecretBytes>& self,
     const std::map<ParticipantId, SecretBytes>& keys) {
+  // Every mask to remove, then one pass over the sum (AddMasks): each
+  // contributor's self mask, and for each dropped client the pairwise mask
+  // of every contributing neighbour (it received the dropped client's
+  // shares, so it masked with it); undo that neighbour's term.
+  std::vector<std::string> self_contexts;
+  self_contexts.reserve(self.size());
   for (const auto& [owner, seed] : self) {
-    SV_RETURN_IF_ERROR(
-        sum_.AddMask(seed, internal::SelfMaskContext(options_.config, owner),
-                     MaskSign::kSubtract));
+    self_contexts.push_back(internal::SelfMaskContext(options_.config, owner));
   }
-  const std::string context = internal::PairwiseMaskContext(options_.config);
+  std::vector<SecretBytes> pairwise_seeds;
+  std::vector<MaskSign> pairwise_signs;
   for (const auto& [dropped, seed] : keys) {
     SV_ASSIGN_OR_RETURN(X25519PrivateKey key,
                         X25519PrivateKey::FromBytes(seed));
     for (ParticipantId u : graph_->Neighbours(dropped)) {
       if (!contributors_.contains(u)) continue;
-      // u masked with `dropped` (it received its shares); undo u's term.
       SV_ASSIGN_OR_RETURN(X25519PublicKey peer,
                           internal::PublicKey(advertisements_.at(u).mask_key));
       SV_ASSIGN_OR_RETURN(
           SecretBytes pair_seed,
           internal::PairwiseMaskSeed(key, peer, options_.config, dropped, u));
-      SV_RETURN_IF_ERROR(
-          sum_.AddMask(pair_seed, context,
-                       internal::Opposite(internal::PairwiseSign(u, dropped))));
+      pairwise_seeds.push_back(std::move(pair_seed));
+      pairwise_signs.push_back(
+          internal::Opposite(internal::PairwiseSign(u, dropped)));
     }
   }
-  return absl::OkStatus();
+  const std::string pairwise_context =
+      internal::PairwiseMaskContext(options_.config);
+  std::vector<MaskTerm> masks;
+  masks.reserve(self.size() + pairwise_seeds.size());
+  size_t i = 0;
+  for (const auto& [owner, seed] : self) {
+    masks.push_back(MaskTerm{&seed, self_contexts[i++], MaskSign::kSubtract});
+  }
+  for (size_t j = 0; j < pairwise_seeds.size(); ++j) {
+    masks.push_back(
+        MaskTerm{&pairwise_seeds[j], pairwise_context, pairwise_signs[j]});
+  }
+  return sum_.AddMasks(masks);
 }
 
 absl::StatusOr<AggregateResult> SecAggServer::Finish() {

@@ -172,7 +172,8 @@ TEST(PrgTest, RejectsBadSeedAndEmptyContext) {
             absl::StatusCode::kInvalidArgument);
 }
 
-// Sizes straddling AddMask's 64 KiB chunk (16384 32-bit words).
+// Sizes straddling AddMask's 16 KiB blocks (4096 32-bit or 2048 64-bit
+// words) and the earlier 64 KiB chunks.
 class AddMaskTest : public ::testing::TestWithParam<size_t> {};
 
 TEST_P(AddMaskTest, AddMatchesExpandAndSubtractUndoesIt32) {
@@ -220,8 +221,59 @@ TEST_P(AddMaskTest, AddMatchesExpandAndSubtractUndoesIt64) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Sizes, AddMaskTest,
-                         ::testing::Values(0, 1, 3, 16383, 16384, 16385,
+                         ::testing::Values(0, 1, 3, 2047, 2048, 2049, 4095,
+                                           4096, 4097, 16383, 16384, 16385,
                                            100003));
+
+// AddMasks is AddMask term by term, in one pass.
+TEST_P(AddMaskTest, AddMasksEqualsAddMaskPerTerm) {
+  const size_t n = GetParam();
+  const SecretBytes seeds[] = {CountingSeed(1), CountingSeed(2),
+                               CountingSeed(3)};
+  const std::vector<MaskTerm> terms = {
+      {&seeds[0], "self-mask", MaskSign::kAdd},
+      {&seeds[1], "pair", MaskSign::kSubtract},
+      {&seeds[2], "pair", MaskSign::kAdd},
+      {&seeds[1], "other", MaskSign::kAdd},
+  };
+  std::vector<uint32_t> one_by_one(n);
+  std::iota(one_by_one.begin(), one_by_one.end(), 0xffffff00u);
+  std::vector<uint64_t> one_by_one64(n);
+  std::iota(one_by_one64.begin(), one_by_one64.end(), ~uint64_t{0} - 7);
+  std::vector<uint32_t> fused = one_by_one;
+  std::vector<uint64_t> fused64 = one_by_one64;
+  for (const MaskTerm& t : terms) {
+    ASSERT_TRUE(
+        AddMask(std::span<uint32_t>(one_by_one), *t.seed, t.context, t.sign)
+            .ok());
+    ASSERT_TRUE(
+        AddMask(std::span<uint64_t>(one_by_one64), *t.seed, t.context, t.sign)
+            .ok());
+  }
+  ASSERT_TRUE(AddMasks(std::span<uint32_t>(fused), terms).ok());
+  ASSERT_TRUE(AddMasks(std::span<uint64_t>(fused64), terms).ok());
+  EXPECT_EQ(fused, one_by_one);
+  EXPECT_EQ(fused64, one_by_one64);
+}
+
+TEST(PrgTest, AddMasksChecksEveryTermBeforeChangingValues) {
+  const SecretBytes good = CountingSeed(1);
+  const SecretBytes short_seed(16);
+  std::vector<uint32_t> values(100, 5);
+  const std::vector<MaskTerm> bad_seed = {{&good, "a", MaskSign::kAdd},
+                                          {&short_seed, "b", MaskSign::kAdd}};
+  EXPECT_EQ(AddMasks(std::span<uint32_t>(values), bad_seed).code(),
+            absl::StatusCode::kInvalidArgument);
+  const std::vector<MaskTerm> empty_context = {{&good, "", MaskSign::kAdd}};
+  EXPECT_EQ(AddMasks(std::span<uint32_t>(values), empty_context).code(),
+            absl::StatusCode::kInvalidArgument);
+  const std::vector<MaskTerm> no_seed = {{nullptr, "a", MaskSign::kAdd}};
+  EXPECT_EQ(AddMasks(std::span<uint32_t>(values), no_seed).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(values, std::vector<uint32_t>(100, 5));
+  EXPECT_TRUE(AddMasks(std::span<uint32_t>(values), {}).ok());
+  EXPECT_EQ(values, std::vector<uint32_t>(100, 5));
+}
 
 // Pairwise masking (Bonawitz et al., CCS 2017): u adds PRG(s_uv), v subtracts
 // it, so the pairwise masks cancel in the sum.

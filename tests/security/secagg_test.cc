@@ -16,6 +16,7 @@
 
 #include "security/secagg/encoding.h"
 #include "security/secagg/graph.h"
+#include "security/secagg/internal/prg_stream.h"
 #include "security/secagg/internal/rules.h"
 #include "security/secagg/messages.h"
 #include "security/secagg/verification_cache.h"
@@ -455,6 +456,67 @@ TEST(EncodingTest, SeededRoundingIsDeterministic) {
   ASSERT_TRUE(a.ok() && b.ok() && c.ok() && fresh.ok());
   EXPECT_EQ(a->values, b->values);
   EXPECT_NE(a->values, c->values);
+}
+
+// EncodeInput as first written (std::floor, an unsigned conversion, one
+// coin per Next, ModularVector::Set per element), kept here to show that the
+// faster loop in encoding.cc gives bit-identical encodings.
+ModularVector ReferenceEncoding(const std::vector<float>& update, double weight,
+                                const EncodingParameters& p,
+                                const SecretBytes& seed) {
+  absl::StatusOr<internal::PrgStream> coins = internal::PrgStream::Create(
+      seed, "samverka/secagg/stochastic-rounding/v1");
+  EXPECT_TRUE(coins.ok());
+  auto round = [&](double y) {
+    const uint64_t word = *coins->Next();
+    const double floor_y = std::floor(y);
+    const bool up = static_cast<double>(word >> 11) * 0x1.0p-53 < y - floor_y;
+    const double rounded = floor_y + (up ? 1.0 : 0.0);
+    if (rounded <= 0) return uint64_t{0};
+    return std::min(static_cast<uint64_t>(rounded), p.levels);
+  };
+  const double c = p.options.clip_range;
+  const double scale = weight / p.options.max_weight;
+  const double levels = static_cast<double>(p.levels);
+  const double to_levels = levels / (2 * c);
+  ModularVector out =
+      ModularVector::Zeros(p.options.modulus_bits, p.encoded_length());
+  for (size_t i = 0; i < update.size(); ++i) {
+    const double clipped = std::clamp(static_cast<double>(update[i]), -c, c);
+    out.Set(i, round((clipped * scale + c) * to_levels));
+  }
+  out.Set(update.size(), round(scale * levels));
+  return out;
+}
+
+TEST(EncodingTest, MatchesTheReferenceEncodingBitForBit) {
+  const size_t d = 3000;  // not a multiple of the 1024-coin chunk
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> wide(-12.0f, 12.0f);
+  std::normal_distribution<float> small(0.0f, 1e-3f);
+  std::vector<float> update(d);
+  for (size_t i = 0; i < d; ++i) update[i] = i % 2 ? wide(rng) : small(rng);
+  update[0] = 8.0f;  // exactly +-c
+  update[1] = -8.0f;
+  update[2] = 0.0f;
+  update[3] = -0.0f;
+  update[4] = 1e-30f;
+  for (int bits : {32, 64}) {
+    for (int n : {1, 100, 1000}) {
+      for (double weight : {0.0, 0.37, 600.0, 1000.0}) {
+        EncodingOptions options;
+        options.modulus_bits = bits;
+        const EncodingParameters p = Resolve(options, n, d);
+        const SecretBytes seed = SeedFromByte(static_cast<uint8_t>(n + bits));
+        absl::StatusOr<EncodedInput> fast =
+            EncodeInput(update, weight, p, seed);
+        ASSERT_TRUE(fast.ok()) << fast.status();
+        EXPECT_EQ(fast->values, ReferenceEncoding(update, weight, p, seed))
+            << bits << " bits, n = " << n << ", weight " << weight;
+        EXPECT_GT(fast->num_clipped, 0u);
+      }
+    }
+  }
 }
 
 TEST(EncodingTest, RejectsBadInputs) {

@@ -50,9 +50,11 @@ class PrgStream {
   size_t next_ = kBufferWords;  // buffer_ is empty at first
 };
 
-// A uniform double in [0, 1) from the top 53 bits of `word`.
+// A uniform double in [0, 1) from the top 53 bits of `word`. (Through
+// int64_t: the value is below 2^53, and a signed conversion is one
+// instruction where an unsigned one is a branch.)
 inline double UnitInterval(uint64_t word) {
-  return static_cast<double>(word >> 11) * 0x1.0p-53;
+  return static_cast<double>(static_cast<int64_t>(word >> 11)) * 0x1.0p-53;
 }
 
 }  // namespace samverka::security::secagg::internal
