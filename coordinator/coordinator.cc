@@ -47,6 +47,10 @@ absl::Status CoordinatorOptions::Validate() const {
     return absl::InvalidArgumentError("max_concurrent_uploads must be >= 1");
   }
   SV_RETURN_IF_ERROR(models::CheckModelName(model));
+  // The coordinator has no secure aggregation yet: when it gains an option,
+  // pass it here so a robust strategy is refused at start-up.
+  SV_RETURN_IF_ERROR(strategy.ValidateFor(round.min_clients, /*secure_aggregation=*/false,
+                                          round.train.proximal_mu));
   return round.Validate();
 }
 
@@ -93,7 +97,8 @@ absl::Status Coordinator::Initialise() {
     log->info("new federation '{}': model {} with {} parameters", options_.federation_id,
               options_.model, initial.layout.num_elements());
   }
-  SV_ASSIGN_OR_RETURN(engine_, RoundEngine::Create(options_.round, MakeFedAvg(), std::move(initial),
+  SV_ASSIGN_OR_RETURN(std::unique_ptr<Strategy> strategy, MakeStrategy(options_.strategy));
+  SV_ASSIGN_OR_RETURN(engine_, RoundEngine::Create(options_.round, std::move(strategy), std::move(initial),
                                                    options_.seed + first_round, first_round));
   {
     absl::MutexLock lock(&mutex_);

@@ -17,6 +17,7 @@
 #include "common/task.h"
 #include "coordinator/round_engine.h"
 #include "coordinator/state_store.h"
+#include "coordinator/strategy.h"
 
 namespace samverka::coordinator {
 
@@ -30,6 +31,10 @@ struct CoordinatorOptions {
   int64_t num_classes = 0;
   int rounds = 10;
   RoundOptions round;
+  // How updates combine (fedavg, fedadam, median, ...). A robust strategy
+  // needs min_clients > 2 * krum_byzantine + 2 for krum and no secure
+  // aggregation.
+  StrategyOptions strategy;
   // Federated evaluation of each new model on the participants' held-out data.
   bool federated_evaluation = true;
   absl::Duration eval_deadline = absl::Seconds(60);
