@@ -31,9 +31,12 @@ class VirtualClients {
   absl::StatusOr<TaskOutcome> Run(int index, const ClientTask& task,
                                   const ModelParameters& global, models::Model& model) const;
 
+  // Number of clients, one per shard.
   int size() const { return static_cast<int>(handlers_.size()); }
+  // Whether client `index` runs the attack; fixed for the object's life.
   bool malicious(int index) const { return malicious_[index]; }
   int num_malicious() const;
+  // Training samples of client `index` (its update's weight).
   int64_t num_train_samples(int index) const { return handlers_[index].num_train_samples(); }
 
  private:
