@@ -81,10 +81,30 @@ void AddSimulateCommand(CLI::App& app, const std::string* log_level) {
                       "SecAgg+ among each round's clients, the engine sees only sums (default on)")
           ->check(CLI::IsMember({"on", "off"}));
   f.Add(cmd, "--secagg-clip-range", &o.secagg_clip_range, "secure aggregation: clip update values to [-c, c]");
+  // Strategy and attacks.
+  f.Add(cmd, "--strategy", &o.strategy.name,
+        "fedavg | fedavgm | fedprox | fedadam | fedyogi | fedadagrad | median | trimmed-mean | krum");
+  auto server_lr = std::make_shared<double>(0);
+  CLI::Option* server_lr_option = cmd->add_option(
+      "--server-learning-rate", *server_lr,
+      "server learning rate eta (default 0.01 for fedadam/fedyogi/fedadagrad, else 1)");
+  f.Add(cmd, "--server-momentum", &o.strategy.server_momentum, "fedavgm: server momentum in [0, 1)");
+  f.Add(cmd, "--beta1", &o.strategy.beta1, "fedadam/fedyogi/fedadagrad: first-moment decay");
+  f.Add(cmd, "--beta2", &o.strategy.beta2, "fedadam/fedyogi: second-moment decay");
+  f.Add(cmd, "--tau", &o.strategy.tau, "fedadam/fedyogi/fedadagrad: adaptivity tau > 0");
+  f.Add(cmd, "--trim-fraction", &o.strategy.trim_fraction,
+        "trimmed-mean: share trimmed at each end, in [0, 0.5)");
+  f.Add(cmd, "--krum-byzantine", &o.strategy.krum_byzantine, "krum: Byzantine clients tolerated (f)");
+  f.Add(cmd, "--krum-selected", &o.strategy.krum_selected,
+        "krum: updates averaged (m; 0: n - f; 1: classic Krum)");
+  f.Add(cmd, "--proximal-mu", &o.train.proximal_mu, "FedProx proximal term mu in local training");
+  f.Add(cmd, "--malicious-fraction", &o.malicious_fraction, "share of malicious clients, in [0, 1]");
+  f.Add(cmd, "--attack", &o.attack, "what malicious clients do: sign-flip | scale:S | label-flip");
   CLI::Option* show = cmd->add_flag("--show-partition", options->show_partition,
                                     "print each client's label counts");
 
-  cmd->callback([options, overrides, config_path, show, log_level, secure, secure_option] {
+  cmd->callback([options, overrides, config_path, show, log_level, secure, secure_option,
+                 server_lr, server_lr_option] {
     const bool show_partition = show->count() > 0;
     if (!SetLogLevel(*log_level)) return Fail(fmt::format("unknown log level '{}'", *log_level));
     if (!config_path->empty()) {
@@ -97,6 +117,7 @@ void AddSimulateCommand(CLI::App& app, const std::string* log_level) {
     for (auto& apply : overrides->apply) apply();
     if (show_partition) options->show_partition = true;
     if (secure_option->count() > 0) options->secure_aggregation = *secure == "on";
+    if (server_lr_option->count() > 0) options->strategy.server_learning_rate = *server_lr;
     absl::StatusOr<simulation::RoundReport> last =
         simulation::RunSimulation(*options, PrintRound);
     if (!last.ok()) return Fail(std::string(last.status().message()));

@@ -61,6 +61,8 @@ absl::Status CoordinatorOptions::Validate() const {
           "min_clients or set secure_aggregation = false"));
     }
   }
+  SV_RETURN_IF_ERROR(strategy.ValidateFor(round.min_clients, secure_aggregation.enabled,
+                                          round.train.proximal_mu));
   return round.Validate();
 }
 
@@ -107,7 +109,8 @@ absl::Status Coordinator::Initialise() {
     log->info("new federation '{}': model {} with {} parameters", options_.federation_id,
               options_.model, initial.layout.num_elements());
   }
-  SV_ASSIGN_OR_RETURN(engine_, RoundEngine::Create(options_.round, MakeFedAvg(), std::move(initial),
+  SV_ASSIGN_OR_RETURN(std::unique_ptr<Strategy> strategy, MakeStrategy(options_.strategy));
+  SV_ASSIGN_OR_RETURN(engine_, RoundEngine::Create(options_.round, std::move(strategy), std::move(initial),
                                                    options_.seed + first_round, first_round));
   {
     absl::MutexLock lock(&mutex_);

@@ -19,6 +19,7 @@
 #include "coordinator/round_engine.h"
 #include "coordinator/secure_round.h"
 #include "coordinator/state_store.h"
+#include "coordinator/strategy.h"
 
 namespace samverka::coordinator {
 
@@ -35,6 +36,10 @@ struct CoordinatorOptions {
   // Sites to wait for before this process runs its first round (0:
   // round.min_clients), so a consortium starts with everyone.
   int wait_for_clients = 0;
+  // How updates combine (fedavg, fedadam, median, ...). A robust strategy
+  // needs min_clients > 2 * krum_byzantine + 2 for krum and no secure
+  // aggregation.
+  StrategyOptions strategy;
   // Federated evaluation of each new model on the participants' held-out data.
   bool federated_evaluation = true;
   absl::Duration eval_deadline = absl::Seconds(60);

@@ -60,6 +60,8 @@ absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path)
   SV_RETURN_IF_ERROR(file.Get("lr", &o.round.train.learning_rate));
   SV_RETURN_IF_ERROR(file.Get("momentum", &o.round.train.momentum));
   SV_RETURN_IF_ERROR(file.Get("weight_decay", &o.round.train.weight_decay));
+  SV_RETURN_IF_ERROR(file.Get("proximal_mu", &o.round.train.proximal_mu));
+  SV_RETURN_IF_ERROR(ApplyStrategyConfig(file, &o.strategy));
   SV_RETURN_IF_ERROR(file.Get("test_dataset", &config.test_dataset));
   SV_RETURN_IF_ERROR(file.Get("allowed_clients", &config.allowed_clients));
   SV_RETURN_IF_ERROR(file.Get("tls.ca_certificate", &config.tls.ca_certificate));
@@ -129,7 +131,7 @@ absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path)
   SV_RETURN_IF_ERROR(config.tls.Validate());
   SV_ASSIGN_OR_RETURN(o.ca_pem, security::ReadFileToString(config.tls.ca_certificate));
   if (absl::Status valid = o.Validate(); !valid.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": ", valid.message()));
+    return absl::Status(valid.code(), absl::StrCat(path, ": ", valid.message()));
   }
   return config;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -19,6 +20,8 @@
 #include "coordinator/round_engine.h"
 #include "models/model.h"
 #include "simulation/internal/parallel.h"
+#include "simulation/attack.h"
+#include "simulation/virtual_clients.h"
 #include "simulation/partition.h"
 #include "simulation/secure_aggregation.h"
 
@@ -98,7 +101,7 @@ absl::Status WriteFile(const std::filesystem::path& path, const std::string& tex
 absl::StatusOr<double> SecureRound(SimulatedSecureAggregation& secure,
                                    const coordinator::RoundPlan& plan,
                                    coordinator::RoundEngine& engine,
-                                   std::vector<client::TaskHandler>& handlers,
+                                   const VirtualClients& clients,
                                    const std::map<std::string, int>& index_of,
                                    std::vector<std::unique_ptr<models::Model>>& worker_models,
                                    int workers) {
@@ -106,7 +109,7 @@ absl::StatusOr<double> SecureRound(SimulatedSecureAggregation& secure,
   double max_weight = 1;
   for (const std::string& name : plan.cohort) {
     cohort.push_back(index_of.at(name));
-    max_weight = std::max(max_weight, static_cast<double>(handlers[cohort.back()].num_train_samples()));
+    max_weight = std::max(max_weight, static_cast<double>(clients.num_train_samples(cohort.back())));
   }
   std::vector<double> train_seconds(workers, 0);
   const Clock::time_point start = Clock::now();
@@ -115,7 +118,7 @@ absl::StatusOr<double> SecureRound(SimulatedSecureAggregation& secure,
       [&](int worker, int i) -> absl::StatusOr<ClientContribution> {
         const Clock::time_point begin = Clock::now();
         SV_ASSIGN_OR_RETURN(TaskOutcome outcome,
-                            handlers[cohort[i]].Run(plan.task, *plan.global, *worker_models[worker]));
+                            clients.Run(cohort[i], plan.task, *plan.global, *worker_models[worker]));
         SV_ASSIGN_OR_RETURN(ModelParameters update, DecodeParameters(outcome.update));
         train_seconds[worker] += SecondsSince(begin);
         return ClientContribution{std::move(update.values), static_cast<double>(outcome.num_samples),
@@ -185,7 +188,13 @@ absl::Status SimulationOptions::Validate() const {
   }
   SV_RETURN_IF_ERROR(ParsePartitionSpec(partition).status());
   SV_RETURN_IF_ERROR(models::CheckModelName(model));
-  return train.Validate();
+  SV_RETURN_IF_ERROR(train.Validate());
+  // Strategy and attacks.
+  SV_RETURN_IF_ERROR(strategy.ValidateFor(cohort, secure_aggregation, train.proximal_mu));
+  if (!(malicious_fraction >= 0 && malicious_fraction <= 1)) {
+    return bad(absl::StrCat("malicious_fraction = ", malicious_fraction, ": must be in [0, 1]"));
+  }
+  return ParseAttack(attack).status();
 }
 
 absl::Status ApplyConfig(ConfigFile& file, SimulationOptions* o) {
@@ -210,6 +219,11 @@ absl::Status ApplyConfig(ConfigFile& file, SimulationOptions* o) {
   SV_RETURN_IF_ERROR(file.Get("show_partition", &o->show_partition));
   SV_RETURN_IF_ERROR(file.Get("secure_aggregation", &o->secure_aggregation));
   SV_RETURN_IF_ERROR(file.Get("secagg_clip_range", &o->secagg_clip_range));
+  // Strategy and attacks.
+  SV_RETURN_IF_ERROR(coordinator::ApplyStrategyConfig(file, &o->strategy));
+  SV_RETURN_IF_ERROR(file.Get("proximal_mu", &o->train.proximal_mu));
+  SV_RETURN_IF_ERROR(file.Get("malicious_fraction", &o->malicious_fraction));
+  SV_RETURN_IF_ERROR(file.Get("attack", &o->attack));
   SV_RETURN_IF_ERROR(file.CheckNoUnknownKeys());
   if (seed < 0) return absl::InvalidArgumentError(absl::StrCat(file.source_name(), ": seed must be >= 0"));
   o->seed = static_cast<uint64_t>(seed);
@@ -238,7 +252,12 @@ std::string ToToml(const SimulationOptions& o) {
       "workers = ", o.workers, "\n",
       "show_partition = ", o.show_partition ? "true" : "false", "\n",
       "secure_aggregation = ", o.secure_aggregation ? "true" : "false", "\n",
-      "secagg_clip_range = ", absl::StrFormat("%.17g", o.secagg_clip_range), "\n");
+      "secagg_clip_range = ", absl::StrFormat("%.17g", o.secagg_clip_range), "\n",
+      // Strategy and attacks.
+      coordinator::StrategyToToml(o.strategy),
+      "proximal_mu = ", absl::StrFormat("%.17g", o.train.proximal_mu), "\n",
+      "malicious_fraction = ", absl::StrFormat("%.17g", o.malicious_fraction), "\n",
+      "attack = ", TomlQuote(o.attack), "\n");
 }
 
 absl::StatusOr<RoundReport> RunSimulation(const SimulationOptions& options,
@@ -293,15 +312,21 @@ absl::StatusOr<RoundReport> RunSimulation(const SimulationOptions& options,
   round_options.fraction = options.fraction;
   round_options.min_clients = 1;
   round_options.train = options.train;
+  SV_ASSIGN_OR_RETURN(std::unique_ptr<coordinator::Strategy> strategy,
+                      coordinator::MakeStrategy(options.strategy));
   SV_ASSIGN_OR_RETURN(std::unique_ptr<coordinator::RoundEngine> engine,
-                      coordinator::RoundEngine::Create(round_options, coordinator::MakeFedAvg(),
+                      coordinator::RoundEngine::Create(round_options, std::move(strategy),
                                                        std::move(initial), options.seed));
+  SV_ASSIGN_OR_RETURN(const AttackSpec attack, ParseAttack(options.attack));
+  const VirtualClients clients(&data.train, shards, options.seed, options.malicious_fraction,
+                               attack);
+  if (clients.num_malicious() > 0) {
+    log->info("{} of {} clients are malicious: {}", clients.num_malicious(), options.clients,
+              attack.ToString());
+  }
   std::vector<std::string> names;
-  std::vector<client::TaskHandler> handlers;
   for (int i = 0; i < options.clients; ++i) {
     names.push_back(ClientName(i, options.clients));
-    handlers.emplace_back(&data.train, shards[i], nullptr, std::vector<int64_t>{},
-                          client::TaskSeed(options.seed, -1 - i));
     engine->AddClient(names.back());
   }
   std::map<std::string, int> index_of;
@@ -327,13 +352,13 @@ absl::StatusOr<RoundReport> RunSimulation(const SimulationOptions& options,
     std::vector<double> aggregate_seconds(plan.cohort.size(), 0);
     if (secure != nullptr) {
       SV_ASSIGN_OR_RETURN(double seconds,
-                          SecureRound(*secure, plan, *engine, handlers, index_of, worker_models, workers));
+                          SecureRound(*secure, plan, *engine, clients, index_of, worker_models, workers));
       aggregate_seconds.assign(1, seconds);
     } else {
       internal::ParallelFor(workers, static_cast<int>(plan.cohort.size()), [&](int worker, int i) {
         const std::string& name = plan.cohort[i];
         absl::StatusOr<TaskOutcome> outcome =
-            handlers[index_of.at(name)].Run(plan.task, *plan.global, *worker_models[worker]);
+            clients.Run(index_of.at(name), plan.task, *plan.global, *worker_models[worker]);
         if (!outcome.ok()) {
           engine->ReportFailure(name, plan.round, std::string(outcome.status().message()));
           return;

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "common/config.h"
 #include "common/task.h"
+#include "coordinator/strategy.h"
 
 namespace samverka::simulation {
 
@@ -36,6 +37,16 @@ struct SimulationOptions {
   // updates (docs/protocol.md).
   bool secure_aggregation = true;
   double secagg_clip_range = 8.0;         // updates are clipped to [-c, c]
+
+  // --- Aggregation strategy and attacks (docs/simulation.md) ---
+  // The coordinator's strategy and its parameters (the TOML keys strategy,
+  // server_learning_rate, ...; FedProx's proximal_mu is train.proximal_mu).
+  coordinator::StrategyOptions strategy;
+  // Share of the virtual clients that are malicious, in [0, 1]; which ones
+  // is fixed for the run by `seed`.
+  double malicious_fraction = 0.0;
+  // What they do: sign-flip | scale:S | label-flip (simulation/attack.h).
+  std::string attack = "sign-flip";
 
   // kInvalidArgument naming the bad option (e.g. clients_per_round > clients).
   absl::Status Validate() const;

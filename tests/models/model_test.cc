@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <random>
 
@@ -93,6 +95,36 @@ TEST(ModelTest, TrainingLearnsAndIsDeterministicForASeed) {
   std::unique_ptr<Model> c = Make("mlp", {4}, 3, 5);
   ASSERT_TRUE(c->Train(data, {}, options, 43).ok());
   EXPECT_NE(a->GetParameters().values, c->GetParameters().values) << "another shuffle seed";
+}
+
+// FedProx (Li et al. 2020) adds mu/2 * ||w - w_start||^2 to the loss, so an
+// SGD step gains -lr * mu * (w - w_start). Full-batch steps: the first step
+// starts at w_start, where the term has no gradient, so after two steps
+// w2(mu) = w2(0) - lr * mu * (w1 - w0), with w1 the model after one step.
+TEST(ModelTest, ProximalTermPullsTowardsTheStartingModel) {
+  const Dataset data = Blobs(10, 7);
+  TrainOptions options;
+  options.learning_rate = 0.1;
+  options.batch_size = 30;  // the whole data set: one step per epoch
+  std::unique_ptr<Model> one_step = Make("logreg", {4}, 3);
+  std::unique_ptr<Model> plain = Make("logreg", {4}, 3);
+  std::unique_ptr<Model> proximal = Make("logreg", {4}, 3);
+  const std::vector<float> w0 = plain->GetParameters().values;
+  ASSERT_TRUE(one_step->Train(data, {}, options, 5).ok());
+  options.local_epochs = 2;
+  ASSERT_TRUE(plain->Train(data, {}, options, 5).ok());
+  options.proximal_mu = 0.5;
+  ASSERT_TRUE(proximal->Train(data, {}, options, 5).ok());
+  const std::vector<float> w1 = one_step->GetParameters().values;
+  const std::vector<float> w2 = plain->GetParameters().values;
+  const std::vector<float> w2_mu = proximal->GetParameters().values;
+  double largest_pull = 0;
+  for (size_t i = 0; i < w0.size(); ++i) {
+    const double pull = -0.1 * 0.5 * (w1[i] - w0[i]);
+    EXPECT_NEAR(w2_mu[i], w2[i] + pull, 1e-5) << "parameter " << i;
+    largest_pull = std::max(largest_pull, std::abs(pull));
+  }
+  EXPECT_GT(largest_pull, 1e-3) << "the test must exercise the term";
 }
 
 TEST(ModelTest, TrainsOnlyTheGivenIndices) {

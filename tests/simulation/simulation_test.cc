@@ -174,6 +174,80 @@ TEST_F(SimulationTest, BadOptionsAreRejectedBeforeAnyWork) {
   EXPECT_THAT(std::string(RunSimulation(o).status().message()), HasSubstr("kind"));
 }
 
+TEST_F(SimulationTest, BadStrategyOrAttackIsRejectedBeforeAnyWork) {
+  SimulationOptions o = Options("bad");
+  o.strategy.name = "median";
+  o.secure_aggregation = true;
+  absl::Status s = RunSimulation(o).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("strategy median needs each client's update"));
+  o = Options("bad");
+  o.secure_aggregation = false;
+  o.strategy.name = "krum";  // f = 1 needs more than 4 updates; the cohort is 3
+  EXPECT_THAT(std::string(RunSimulation(o).status().message()), HasSubstr("2f + 2 = 4"));
+  o = Options("bad");
+  o.strategy.name = "trimmed-mean";
+  o.strategy.trim_fraction = 0.5;
+  EXPECT_THAT(std::string(RunSimulation(o).status().message()), HasSubstr("trim_fraction"));
+  o = Options("bad");
+  o.strategy.name = "fedprox";
+  EXPECT_THAT(std::string(RunSimulation(o).status().message()), HasSubstr("proximal_mu"));
+  o = Options("bad");
+  o.malicious_fraction = 1.5;
+  EXPECT_THAT(std::string(RunSimulation(o).status().message()), HasSubstr("malicious_fraction"));
+  o = Options("bad");
+  o.attack = "backdoor";
+  EXPECT_THAT(std::string(RunSimulation(o).status().message()), HasSubstr("unknown attack"));
+  EXPECT_FALSE(fs::exists(dir_ / "bad"));
+}
+
+// Two of six clients send their update scaled by -10. FedAvg follows them
+// away; the coordinate-wise median of each round's 5 updates does not.
+TEST_F(SimulationTest, MedianResistsScaledUpdatesThatBreakFedAvg) {
+  SimulationOptions fedavg = Options("fedavg");
+  fedavg.partition = "iid";
+  fedavg.rounds = 8;
+  fedavg.clients_per_round = 5;
+  fedavg.malicious_fraction = 1.0 / 3;
+  fedavg.attack = "scale:-10";
+  fedavg.secure_aggregation = false;  // the median needs individual updates
+  SimulationOptions median = fedavg;
+  median.out = (dir_ / "median").string();
+  median.strategy.name = "median";
+  absl::StatusOr<RoundReport> attacked = RunSimulation(fedavg);
+  absl::StatusOr<RoundReport> robust = RunSimulation(median);
+  ASSERT_TRUE(attacked.ok()) << attacked.status();
+  ASSERT_TRUE(robust.ok()) << robust.status();
+  EXPECT_GT(robust->test_accuracy, 0.9);
+  EXPECT_LT(attacked->test_accuracy, 0.5);
+}
+
+TEST(SimulationConfigTest, StrategyAndAttackKeysReadBack) {
+  absl::StatusOr<ConfigFile> file = ConfigFile::Parse(
+      "strategy = \"fedyogi\"\nserver_learning_rate = 0.03\ntau = 0.01\nbeta1 = 0.8\n"
+      "proximal_mu = 0.1\nmalicious_fraction = 0.2\nattack = \"scale:5\"\n",
+      "sim.toml");
+  ASSERT_TRUE(file.ok());
+  SimulationOptions o;
+  ASSERT_TRUE(ApplyConfig(*file, &o).ok());
+  EXPECT_EQ(o.strategy.name, "fedyogi");
+  EXPECT_EQ(o.strategy.server_learning_rate, 0.03);
+  EXPECT_EQ(o.strategy.tau, 0.01);
+  EXPECT_EQ(o.strategy.beta1, 0.8);
+  EXPECT_EQ(o.train.proximal_mu, 0.1);
+  EXPECT_EQ(o.malicious_fraction, 0.2);
+  EXPECT_EQ(o.attack, "scale:5");
+  absl::StatusOr<ConfigFile> again = ConfigFile::Parse(ToToml(o), "config.toml");
+  ASSERT_TRUE(again.ok());
+  SimulationOptions reread;
+  ASSERT_TRUE(ApplyConfig(*again, &reread).ok());
+  EXPECT_EQ(ToToml(reread), ToToml(o));
+  EXPECT_EQ(reread.strategy.server_learning_rate, 0.03);
+  // Unset, the server learning rate stays unset (the strategy's default).
+  EXPECT_FALSE(SimulationOptions{}.strategy.server_learning_rate.has_value());
+  EXPECT_THAT(ToToml(SimulationOptions{}), ::testing::Not(HasSubstr("server_learning_rate")));
+}
+
 TEST(SimulationConfigTest, UnknownKeyIsAnError) {
   absl::StatusOr<ConfigFile> file = ConfigFile::Parse("rounds = 3\nlearning_rate = 0.1\n", "sim.toml");
   ASSERT_TRUE(file.ok());
