@@ -71,9 +71,9 @@ absl::StatusOr<double> GaussianNoise::Sample(double stddev) {
 
 absl::StatusOr<DiscreteGaussian> DiscreteGaussian::Create(double sigma) {
   const double variance = sigma * sigma;
-  if (!(sigma > 0) || !(variance <= 0x1.0p48)) {
+  if (!(sigma > 0) || !(variance <= 0x1.0p52)) {
     return absl::InvalidArgumentError(
-        fmt::format("discrete Gaussian sigma {}: must be in (0, 2^24]", sigma));
+        fmt::format("discrete Gaussian sigma {}: must be in (0, 2^26]", sigma));
   }
   const uint64_t d = variance >= 0x1.0p16 ? 1 : (uint64_t{1} << 16);
   const uint64_t n = static_cast<uint64_t>(std::ceil(variance * static_cast<double>(d)));
@@ -87,7 +87,7 @@ absl::StatusOr<DiscreteGaussian> DiscreteGaussian::Create(double sigma) {
 bool DiscreteGaussian::BernoulliExpAtMostOne(u128 numerator, u128 denominator) {
   for (u128 k = 1;; ++k) {
     // Bernoulli(numerator / (denominator * k)); the product cannot overflow
-    // for the sizes Create admits (denominator < 2^98, k tiny).
+    // for the sizes Create admits (denominator < 2^106, k tiny).
     if (random_.Below128(denominator * k) >= numerator) return (k & 1) == 1;
   }
 }
@@ -113,9 +113,10 @@ int64_t DiscreteGaussian::DiscreteLaplace() {
     const u128 x = static_cast<u128>(u) + static_cast<u128>(t_) * v;
     const bool negative = (random_.Next64() & 1) == 1;
     if (negative && x == 0) continue;
-    // |x| beyond 2^12 t has probability below exp(-4096); redrawing keeps
-    // the arithmetic below in 128 bits at no measurable cost in exactness.
-    if (x > (static_cast<u128>(t_) << 12)) continue;
+    // |x| beyond 2^8 t has probability below exp(-256) (1e-111); redrawing
+    // keeps the arithmetic below in 128 bits at no measurable cost in
+    // exactness.
+    if (x > (static_cast<u128>(t_) << 8)) continue;
     return negative ? -static_cast<int64_t>(x) : static_cast<int64_t>(x);
   }
 }

@@ -61,9 +61,9 @@ class GaussianNoise {
 // the noise is never smaller than asked. Not thread-safe.
 class DiscreteGaussian {
  public:
-  // kInvalidArgument unless 0 < sigma <= 2^24 (the arithmetic then fits in
-  // 128 bits: |draws| are capped at 2^12 (sigma + 1), which changes the
-  // distribution by less than exp(-4096)).
+  // kInvalidArgument unless 0 < sigma <= 2^26 (the arithmetic then fits in
+  // 128 bits: |draws| are capped at 2^8 (floor(sigma) + 1), which changes
+  // the distribution by less than exp(-256)).
   static absl::StatusOr<DiscreteGaussian> Create(double sigma);
 
   // One draw; kInternal if RAND_bytes fails.
