@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <random>
 
@@ -11,6 +12,7 @@
 
 #include "common/config.h"
 #include "models/model.h"
+#include "security/dp/accountant.h"
 
 namespace samverka::simulation {
 namespace {
@@ -170,6 +172,97 @@ TEST_F(SimulationTest, BadOptionsAreRejectedBeforeAnyWork) {
   o.dataset = "csv:" + (dir_ / "blobs.csv").string() + ":label";
   EXPECT_THAT(std::string(RunSimulation(o).status().message()), HasSubstr("kind"));
 }
+
+// --- Differential privacy (DP-FedAvg) ---
+
+TEST_F(SimulationTest, CentralDpReportsEpsilonAndStillLearns) {
+  SimulationOptions o = Options("dp");
+  o.dp = "central";
+  o.dp_noise_multiplier = 0.05;  // little noise: the blobs must still be learnt
+  o.dp_clip_norm = 2.0;
+  std::vector<RoundReport> seen;
+  absl::StatusOr<RoundReport> last = RunSimulation(o, [&](const RoundReport& r) { seen.push_back(r); });
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_GT(last->test_accuracy, 0.8);
+  // Epsilon grows every round and after 4 rounds is the accountant's value
+  // for q = 3 / 6, z = 0.05, 4 steps.
+  for (size_t i = 1; i < seen.size(); ++i) EXPECT_GT(seen[i].epsilon, seen[i - 1].epsilon);
+  absl::StatusOr<security::dp::PrivacySpent> expected =
+      security::dp::ComputeEpsilon(0.5, 0.05, 4, 1e-5);
+  ASSERT_TRUE(expected.ok());
+  EXPECT_NEAR(last->epsilon, expected->epsilon, 1e-9 * expected->epsilon);
+  std::vector<nlohmann::json> rows = ReadMetrics(dir_ / "dp");
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_NEAR(rows.back()["epsilon"].get<double>(), last->epsilon, 1e-9 * last->epsilon);
+  EXPECT_EQ(rows.back()["dp_clip_norm"].get<double>(), 2.0);
+  // Without DP both columns are empty (null).
+  ASSERT_TRUE(RunSimulation(Options("plain")).ok());
+  EXPECT_TRUE(ReadMetrics(dir_ / "plain").back()["epsilon"].is_null());
+}
+
+TEST_F(SimulationTest, DpNoiseDrownsTheSignalWhenLarge) {
+  // z = 50 with 3 clients a round: per-coordinate noise of 50 * C / 3 on
+  // the averaged update. The model cannot learn, which shows the noise is
+  // really added (central) and really survives secure aggregation
+  // (distributed).
+  for (const char* mode : {"central", "distributed"}) {
+    SimulationOptions o = Options(std::string("loud_") + mode);
+    o.dp = mode;
+    o.secure_aggregation = std::string(mode) == "distributed";
+    o.dp_noise_multiplier = 50;
+    o.dp_clip_norm = 0.1;
+    o.secagg_clip_range = 32;  // room for the noised sum: >= 0.1 + 10 * 50 * 0.1 / 3
+    absl::StatusOr<RoundReport> last = RunSimulation(o);
+    ASSERT_TRUE(last.ok()) << mode << ": " << last.status();
+    EXPECT_TRUE(last->succeeded) << mode;
+    EXPECT_EQ(last->clients, 3) << mode << ": every client contributed";
+    EXPECT_LT(last->test_accuracy, 0.8) << mode;
+  }
+}
+
+TEST_F(SimulationTest, DistributedDpUnderSecureAggregationLearns) {
+  SimulationOptions o = Options("distributed");
+  o.clients = 8;
+  o.clients_per_round = 5;
+  o.secure_aggregation = true;
+  o.dp = "distributed";
+  o.dp_noise_multiplier = 0.05;
+  o.dp_clip_norm = 2.0;
+  absl::StatusOr<RoundReport> last = RunSimulation(o);
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_EQ(last->clients, 5);
+  EXPECT_GT(last->test_accuracy, 0.8);
+  EXPECT_NEAR(last->epsilon, security::dp::ComputeEpsilon(5.0 / 8, 0.05, 4, 1e-5)->epsilon,
+              1e-9 * last->epsilon);
+}
+
+TEST_F(SimulationTest, BadDpOptionsAreRejectedBeforeAnyWork) {
+  const std::pair<std::function<void(SimulationOptions&)>, std::string> cases[] = {
+      {[](SimulationOptions& o) { o.dp_noise_multiplier = -1; }, "dp_noise_multiplier"},
+      {[](SimulationOptions& o) { o.dp_delta = 1; }, "dp_delta"},
+      {[](SimulationOptions& o) { o.dp_clip_norm = 0; }, "dp_clip_norm"},
+      {[](SimulationOptions& o) { o.dp_target_quantile = 2; }, "dp_target_quantile"},
+      {[](SimulationOptions& o) { o.dp = "local"; }, "dp = \"local\""},
+      {[](SimulationOptions& o) { o.dp = "distributed"; }, "secure_aggregation"},
+      {[](SimulationOptions& o) {
+         o.dp = "distributed";
+         o.secure_aggregation = true;
+         o.dp_noise_multiplier = 50;
+       },
+       "secagg_clip_range"},
+  };
+  for (const auto& [mutate, fragment] : cases) {
+    SimulationOptions o = Options("bad_dp");
+    if (o.dp == "off") o.dp = "central";
+    mutate(o);
+    absl::Status s = RunSimulation(o).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << fragment;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(fragment));
+    EXPECT_FALSE(fs::exists(dir_ / "bad_dp")) << "nothing ran for " << fragment;
+  }
+}
+
+// --- end of differential privacy ---
 
 TEST(SimulationConfigTest, UnknownKeyIsAnError) {
   absl::StatusOr<ConfigFile> file = ConfigFile::Parse("rounds = 3\nlearning_rate = 0.1\n", "sim.toml");
