@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <regex>
 #include <string>
 
@@ -68,6 +69,27 @@ TEST(PrivacyCliTest, BadParametersGetOneErrorLine) {
     EXPECT_THAT(r.lines()[0], StartsWith("samverka: error: ")) << args;
     EXPECT_THAT(r.lines()[0], HasSubstr(fragment)) << args;
   }
+}
+
+TEST(PrivacyCliTest, SimulateRejectsBadDpOptionsAtStartUp) {
+  const std::filesystem::path dir = FreshTestDir("samverka_dp_cli_");
+  const std::pair<std::string, std::string> cases[] = {
+      {"--dp central --dp-noise-multiplier -1", "dp_noise_multiplier"},
+      {"--dp central --dp-delta 1", "dp_delta"},
+      {"--dp central --dp-clip-norm 0", "dp_clip_norm"},
+      {"--dp distributed", "secure_aggregation"},
+      {"--dp everywhere", "dp = \"everywhere\""},
+  };
+  for (const auto& [args, fragment] : cases) {
+    CommandResult r = RunCommand(std::string(SAMVERKA_BIN) + " --log-level warn simulate --out " +
+                                 (dir / "out").string() + " " + args);
+    EXPECT_NE(r.exit_code, 0) << args;
+    ASSERT_EQ(r.lines().size(), 1u) << args << "\n" << r.output;
+    EXPECT_THAT(r.lines()[0], StartsWith("samverka: error: ")) << args;
+    EXPECT_THAT(r.lines()[0], HasSubstr(fragment)) << args;
+    EXPECT_FALSE(std::filesystem::exists(dir / "out")) << "nothing ran for " << args;
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
