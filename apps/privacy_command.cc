@@ -37,7 +37,10 @@ void Run(const PrivacyFlags& f, bool has_sigma, bool has_target, bool has_q, boo
     absl::StatusOr<double> found =
         dp::SmallestNoiseMultiplier(f.sampling_rate, f.rounds, f.delta, f.target_epsilon, conversion);
     if (!found.ok()) return Fail(std::string(found.status().message()));
-    sigma = *found;
+    // Printed to 4 decimals, rounded up so the printed value (which users
+    // copy into their config) still meets the target; the epsilon lines
+    // below are for that printed value.
+    sigma = std::ceil(*found * 1e4) / 1e4;
     std::printf("noise multiplier %.4f (smallest with epsilon <= %g after %lld rounds at "
                 "sampling rate %g, delta %g, %s conversion)\n",
                 sigma, f.target_epsilon, static_cast<long long>(f.rounds), f.sampling_rate,

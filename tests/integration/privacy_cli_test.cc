@@ -46,8 +46,14 @@ TEST(PrivacyCliTest, TargetEpsilonGivesTheNoiseMultiplier) {
   // delta 1e-5, q 0.04, 90 epochs -> 1.425307617 (bisection to 0.01).
   CommandResult r = Privacy("--sampling-rate 0.04 --target-epsilon 8 --rounds 2250 --delta 1e-5");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NEAR(NumberAfter(r.output, "noise multiplier"), 1.425307617, 0.01) << r.output;
+  const double sigma = NumberAfter(r.output, "noise multiplier");
+  EXPECT_NEAR(sigma, 1.425307617, 0.01) << r.output;
   EXPECT_LE(NumberAfter(r.output, "epsilon"), 8.0) << r.output;
+  // The printed (rounded) value itself meets the target.
+  CommandResult check = Privacy("--sampling-rate 0.04 --rounds 2250 --delta 1e-5 --noise-multiplier " +
+                                std::to_string(sigma));
+  ASSERT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_LE(NumberAfter(check.output, "epsilon"), 8.0) << check.output;
 }
 
 TEST(PrivacyCliTest, BadParametersGetOneErrorLine) {
