@@ -11,7 +11,9 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-absl::Status Bad(const std::string& message) { return absl::InvalidArgumentError(message); }
+absl::Status Bad(const std::string& message) {
+  return absl::InvalidArgumentError(message);
+}
 
 // log(exp(a) + exp(b)).
 double LogAdd(double a, double b) {
@@ -40,13 +42,15 @@ double LogSub(double a, double b) {
 double LogErfc(double x) {
   if (x < 26) return std::log(std::erfc(x));
   const double x2 = x * x;
-  return -0.5 * std::log(M_PI) - std::log(x) - x2 - 0.5 / x2 + 0.625 / (x2 * x2) -
-         37.0 / 24.0 / (x2 * x2 * x2) + 353.0 / 64.0 / (x2 * x2 * x2 * x2);
+  return -0.5 * std::log(M_PI) - std::log(x) - x2 - 0.5 / x2 +
+         0.625 / (x2 * x2) - 37.0 / 24.0 / (x2 * x2 * x2) +
+         353.0 / 64.0 / (x2 * x2 * x2 * x2);
 }
 
 // log C(n, k) for integers.
 double LogBinomial(int64_t n, int64_t k) {
-  return std::lgamma(static_cast<double>(n) + 1) - std::lgamma(static_cast<double>(k) + 1) -
+  return std::lgamma(static_cast<double>(n) + 1) -
+         std::lgamma(static_cast<double>(k) + 1) -
          std::lgamma(static_cast<double>(n - k) + 1);
 }
 
@@ -92,9 +96,11 @@ double LogAFractional(double q, double sigma, double alpha) {
     const double j = alpha - di;
     const double log_t0 = log_abs_coef + di * log_q + j * log_1mq;
     const double log_t1 = log_abs_coef + j * log_q + di * log_1mq;
-    const double log_e0 = std::log(0.5) + LogErfc((di - z0) / (M_SQRT2 * sigma));
+    const double log_e0 =
+        std::log(0.5) + LogErfc((di - z0) / (M_SQRT2 * sigma));
     const double log_e1 = std::log(0.5) + LogErfc((z0 - j) / (M_SQRT2 * sigma));
-    const double log_s0 = log_t0 + (di * di - di) / (2 * sigma * sigma) + log_e0;
+    const double log_s0 =
+        log_t0 + (di * di - di) / (2 * sigma * sigma) + log_e0;
     const double log_s1 = log_t1 + (j * j - j) / (2 * sigma * sigma) + log_e1;
     if (positive) {
       log_a0 = LogAdd(log_a0, log_s0);
@@ -103,7 +109,8 @@ double LogAFractional(double q, double sigma, double alpha) {
       log_a0 = LogSub(log_a0, log_s0);
       log_a1 = LogSub(log_a1, log_s1);
     }
-    if (std::isnan(log_a0) || std::isnan(log_a1)) return std::numeric_limits<double>::quiet_NaN();
+    if (std::isnan(log_a0) || std::isnan(log_a1))
+      return std::numeric_limits<double>::quiet_NaN();
     if (std::max(log_s0, log_s1) < -30) break;
   }
   return LogAdd(log_a0, log_a1);
@@ -128,33 +135,41 @@ std::vector<double> DefaultOrders() {
   std::vector<double> orders;
   for (int x = 1; x < 100; ++x) orders.push_back(1 + x / 10.0);
   for (int a = 12; a < 64; ++a) orders.push_back(a);
-  for (double a : {64.0, 80.0, 96.0, 128.0, 256.0, 512.0, 1024.0}) orders.push_back(a);
+  for (double a : {64.0, 80.0, 96.0, 128.0, 256.0, 512.0, 1024.0})
+    orders.push_back(a);
   return orders;
 }
 
-absl::Status ValidateSampledGaussian(double sampling_rate, double noise_multiplier,
-                                     int64_t steps) {
+absl::Status ValidateSampledGaussian(double sampling_rate,
+                                     double noise_multiplier, int64_t steps) {
   if (!(sampling_rate > 0 && sampling_rate <= 1)) {
-    return Bad(fmt::format("sampling rate q = {}: must be in (0, 1]", sampling_rate));
+    return Bad(
+        fmt::format("sampling rate q = {}: must be in (0, 1]", sampling_rate));
   }
   if (!(noise_multiplier > 0) || !std::isfinite(noise_multiplier)) {
-    return Bad(fmt::format("noise multiplier sigma = {}: must be a positive number",
-                           noise_multiplier));
+    return Bad(
+        fmt::format("noise multiplier sigma = {}: must be a positive number",
+                    noise_multiplier));
   }
-  if (steps < 1) return Bad(fmt::format("rounds (steps) = {}: must be >= 1", steps));
+  if (steps < 1)
+    return Bad(fmt::format("rounds (steps) = {}: must be >= 1", steps));
   return absl::OkStatus();
 }
 
 absl::Status ValidateDelta(double delta) {
   if (!(delta > 0 && delta < 1)) {
-    return Bad(fmt::format("delta = {}: must be in (0, 1), typically below 1/N", delta));
+    return Bad(fmt::format("delta = {}: must be in (0, 1), typically below 1/N",
+                           delta));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<double> SampledGaussianRdp(double sampling_rate, double noise_multiplier,
+absl::StatusOr<double> SampledGaussianRdp(double sampling_rate,
+                                          double noise_multiplier,
                                           double order) {
-  if (absl::Status s = ValidateSampledGaussian(sampling_rate, noise_multiplier, 1); !s.ok()) {
+  if (absl::Status s =
+          ValidateSampledGaussian(sampling_rate, noise_multiplier, 1);
+      !s.ok()) {
     return s;
   }
   if (!(order > 1)) return Bad(fmt::format("RDP order {}: must be > 1", order));
@@ -162,11 +177,13 @@ absl::StatusOr<double> SampledGaussianRdp(double sampling_rate, double noise_mul
 }
 
 absl::StatusOr<PrivacySpent> EpsilonFromRdp(std::span<const double> orders,
-                                            std::span<const double> rdp, double delta,
+                                            std::span<const double> rdp,
+                                            double delta,
                                             Conversion conversion) {
   if (absl::Status s = ValidateDelta(delta); !s.ok()) return s;
   if (orders.size() != rdp.size() || orders.empty()) {
-    return Bad(fmt::format("{} RDP orders but {} RDP values", orders.size(), rdp.size()));
+    return Bad(fmt::format("{} RDP orders but {} RDP values", orders.size(),
+                           rdp.size()));
   }
   PrivacySpent best{kInf, orders[0]};
   const double log_delta = std::log(delta);
@@ -174,7 +191,8 @@ absl::StatusOr<PrivacySpent> EpsilonFromRdp(std::span<const double> orders,
     const double a = orders[k];
     if (!(a > 1)) return Bad(fmt::format("RDP order {}: must be > 1", a));
     if (std::isnan(rdp[k]) || rdp[k] < 0) {
-      return Bad(fmt::format("RDP value {} at order {}: must be >= 0", rdp[k], a));
+      return Bad(
+          fmt::format("RDP value {} at order {}: must be >= 0", rdp[k], a));
     }
     double eps;
     if (conversion == Conversion::kClassic) {
@@ -191,22 +209,26 @@ absl::StatusOr<PrivacySpent> EpsilonFromRdp(std::span<const double> orders,
 RdpAccountant::RdpAccountant(std::vector<double> orders)
     : orders_(std::move(orders)), rdp_(orders_.size(), 0.0) {}
 
-absl::Status RdpAccountant::Compose(double sampling_rate, double noise_multiplier,
-                                    int64_t steps) {
-  if (absl::Status s = ValidateSampledGaussian(sampling_rate, noise_multiplier, steps); !s.ok()) {
+absl::Status RdpAccountant::Compose(double sampling_rate,
+                                    double noise_multiplier, int64_t steps) {
+  if (absl::Status s =
+          ValidateSampledGaussian(sampling_rate, noise_multiplier, steps);
+      !s.ok()) {
     return s;
   }
   for (double a : orders_) {
     if (!(a > 1)) return Bad(fmt::format("RDP order {}: must be > 1", a));
   }
   for (size_t k = 0; k < orders_.size(); ++k) {
-    rdp_[k] += static_cast<double>(steps) * RdpOneStep(sampling_rate, noise_multiplier, orders_[k]);
+    rdp_[k] += static_cast<double>(steps) *
+               RdpOneStep(sampling_rate, noise_multiplier, orders_[k]);
   }
   steps_ += steps;
   return absl::OkStatus();
 }
 
-absl::StatusOr<PrivacySpent> RdpAccountant::Spent(double delta, Conversion conversion) const {
+absl::StatusOr<PrivacySpent> RdpAccountant::Spent(double delta,
+                                                  Conversion conversion) const {
   if (steps_ == 0) {
     // Nothing released yet; the conversion formulas would give a small
     // positive number for zero RDP.
@@ -216,25 +238,35 @@ absl::StatusOr<PrivacySpent> RdpAccountant::Spent(double delta, Conversion conve
   return EpsilonFromRdp(orders_, rdp_, delta, conversion);
 }
 
-absl::StatusOr<PrivacySpent> ComputeEpsilon(double sampling_rate, double noise_multiplier,
-                                            int64_t steps, double delta, Conversion conversion) {
+absl::StatusOr<PrivacySpent> ComputeEpsilon(double sampling_rate,
+                                            double noise_multiplier,
+                                            int64_t steps, double delta,
+                                            Conversion conversion) {
   if (absl::Status s = ValidateDelta(delta); !s.ok()) return s;
   RdpAccountant accountant;
-  if (absl::Status s = accountant.Compose(sampling_rate, noise_multiplier, steps); !s.ok()) {
+  if (absl::Status s =
+          accountant.Compose(sampling_rate, noise_multiplier, steps);
+      !s.ok()) {
     return s;
   }
   return accountant.Spent(delta, conversion);
 }
 
-absl::StatusOr<double> SmallestNoiseMultiplier(double sampling_rate, int64_t steps, double delta,
-                                               double target_epsilon, Conversion conversion) {
+absl::StatusOr<double> SmallestNoiseMultiplier(double sampling_rate,
+                                               int64_t steps, double delta,
+                                               double target_epsilon,
+                                               Conversion conversion) {
   if (!(target_epsilon > 0) || !std::isfinite(target_epsilon)) {
-    return Bad(fmt::format("target epsilon = {}: must be a positive number", target_epsilon));
+    return Bad(fmt::format("target epsilon = {}: must be a positive number",
+                           target_epsilon));
   }
   if (absl::Status s = ValidateDelta(delta); !s.ok()) return s;
-  if (absl::Status s = ValidateSampledGaussian(sampling_rate, 1.0, steps); !s.ok()) return s;
+  if (absl::Status s = ValidateSampledGaussian(sampling_rate, 1.0, steps);
+      !s.ok())
+    return s;
   auto epsilon = [&](double sigma) {
-    return ComputeEpsilon(sampling_rate, sigma, steps, delta, conversion)->epsilon;
+    return ComputeEpsilon(sampling_rate, sigma, steps, delta, conversion)
+        ->epsilon;
   };
   // Bracket: epsilon falls as sigma grows. hi always meets the target.
   double lo = 0;
@@ -243,9 +275,11 @@ absl::StatusOr<double> SmallestNoiseMultiplier(double sampling_rate, int64_t ste
     lo = hi;
     hi *= 2;
     if (hi > 1e4) {
-      return absl::OutOfRangeError(fmt::format(
-          "target epsilon {} is out of reach: even noise multiplier 10^4 gives more "
-          "(q = {}, {} rounds, delta = {})", target_epsilon, sampling_rate, steps, delta));
+      return absl::OutOfRangeError(
+          fmt::format("target epsilon {} is out of reach: even noise "
+                      "multiplier 10^4 gives more "
+                      "(q = {}, {} rounds, delta = {})",
+                      target_epsilon, sampling_rate, steps, delta));
     }
   }
   while (hi - lo > 1e-4 * hi) {

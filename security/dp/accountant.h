@@ -39,8 +39,8 @@ std::vector<double> DefaultOrders();
 
 // kInvalidArgument naming the parameter unless q is in (0, 1], sigma > 0
 // and finite, steps >= 1.
-absl::Status ValidateSampledGaussian(double sampling_rate, double noise_multiplier,
-                                     int64_t steps);
+absl::Status ValidateSampledGaussian(double sampling_rate,
+                                     double noise_multiplier, int64_t steps);
 // kInvalidArgument unless 0 < delta < 1.
 absl::Status ValidateDelta(double delta);
 
@@ -48,7 +48,8 @@ absl::Status ValidateDelta(double delta);
 // sampling rate q and noise multiplier sigma. q = 1 gives alpha / (2
 // sigma^2) exactly. May be +infinity (no useful bound at this order).
 // kInvalidArgument for bad parameters or order <= 1.
-absl::StatusOr<double> SampledGaussianRdp(double sampling_rate, double noise_multiplier,
+absl::StatusOr<double> SampledGaussianRdp(double sampling_rate,
+                                          double noise_multiplier,
                                           double order);
 
 // An (epsilon, delta) guarantee and the order that gave it.
@@ -60,9 +61,9 @@ struct PrivacySpent {
 // The smallest epsilon over `orders` for `rdp` (total RDP per order,
 // same length). kInvalidArgument for mismatched lengths, an order <= 1 or
 // a bad delta. epsilon is +infinity when no order gives a finite bound.
-absl::StatusOr<PrivacySpent> EpsilonFromRdp(std::span<const double> orders,
-                                            std::span<const double> rdp, double delta,
-                                            Conversion conversion = Conversion::kBalle2020);
+absl::StatusOr<PrivacySpent> EpsilonFromRdp(
+    std::span<const double> orders, std::span<const double> rdp, double delta,
+    Conversion conversion = Conversion::kBalle2020);
 
 // Composes sampled Gaussian steps (possibly with different q and sigma per
 // step, e.g. one per federated round) and reports (epsilon, delta).
@@ -72,12 +73,13 @@ class RdpAccountant {
 
   // Adds `steps` steps with rate q and multiplier sigma. kInvalidArgument
   // for bad parameters (the accountant is then unchanged).
-  absl::Status Compose(double sampling_rate, double noise_multiplier, int64_t steps = 1);
+  absl::Status Compose(double sampling_rate, double noise_multiplier,
+                       int64_t steps = 1);
 
   // The guarantee after everything composed so far (epsilon 0 before the
   // first step). kInvalidArgument for a bad delta.
-  absl::StatusOr<PrivacySpent> Spent(double delta,
-                                     Conversion conversion = Conversion::kBalle2020) const;
+  absl::StatusOr<PrivacySpent> Spent(
+      double delta, Conversion conversion = Conversion::kBalle2020) const;
 
   const std::vector<double>& orders() const { return orders_; }
   // Total RDP per order.
@@ -93,17 +95,17 @@ class RdpAccountant {
 
 // Epsilon after `steps` steps with rate q and multiplier sigma, over
 // DefaultOrders(). kInvalidArgument naming any bad parameter.
-absl::StatusOr<PrivacySpent> ComputeEpsilon(double sampling_rate, double noise_multiplier,
-                                            int64_t steps, double delta,
-                                            Conversion conversion = Conversion::kBalle2020);
+absl::StatusOr<PrivacySpent> ComputeEpsilon(
+    double sampling_rate, double noise_multiplier, int64_t steps, double delta,
+    Conversion conversion = Conversion::kBalle2020);
 
 // The smallest noise multiplier (to relative precision 1e-4, rounded up so
 // the result always meets the target) whose epsilon after `steps` steps is
 // at most `target_epsilon`. kInvalidArgument for bad parameters (target
 // epsilon must be > 0 and finite); kOutOfRange if even sigma = 10^4 does not
 // meet the target.
-absl::StatusOr<double> SmallestNoiseMultiplier(double sampling_rate, int64_t steps,
-                                               double delta, double target_epsilon,
-                                               Conversion conversion = Conversion::kBalle2020);
+absl::StatusOr<double> SmallestNoiseMultiplier(
+    double sampling_rate, int64_t steps, double delta, double target_epsilon,
+    Conversion conversion = Conversion::kBalle2020);
 
 }  // namespace samverka::security::dp

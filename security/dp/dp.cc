@@ -10,15 +10,18 @@ absl::StatusOr<DpMode> ParseDpMode(std::string_view name) {
   if (name == "off") return DpMode::kOff;
   if (name == "central") return DpMode::kCentral;
   if (name == "distributed") return DpMode::kDistributed;
-  return absl::InvalidArgumentError(
-      fmt::format("dp = \"{}\": must be \"off\", \"central\" or \"distributed\"", name));
+  return absl::InvalidArgumentError(fmt::format(
+      "dp = \"{}\": must be \"off\", \"central\" or \"distributed\"", name));
 }
 
 std::string DpModeName(DpMode mode) {
   switch (mode) {
-    case DpMode::kOff: return "off";
-    case DpMode::kCentral: return "central";
-    case DpMode::kDistributed: return "distributed";
+    case DpMode::kOff:
+      return "off";
+    case DpMode::kCentral:
+      return "central";
+    case DpMode::kDistributed:
+      return "distributed";
   }
   return "off";
 }
@@ -26,20 +29,24 @@ std::string DpModeName(DpMode mode) {
 absl::Status DpConfig::Validate() const {
   if (mode == DpMode::kOff) return absl::OkStatus();
   auto bad = [](std::string_view key, double value, std::string_view rule) {
-    return absl::InvalidArgumentError(fmt::format("{} = {}: {}", key, value, rule));
+    return absl::InvalidArgumentError(
+        fmt::format("{} = {}: {}", key, value, rule));
   };
   if (!(noise_multiplier > 0) || !std::isfinite(noise_multiplier)) {
-    return bad("dp_noise_multiplier", noise_multiplier, "must be a positive number");
+    return bad("dp_noise_multiplier", noise_multiplier,
+               "must be a positive number");
   }
   if (!(clip_norm > 0) || !std::isfinite(clip_norm)) {
     return bad("dp_clip_norm", clip_norm, "must be a positive number");
   }
-  if (!(delta > 0 && delta < 1)) return bad("dp_delta", delta, "must be in (0, 1)");
+  if (!(delta > 0 && delta < 1))
+    return bad("dp_delta", delta, "must be in (0, 1)");
   if (!(target_quantile >= 0 && target_quantile <= 1)) {
     return bad("dp_target_quantile", target_quantile, "must be in [0, 1]");
   }
   if (!(clip_learning_rate > 0) || !std::isfinite(clip_learning_rate)) {
-    return bad("dp_clip_learning_rate", clip_learning_rate, "must be a positive number");
+    return bad("dp_clip_learning_rate", clip_learning_rate,
+               "must be a positive number");
   }
   if (!(count_noise_stddev >= 0) || !std::isfinite(count_noise_stddev)) {
     return bad("dp_count_noise", count_noise_stddev, "must be >= 0");
@@ -47,18 +54,19 @@ absl::Status DpConfig::Validate() const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<DpFedAvgServer>> DpFedAvgServer::Create(const DpConfig& config,
-                                                                       int64_t population,
-                                                                       double expected_clients) {
+absl::StatusOr<std::unique_ptr<DpFedAvgServer>> DpFedAvgServer::Create(
+    const DpConfig& config, int64_t population, double expected_clients) {
   if (absl::Status s = config.Validate(); !s.ok()) return s;
   if (config.mode == DpMode::kOff) {
-    return absl::InvalidArgumentError("DpFedAvgServer needs dp = central or distributed");
+    return absl::InvalidArgumentError(
+        "DpFedAvgServer needs dp = central or distributed");
   }
   if (!(population >= 1) || !(expected_clients > 0) ||
       !(expected_clients <= static_cast<double>(population))) {
-    return absl::InvalidArgumentError(fmt::format(
-        "DP sampling rate: {} expected clients of {} must give a rate in (0, 1]",
-        expected_clients, population));
+    return absl::InvalidArgumentError(
+        fmt::format("DP sampling rate: {} expected clients of {} must give a "
+                    "rate in (0, 1]",
+                    expected_clients, population));
   }
   auto server = std::unique_ptr<DpFedAvgServer>(new DpFedAvgServer());
   server->config_ = config;
@@ -70,10 +78,11 @@ absl::StatusOr<std::unique_ptr<DpFedAvgServer>> DpFedAvgServer::Create(const DpC
     options.initial_clip = config.clip_norm;
     options.target_quantile = config.target_quantile;
     options.learning_rate = config.clip_learning_rate;
-    options.count_noise_stddev =
-        config.count_noise_stddev > 0 ? config.count_noise_stddev : expected_clients / 20;
-    absl::StatusOr<double> z = UpdateNoiseMultiplier(config.noise_multiplier,
-                                                     options.count_noise_stddev);
+    options.count_noise_stddev = config.count_noise_stddev > 0
+                                     ? config.count_noise_stddev
+                                     : expected_clients / 20;
+    absl::StatusOr<double> z = UpdateNoiseMultiplier(
+        config.noise_multiplier, options.count_noise_stddev);
     if (!z.ok()) {
       return absl::InvalidArgumentError(fmt::format(
           "dp_adaptive_clip: {}; raise dp_count_noise or the cohort size",
@@ -100,10 +109,13 @@ absl::Status DpFedAvgServer::FinishRound(double within_clip_count) {
     return absl::InvalidArgumentError(
         fmt::format("within-clip count {} must be >= 0", within_clip_count));
   }
-  if (absl::Status s = accountant_.Compose(sampling_rate_, config_.noise_multiplier, 1); !s.ok()) {
+  if (absl::Status s =
+          accountant_.Compose(sampling_rate_, config_.noise_multiplier, 1);
+      !s.ok()) {
     return s;
   }
-  if (adaptive_ != nullptr) return adaptive_->Update(within_clip_count, expected_clients_, noise_);
+  if (adaptive_ != nullptr)
+    return adaptive_->Update(within_clip_count, expected_clients_, noise_);
   return absl::OkStatus();
 }
 

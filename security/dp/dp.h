@@ -39,16 +39,16 @@ std::string DpModeName(DpMode mode);
 // Everything that configures DP-FedAvg. Field comments give the
 // simulation's TOML key (docs/configuration.md).
 struct DpConfig {
-  DpMode mode = DpMode::kOff;            // dp
-  double noise_multiplier = 1.0;         // dp_noise_multiplier: z = stddev / C
-  double clip_norm = 1.0;                // dp_clip_norm: C (initial C if adaptive)
-  bool adaptive_clip = false;            // dp_adaptive_clip
-  double target_quantile = 0.5;          // dp_target_quantile: gamma
-  double clip_learning_rate = 0.2;       // dp_clip_learning_rate: eta_C
+  DpMode mode = DpMode::kOff;       // dp
+  double noise_multiplier = 1.0;    // dp_noise_multiplier: z = stddev / C
+  double clip_norm = 1.0;           // dp_clip_norm: C (initial C if adaptive)
+  bool adaptive_clip = false;       // dp_adaptive_clip
+  double target_quantile = 0.5;     // dp_target_quantile: gamma
+  double clip_learning_rate = 0.2;  // dp_clip_learning_rate: eta_C
   // sigma_b of the noised clipped-count; 0 picks Andrew et al.'s
   // expected_clients / 20.
-  double count_noise_stddev = 0;         // dp_count_noise
-  double delta = 1e-5;                   // dp_delta
+  double count_noise_stddev = 0;  // dp_count_noise
+  double delta = 1e-5;            // dp_delta
 
   // kInvalidArgument naming the option by its TOML key (e.g.
   // "dp_noise_multiplier = -1: ..."). With mode kOff nothing is checked.
@@ -63,9 +63,8 @@ class DpFedAvgServer {
   // cohort size each round (q = expected_clients / population).
   // kInvalidArgument for a bad config, q outside (0, 1], or adaptive
   // clipping whose count noise would spend the whole budget.
-  static absl::StatusOr<std::unique_ptr<DpFedAvgServer>> Create(const DpConfig& config,
-                                                                int64_t population,
-                                                                double expected_clients);
+  static absl::StatusOr<std::unique_ptr<DpFedAvgServer>> Create(
+      const DpConfig& config, int64_t population, double expected_clients);
 
   // The clipping norm for this round's tasks.
   double clip_norm() const;

@@ -27,8 +27,8 @@ absl::StatusOr<ClipResult> ClipL2(std::span<float> values, double clip_norm) {
   double sum = 0;
   for (size_t i = 0; i < values.size(); ++i) {
     if (!std::isfinite(values[i])) {
-      return absl::InvalidArgumentError(
-          fmt::format("cannot clip: value {} at index {} is not finite", values[i], i));
+      return absl::InvalidArgumentError(fmt::format(
+          "cannot clip: value {} at index {} is not finite", values[i], i));
     }
     sum += static_cast<double>(values[i]) * values[i];
   }
@@ -56,8 +56,8 @@ double GaussianNoise::Standard() {
 
 absl::Status GaussianNoise::Add(std::span<double> values, double stddev) {
   if (!(stddev >= 0) || !std::isfinite(stddev)) {
-    return absl::InvalidArgumentError(
-        fmt::format("noise standard deviation {}: must be a non-negative number", stddev));
+    return absl::InvalidArgumentError(fmt::format(
+        "noise standard deviation {}: must be a non-negative number", stddev));
   }
   for (double& v : values) v += stddev * Standard();
   return random_.status();
@@ -65,7 +65,8 @@ absl::Status GaussianNoise::Add(std::span<double> values, double stddev) {
 
 absl::StatusOr<double> GaussianNoise::Sample(double stddev) {
   double value = 0;
-  if (absl::Status s = Add(std::span<double>(&value, 1), stddev); !s.ok()) return s;
+  if (absl::Status s = Add(std::span<double>(&value, 1), stddev); !s.ok())
+    return s;
   return value;
 }
 
@@ -76,7 +77,8 @@ absl::StatusOr<DiscreteGaussian> DiscreteGaussian::Create(double sigma) {
         fmt::format("discrete Gaussian sigma {}: must be in (0, 2^26]", sigma));
   }
   const uint64_t d = variance >= 0x1.0p16 ? 1 : (uint64_t{1} << 16);
-  const uint64_t n = static_cast<uint64_t>(std::ceil(variance * static_cast<double>(d)));
+  const uint64_t n =
+      static_cast<uint64_t>(std::ceil(variance * static_cast<double>(d)));
   const uint64_t t = IntegerSqrt(n / d) + 1;  // floor(sqrt(n/d)) + 1
   return DiscreteGaussian(n, d, t);
 }
@@ -149,51 +151,69 @@ absl::Status DiscreteGaussian::Sample(std::span<int64_t> out) {
 }
 
 absl::Status AdaptiveClipOptions::Validate() const {
-  auto bad = [](const std::string& what) { return absl::InvalidArgumentError(what); };
+  auto bad = [](const std::string& what) {
+    return absl::InvalidArgumentError(what);
+  };
   if (!(initial_clip > 0) || !std::isfinite(initial_clip)) {
-    return bad(fmt::format("adaptive clipping: initial clip {} must be a positive number", initial_clip));
+    return bad(fmt::format(
+        "adaptive clipping: initial clip {} must be a positive number",
+        initial_clip));
   }
   if (!(target_quantile >= 0 && target_quantile <= 1)) {
-    return bad(fmt::format("adaptive clipping: target quantile {} must be in [0, 1]", target_quantile));
+    return bad(
+        fmt::format("adaptive clipping: target quantile {} must be in [0, 1]",
+                    target_quantile));
   }
   if (!(learning_rate > 0) || !std::isfinite(learning_rate)) {
-    return bad(fmt::format("adaptive clipping: learning rate {} must be a positive number", learning_rate));
+    return bad(fmt::format(
+        "adaptive clipping: learning rate {} must be a positive number",
+        learning_rate));
   }
   if (!(count_noise_stddev >= 0) || !std::isfinite(count_noise_stddev)) {
-    return bad(fmt::format("adaptive clipping: count noise {} must be >= 0", count_noise_stddev));
+    return bad(fmt::format("adaptive clipping: count noise {} must be >= 0",
+                           count_noise_stddev));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<AdaptiveClip> AdaptiveClip::Create(const AdaptiveClipOptions& options) {
+absl::StatusOr<AdaptiveClip> AdaptiveClip::Create(
+    const AdaptiveClipOptions& options) {
   if (absl::Status s = options.Validate(); !s.ok()) return s;
   return AdaptiveClip(options);
 }
 
-absl::Status AdaptiveClip::Update(double unclipped_count, double expected_clients,
+absl::Status AdaptiveClip::Update(double unclipped_count,
+                                  double expected_clients,
                                   GaussianNoise& noise) {
   if (!(unclipped_count >= 0) || !(expected_clients > 0)) {
-    return absl::InvalidArgumentError(fmt::format(
-        "adaptive clipping: count {} of {} expected clients", unclipped_count, expected_clients));
+    return absl::InvalidArgumentError(
+        fmt::format("adaptive clipping: count {} of {} expected clients",
+                    unclipped_count, expected_clients));
   }
-  absl::StatusOr<double> count_noise = noise.Sample(options_.count_noise_stddev);
+  absl::StatusOr<double> count_noise =
+      noise.Sample(options_.count_noise_stddev);
   if (!count_noise.ok()) return count_noise.status();
   const double fraction = (unclipped_count + *count_noise) / expected_clients;
-  clip_ *= std::exp(-options_.learning_rate * (fraction - options_.target_quantile));
+  clip_ *=
+      std::exp(-options_.learning_rate * (fraction - options_.target_quantile));
   return absl::OkStatus();
 }
 
-absl::StatusOr<double> UpdateNoiseMultiplier(double noise_multiplier, double count_noise_stddev) {
+absl::StatusOr<double> UpdateNoiseMultiplier(double noise_multiplier,
+                                             double count_noise_stddev) {
   if (!(noise_multiplier > 0) || !std::isfinite(noise_multiplier)) {
-    return absl::InvalidArgumentError(
-        fmt::format("noise multiplier {}: must be a positive number", noise_multiplier));
+    return absl::InvalidArgumentError(fmt::format(
+        "noise multiplier {}: must be a positive number", noise_multiplier));
   }
   if (count_noise_stddev == 0) return noise_multiplier;
-  const double inverse = std::pow(noise_multiplier, -2) - std::pow(2 * count_noise_stddev, -2);
+  const double inverse =
+      std::pow(noise_multiplier, -2) - std::pow(2 * count_noise_stddev, -2);
   if (!(inverse > 0)) {
-    return absl::InvalidArgumentError(fmt::format(
-        "adaptive clipping: count noise {} is too small for noise multiplier {} "
-        "(needs 2 * count noise > noise multiplier)", count_noise_stddev, noise_multiplier));
+    return absl::InvalidArgumentError(
+        fmt::format("adaptive clipping: count noise {} is too small for noise "
+                    "multiplier {} "
+                    "(needs 2 * count noise > noise multiplier)",
+                    count_noise_stddev, noise_multiplier));
   }
   return 1 / std::sqrt(inverse);
 }

@@ -71,12 +71,15 @@ class DiscreteGaussian {
   // Fills `out` with independent draws.
   absl::Status Sample(std::span<int64_t> out);
   // The sigma^2 actually sampled, n / d.
-  double variance() const { return static_cast<double>(n_) / static_cast<double>(d_); }
+  double variance() const {
+    return static_cast<double>(n_) / static_cast<double>(d_);
+  }
 
  private:
   DiscreteGaussian(uint64_t n, uint64_t d, uint64_t t) : n_(n), d_(d), t_(t) {}
   bool BernoulliExp(unsigned __int128 numerator, unsigned __int128 denominator);
-  bool BernoulliExpAtMostOne(unsigned __int128 numerator, unsigned __int128 denominator);
+  bool BernoulliExpAtMostOne(unsigned __int128 numerator,
+                             unsigned __int128 denominator);
   int64_t DiscreteLaplace();
   int64_t Draw();
 
@@ -105,13 +108,15 @@ struct AdaptiveClipOptions {
 class AdaptiveClip {
  public:
   // kInvalidArgument for bad options.
-  static absl::StatusOr<AdaptiveClip> Create(const AdaptiveClipOptions& options);
+  static absl::StatusOr<AdaptiveClip> Create(
+      const AdaptiveClipOptions& options);
   // The clipping norm for the next round.
   double clip() const { return clip_; }
   // One round: `unclipped_count` of the round's clients had a norm <=
   // clip(); `expected_clients` > 0. kInvalidArgument for a negative count
   // or a non-positive expected size; kInternal if the noise fails.
-  absl::Status Update(double unclipped_count, double expected_clients, GaussianNoise& noise);
+  absl::Status Update(double unclipped_count, double expected_clients,
+                      GaussianNoise& noise);
 
  private:
   explicit AdaptiveClip(const AdaptiveClipOptions& options)
@@ -126,6 +131,7 @@ class AdaptiveClip {
 // (2 sigma_b)^-2, so z_update = (z^-2 - (2 sigma_b)^-2)^-1/2. With
 // count_noise_stddev 0 (no adaptive clipping) returns z.
 // kInvalidArgument if 2 sigma_b <= z (the count alone would spend the budget).
-absl::StatusOr<double> UpdateNoiseMultiplier(double noise_multiplier, double count_noise_stddev);
+absl::StatusOr<double> UpdateNoiseMultiplier(double noise_multiplier,
+                                             double count_noise_stddev);
 
 }  // namespace samverka::security::dp

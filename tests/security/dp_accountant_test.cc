@@ -4,13 +4,13 @@
 // dp_rdp_integration.py additionally checks `samverka privacy` against a
 // direct numerical integration of the Rényi divergence (ctest
 // dp_rdp_integration).
-#include "security/dp/accountant.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <vector>
+
+#include "security/dp/accountant.h"
 
 namespace samverka::security::dp {
 namespace {
@@ -18,7 +18,8 @@ namespace {
 using ::testing::HasSubstr;
 
 // The order list of TF Privacy's compute_dp_sgd_privacy_lib.py (2021-22):
-// [1.25, 1.5, 1.75, 2, 2.25, 2.5, 3, 3.5, 4, 4.5] + range(5, 64) + [128, 256, 512].
+// [1.25, 1.5, 1.75, 2, 2.25, 2.5, 3, 3.5, 4, 4.5] + range(5, 64) + [128, 256,
+// 512].
 std::vector<double> TfPrivacyOrders() {
   std::vector<double> orders = {1.25, 1.5, 1.75, 2, 2.25, 2.5, 3, 3.5, 4, 4.5};
   for (int a = 5; a < 64; ++a) orders.push_back(a);
@@ -35,8 +36,8 @@ std::vector<double> OpacusOrders() {
   return orders;
 }
 
-PrivacySpent Spent(const std::vector<double>& orders, double q, double sigma, int64_t steps,
-                   double delta, Conversion conversion) {
+PrivacySpent Spent(const std::vector<double>& orders, double q, double sigma,
+                   int64_t steps, double delta, Conversion conversion) {
   RdpAccountant accountant(orders);
   EXPECT_TRUE(accountant.Compose(q, sigma, steps).ok());
   absl::StatusOr<PrivacySpent> spent = accountant.Spent(delta, conversion);
@@ -63,26 +64,32 @@ TEST(DpAccountantTest, MatchesTfPrivacySequenceIntegerAndFractionalOrders) {
   // TF Privacy rdp_accountant_test.py, test_compute_rdp_sequence:
   // compute_rdp(0.01, 2.5, 50, [1.5, 2.5, 5, 50, 100]) with delta=1e-5.
   const std::vector<double> orders = {1.5, 2.5, 5, 50, 100};
-  const std::vector<double> expected = {0.00065, 0.001085, 0.00218075, 0.023846, 167.416307};
+  const std::vector<double> expected = {0.00065, 0.001085, 0.00218075, 0.023846,
+                                        167.416307};
   for (size_t k = 0; k < orders.size(); ++k) {
-    EXPECT_NEAR(50 * *SampledGaussianRdp(0.01, 2.5, orders[k]), expected[k], 1e-5)
+    EXPECT_NEAR(50 * *SampledGaussianRdp(0.01, 2.5, orders[k]), expected[k],
+                1e-5)
         << "order " << orders[k];
   }
 }
 
 TEST(DpAccountantTest, ConversionsOfConstantRdp) {
-  // TF Privacy rdp_accountant_test.py, test_get_privacy_spent_check_target_delta:
-  // RDP 1.1 at orders 2..32, delta 1e-5 -> eps 1.32783806176 at order 32
-  // (the Balle et al. conversion TF Privacy adopted in 2020).
+  // TF Privacy rdp_accountant_test.py,
+  // test_get_privacy_spent_check_target_delta: RDP 1.1 at orders 2..32, delta
+  // 1e-5 -> eps 1.32783806176 at order 32 (the Balle et al. conversion TF
+  // Privacy adopted in 2020).
   std::vector<double> orders;
   for (int a = 2; a <= 32; ++a) orders.push_back(a);
   const std::vector<double> rdp(orders.size(), 1.1);
-  absl::StatusOr<PrivacySpent> balle = EpsilonFromRdp(orders, rdp, 1e-5, Conversion::kBalle2020);
+  absl::StatusOr<PrivacySpent> balle =
+      EpsilonFromRdp(orders, rdp, 1e-5, Conversion::kBalle2020);
   ASSERT_TRUE(balle.ok());
   EXPECT_NEAR(balle->epsilon, 1.32783806176, 1e-9);
   EXPECT_EQ(balle->order, 32);
-  // Classic, by hand: 1.1 + ln(1e5) / 31 = 1.1 + 11.512925465 / 31 = 1.471384692.
-  absl::StatusOr<PrivacySpent> classic = EpsilonFromRdp(orders, rdp, 1e-5, Conversion::kClassic);
+  // Classic, by hand: 1.1 + ln(1e5) / 31 = 1.1 + 11.512925465 / 31
+  // = 1.471384692.
+  absl::StatusOr<PrivacySpent> classic =
+      EpsilonFromRdp(orders, rdp, 1e-5, Conversion::kClassic);
   ASSERT_TRUE(classic.ok());
   EXPECT_NEAR(classic->epsilon, 1.471384692, 1e-8);
 }
@@ -92,8 +99,9 @@ TEST(DpAccountantTest, HeterogeneousCompositionMatchesTfPrivacy) {
   // of (q=1e-4, sigma=0.4) then 100 of (q=0.1, sigma=2), delta 1e-5; the old
   // (classic) conversion gave eps 8.509656 at order 2.5, and the newer one
   // must not exceed it.
-  const std::vector<double> orders = {1.25, 1.5, 1.75, 2., 2.5, 3., 4., 5., 6., 7., 8.,
-                                      10.,  12.,  14.,  16., 20., 24., 28., 32., 64., 256.};
+  const std::vector<double> orders = {1.25, 1.5, 1.75, 2.,  2.5, 3.,  4.,
+                                      5.,   6.,  7.,   8.,  10., 12., 14.,
+                                      16.,  20., 24.,  28., 32., 64., 256.};
   RdpAccountant accountant(orders);
   ASSERT_TRUE(accountant.Compose(1e-4, 0.4, 40000).ok());
   ASSERT_TRUE(accountant.Compose(0.1, 2.0, 100).ok());
@@ -109,10 +117,12 @@ TEST(DpAccountantTest, MatchesTfPrivacyDpSgdStatements) {
   // steps = ceil(epochs * N / batch):
   // ('Test0', 60000, 150, 1.3, 15, 1e-5, 0.7242234026109595, 19.0)
   // ('Test1', 100000, 100, 1.0, 30, 1e-7, 1.4154988495444842, 13.0)
-  PrivacySpent t0 = Spent(TfPrivacyOrders(), 150.0 / 60000, 1.3, 6000, 1e-5, Conversion::kBalle2020);
+  PrivacySpent t0 = Spent(TfPrivacyOrders(), 150.0 / 60000, 1.3, 6000, 1e-5,
+                          Conversion::kBalle2020);
   EXPECT_NEAR(t0.epsilon, 0.7242234026109595, 1e-6);
   EXPECT_EQ(t0.order, 19);
-  PrivacySpent t1 = Spent(TfPrivacyOrders(), 100.0 / 100000, 1.0, 30000, 1e-7, Conversion::kBalle2020);
+  PrivacySpent t1 = Spent(TfPrivacyOrders(), 100.0 / 100000, 1.0, 30000, 1e-7,
+                          Conversion::kBalle2020);
   EXPECT_NEAR(t1.epsilon, 1.4154988495444842, 1e-6);
   EXPECT_EQ(t1.order, 13);
 }
@@ -125,17 +135,24 @@ TEST(DpAccountantTest, MatchesTfPrivacyMnistTutorial) {
   // the orders [1 + x/10 for x in 1..99] + range(12, 64). Steps =
   // ceil(60 * 60000 / 256) = 14063. Published to 3 digits: within 1%.
   const double q = 256.0 / 60000;
-  EXPECT_NEAR(Spent(OpacusOrders(), q, 1.1, 14063, 1e-5, Conversion::kClassic).epsilon, 3.01, 0.0301);
-  EXPECT_NEAR(Spent(OpacusOrders(), q, 1.12, 14063, 1e-5, Conversion::kClassic).epsilon, 2.92, 0.0292);
+  EXPECT_NEAR(
+      Spent(OpacusOrders(), q, 1.1, 14063, 1e-5, Conversion::kClassic).epsilon,
+      3.01, 0.0301);
+  EXPECT_NEAR(
+      Spent(OpacusOrders(), q, 1.12, 14063, 1e-5, Conversion::kClassic).epsilon,
+      2.92, 0.0292);
 }
 
 TEST(DpAccountantTest, MatchesOpacusAccountantTest) {
   // Opacus tests/accountants_test.py, test_rdp_accountant: sigma 1.5, sample
   // rate 0.04, int(90 / 0.04) = 2250 steps, delta 1e-5 -> 7.32911117143
   // (DEFAULT_ALPHAS, Balle et al. conversion).
-  EXPECT_NEAR(Spent(OpacusOrders(), 0.04, 1.5, 2250, 1e-5, Conversion::kBalle2020).epsilon,
-              7.32911117143, 1e-6);
-  // With our default orders (a superset) the bound can only be as tight or tighter.
+  EXPECT_NEAR(
+      Spent(OpacusOrders(), 0.04, 1.5, 2250, 1e-5, Conversion::kBalle2020)
+          .epsilon,
+      7.32911117143, 1e-6);
+  // With our default orders (a superset) the bound can only be as tight or
+  // tighter.
   absl::StatusOr<PrivacySpent> ours = ComputeEpsilon(0.04, 1.5, 2250, 1e-5);
   ASSERT_TRUE(ours.ok());
   EXPECT_LE(ours->epsilon, 7.32911117143 + 1e-9);
@@ -158,7 +175,8 @@ TEST(DpAccountantTest, EpsilonGrowsWithRoundsAndFallsWithNoise) {
   const double e50 = ComputeEpsilon(0.1, 1.0, 50, 1e-5)->epsilon;
   EXPECT_LT(e50, ComputeEpsilon(0.1, 1.0, 100, 1e-5)->epsilon);
   EXPECT_GT(e50, ComputeEpsilon(0.1, 2.0, 50, 1e-5)->epsilon);
-  EXPECT_LE(e50, ComputeEpsilon(0.1, 1.0, 50, 1e-5, Conversion::kClassic)->epsilon);
+  EXPECT_LE(e50,
+            ComputeEpsilon(0.1, 1.0, 50, 1e-5, Conversion::kClassic)->epsilon);
   // Composing round by round equals composing all rounds at once.
   RdpAccountant by_round;
   for (int r = 0; r < 50; ++r) ASSERT_TRUE(by_round.Compose(0.1, 1.0).ok());
@@ -168,20 +186,28 @@ TEST(DpAccountantTest, EpsilonGrowsWithRoundsAndFallsWithNoise) {
 }
 
 TEST(DpAccountantTest, RejectsBadParametersNamingThem) {
-  EXPECT_THAT(ComputeEpsilon(0, 1, 10, 1e-5).status().message(), HasSubstr("sampling rate"));
-  EXPECT_THAT(ComputeEpsilon(1.5, 1, 10, 1e-5).status().message(), HasSubstr("sampling rate"));
-  EXPECT_THAT(ComputeEpsilon(0.1, -1, 10, 1e-5).status().message(), HasSubstr("noise multiplier"));
-  EXPECT_THAT(ComputeEpsilon(0.1, 0, 10, 1e-5).status().message(), HasSubstr("noise multiplier"));
-  EXPECT_THAT(ComputeEpsilon(0.1, 1, 0, 1e-5).status().message(), HasSubstr("rounds"));
-  EXPECT_THAT(ComputeEpsilon(0.1, 1, 10, 1).status().message(), HasSubstr("delta"));
-  EXPECT_THAT(ComputeEpsilon(0.1, 1, 10, 0).status().message(), HasSubstr("delta"));
+  EXPECT_THAT(ComputeEpsilon(0, 1, 10, 1e-5).status().message(),
+              HasSubstr("sampling rate"));
+  EXPECT_THAT(ComputeEpsilon(1.5, 1, 10, 1e-5).status().message(),
+              HasSubstr("sampling rate"));
+  EXPECT_THAT(ComputeEpsilon(0.1, -1, 10, 1e-5).status().message(),
+              HasSubstr("noise multiplier"));
+  EXPECT_THAT(ComputeEpsilon(0.1, 0, 10, 1e-5).status().message(),
+              HasSubstr("noise multiplier"));
+  EXPECT_THAT(ComputeEpsilon(0.1, 1, 0, 1e-5).status().message(),
+              HasSubstr("rounds"));
+  EXPECT_THAT(ComputeEpsilon(0.1, 1, 10, 1).status().message(),
+              HasSubstr("delta"));
+  EXPECT_THAT(ComputeEpsilon(0.1, 1, 10, 0).status().message(),
+              HasSubstr("delta"));
   EXPECT_THAT(SmallestNoiseMultiplier(0.1, 10, 1e-5, -2).status().message(),
               HasSubstr("target epsilon"));
   EXPECT_EQ(SmallestNoiseMultiplier(0.1, 10, 1e-5, 0).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(SmallestNoiseMultiplier(1.0, 100000, 1e-10, 1e-6).status().code(),
             absl::StatusCode::kOutOfRange);
-  EXPECT_EQ(SampledGaussianRdp(0.1, 1, 1.0).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SampledGaussianRdp(0.1, 1, 1.0).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

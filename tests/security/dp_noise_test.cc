@@ -2,15 +2,14 @@
 // statistical tests compare sample moments with their expectations within
 // 5 standard errors of the estimator (a false alarm about once in 1.7
 // million runs), so they do not flake.
-#include "security/dp/noise.h"
-
-#include "security/dp/dp.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <vector>
+
+#include "security/dp/dp.h"
+#include "security/dp/noise.h"
 
 namespace samverka::security::dp {
 namespace {
@@ -59,7 +58,8 @@ TEST(DpNoiseTest, GaussianMomentsMatch) {
   int beyond = 0;
   for (double v : x) beyond += std::fabs(v) > 4;
   const double p = 0.04550026;
-  EXPECT_NEAR(beyond / static_cast<double>(n), p, 5 * std::sqrt(p * (1 - p) / n));
+  EXPECT_NEAR(beyond / static_cast<double>(n), p,
+              5 * std::sqrt(p * (1 - p) / n));
   EXPECT_FALSE(noise.Add(x, -1).ok());
 }
 
@@ -93,15 +93,18 @@ TEST(DpNoiseTest, DiscreteGaussianMomentsAndMassMatch) {
     // / (e^{4 pi^2 s^2} - 1))); we compare with the exact series instead.
     double z = 0, second = 0;
     for (int k = -20000; k <= 20000; ++k) {
-      const double w = std::exp(-static_cast<double>(k) * k / (2 * sigma * sigma));
+      const double w =
+          std::exp(-static_cast<double>(k) * k / (2 * sigma * sigma));
       z += w;
       second += w * k * k;
     }
     const double true_var = second / z;
     EXPECT_NEAR(mean, 0, 5 * std::sqrt(true_var / n)) << "sigma " << sigma;
-    EXPECT_NEAR(var, true_var, 5 * true_var * std::sqrt(2.0 / n)) << "sigma " << sigma;
+    EXPECT_NEAR(var, true_var, 5 * true_var * std::sqrt(2.0 / n))
+        << "sigma " << sigma;
     const double p0 = DiscreteGaussianMassAtZero(sigma * sigma);
-    EXPECT_NEAR(zeros / static_cast<double>(n), p0, 5 * std::sqrt(p0 * (1 - p0) / n))
+    EXPECT_NEAR(zeros / static_cast<double>(n), p0,
+                5 * std::sqrt(p0 * (1 - p0) / n))
         << "sigma " << sigma;
   }
 }
@@ -143,7 +146,8 @@ TEST(DpNoiseTest, AdaptiveClipFollowsTheGeometricRule) {
   EXPECT_NEAR(clip->clip(), 1.0, 1e-9);
   EXPECT_FALSE(clip->Update(-1, 10, noise).ok());
   options.target_quantile = 1.5;
-  EXPECT_THAT(AdaptiveClip::Create(options).status().message(), HasSubstr("target quantile"));
+  EXPECT_THAT(AdaptiveClip::Create(options).status().message(),
+              HasSubstr("target quantile"));
 }
 
 TEST(DpNoiseTest, AdaptiveClipConvergesToTheQuantile) {
@@ -167,7 +171,8 @@ TEST(DpNoiseTest, UpdateNoiseMultiplierSplitsTheBudget) {
   // By hand: z = 1, sigma_b = 5: z_update = (1 - 1/100)^-1/2 = 1.005037815.
   EXPECT_NEAR(*UpdateNoiseMultiplier(1.0, 5.0), 1.005037815, 1e-9);
   EXPECT_DOUBLE_EQ(*UpdateNoiseMultiplier(1.3, 0.0), 1.3);
-  EXPECT_THAT(UpdateNoiseMultiplier(2.0, 0.5).status().message(), HasSubstr("count noise"));
+  EXPECT_THAT(UpdateNoiseMultiplier(2.0, 0.5).status().message(),
+              HasSubstr("count noise"));
 }
 
 TEST(DpFedAvgServerTest, ValidationNamesTheOption) {
@@ -198,19 +203,22 @@ TEST(DpFedAvgServerTest, RoundsComposeIntoTheAccountant) {
   config.mode = DpMode::kCentral;
   config.noise_multiplier = 1.0;
   config.clip_norm = 0.5;
-  absl::StatusOr<std::unique_ptr<DpFedAvgServer>> server = DpFedAvgServer::Create(config, 100, 10);
+  absl::StatusOr<std::unique_ptr<DpFedAvgServer>> server =
+      DpFedAvgServer::Create(config, 100, 10);
   ASSERT_TRUE(server.ok()) << server.status();
   EXPECT_DOUBLE_EQ((*server)->sampling_rate(), 0.1);
   EXPECT_DOUBLE_EQ((*server)->noise_stddev(), 0.5);
   EXPECT_EQ((*server)->spent().epsilon, 0);
   for (int r = 0; r < 50; ++r) ASSERT_TRUE((*server)->FinishRound(7).ok());
-  EXPECT_NEAR((*server)->spent().epsilon, ComputeEpsilon(0.1, 1.0, 50, 1e-5)->epsilon, 1e-9);
+  EXPECT_NEAR((*server)->spent().epsilon,
+              ComputeEpsilon(0.1, 1.0, 50, 1e-5)->epsilon, 1e-9);
   // Central noise on a zero sum has the configured spread.
   std::vector<double> sum(100000, 0.0);
   ASSERT_TRUE((*server)->AddCentralNoise(sum).ok());
   double second = 0;
   for (double v : sum) second += v * v;
-  EXPECT_NEAR(second / sum.size(), 0.25, 5 * 0.25 * std::sqrt(2.0 / sum.size()));
+  EXPECT_NEAR(second / sum.size(), 0.25,
+              5 * 0.25 * std::sqrt(2.0 / sum.size()));
 }
 
 TEST(DpFedAvgServerTest, AdaptiveClippingRaisesTheUpdateNoise) {
@@ -219,7 +227,8 @@ TEST(DpFedAvgServerTest, AdaptiveClippingRaisesTheUpdateNoise) {
   config.noise_multiplier = 1.0;
   config.adaptive_clip = true;
   config.clip_norm = 0.1;
-  absl::StatusOr<std::unique_ptr<DpFedAvgServer>> server = DpFedAvgServer::Create(config, 1000, 100);
+  absl::StatusOr<std::unique_ptr<DpFedAvgServer>> server =
+      DpFedAvgServer::Create(config, 1000, 100);
   ASSERT_TRUE(server.ok()) << server.status();
   // sigma_b = 100 / 20 = 5: z_update = (1 - 1/100)^-1/2 = 1.005037815.
   EXPECT_NEAR((*server)->update_noise_multiplier(), 1.005037815, 1e-9);

@@ -34,12 +34,15 @@ class Csprng {
     if (bound >> 64 == 0) return Below(static_cast<uint64_t>(bound));
     const unsigned __int128 threshold = (0 - bound) % bound;
     while (true) {
-      const unsigned __int128 x = (static_cast<unsigned __int128>(Next64()) << 64) | Next64();
+      const unsigned __int128 x =
+          (static_cast<unsigned __int128>(Next64()) << 64) | Next64();
       if (x >= threshold || !status_.ok()) return x % bound;
     }
   }
   // A double uniform in (0, 1]: 53 random bits, never 0.
-  double OpenUnit() { return static_cast<double>((Next64() >> 11) + 1) * 0x1.0p-53; }
+  double OpenUnit() {
+    return static_cast<double>((Next64() >> 11) + 1) * 0x1.0p-53;
+  }
   absl::Status status() const { return status_; }
 
   Csprng() = default;
@@ -55,7 +58,8 @@ class Csprng {
     position_ = 0;
     if (RAND_bytes(reinterpret_cast<unsigned char*>(buffer_.data()),
                    static_cast<int>(buffer_.size() * sizeof(uint64_t))) != 1) {
-      status_ = absl::InternalError("OpenSSL RAND_bytes failed while drawing DP noise");
+      status_ = absl::InternalError(
+          "OpenSSL RAND_bytes failed while drawing DP noise");
       buffer_.fill(0);
     }
   }
