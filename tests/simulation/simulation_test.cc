@@ -13,6 +13,7 @@
 #include "common/config.h"
 #include "models/model.h"
 #include "security/dp/accountant.h"
+#include "simulation/secure_aggregation.h"
 
 namespace samverka::simulation {
 namespace {
@@ -260,6 +261,44 @@ TEST_F(SimulationTest, BadDpOptionsAreRejectedBeforeAnyWork) {
     EXPECT_THAT(std::string(s.message()), HasSubstr(fragment));
     EXPECT_FALSE(fs::exists(dir_ / "bad_dp")) << "nothing ran for " << fragment;
   }
+}
+
+TEST(SimulatedSecureAggregationTest, DistributedNoiseSharesAddUpToTheTarget) {
+  // Five clients send all-zero updates, each with a discrete Gaussian share
+  // of standard deviation 0.1 (in update units). The unmasked sum must then
+  // carry noise of variance 5 * 0.1^2 = 0.05 per coordinate (plus
+  // quantisation noise of order step^2 ~ 1e-14): the shares survive
+  // encoding, masking and decoding at the right scale. 5 standard errors of
+  // the variance estimate: 5 * 0.05 * sqrt(2 / 20000) = 0.0025.
+  const fs::path dir = fs::temp_directory_path() / "samverka_sim_distributed_noise";
+  std::vector<std::string> names;
+  for (int i = 0; i < 5; ++i) names.push_back("site-" + std::to_string(i));
+  absl::StatusOr<std::unique_ptr<SimulatedSecureAggregation>> secure =
+      SimulatedSecureAggregation::Create(names, dir.string(), security::secagg::ThreatModel{}, 8.0);
+  ASSERT_TRUE(secure.ok()) << secure.status();
+  const size_t d = 20000;
+  DistributedNoise noise;
+  noise.stddev = 0.1;
+  noise.coordinates = d;
+  absl::StatusOr<SecureAggregate> sum = (*secure)->RunRound(
+      1, std::string(64, 'a'), d, {0, 1, 2, 3, 4}, 1.0, 1,
+      [&](int, int) -> absl::StatusOr<ClientContribution> {
+        return ClientContribution{std::vector<float>(d, 0.0f), 1.0, 0.0};
+      },
+      noise);
+  fs::remove_all(dir);
+  ASSERT_TRUE(sum.ok()) << sum.status();
+  ASSERT_EQ(sum->contributors.size(), 5u);
+  EXPECT_DOUBLE_EQ(sum->total_weight, 5.0);
+  double mean = 0, second = 0;
+  for (double v : sum->weighted_sum) {
+    mean += v;
+    second += v * v;
+  }
+  mean /= d;
+  second /= d;
+  EXPECT_NEAR(mean, 0, 5 * std::sqrt(0.05 / d));
+  EXPECT_NEAR(second, 0.05, 0.0025);
 }
 
 // --- end of differential privacy ---
