@@ -7,6 +7,8 @@
 #include <regex>
 #include <string>
 
+#include <unistd.h>
+
 #include "tests/integration/run_command.h"
 
 namespace samverka {
@@ -91,7 +93,7 @@ TEST(PrivacyCliTest, BadParametersGetOneErrorLine) {
 }
 
 TEST(PrivacyCliTest, SimulateRejectsBadDpOptionsAtStartUp) {
-  const std::filesystem::path dir = FreshTestDir("samverka_dp_cli_");
+  const std::filesystem::path dir = FreshTestDir("samverka_dp_cli_" + std::to_string(getpid()) + "_");
   const std::pair<std::string, std::string> cases[] = {
       {"--dp central --dp-noise-multiplier -1", "dp_noise_multiplier"},
       {"--dp central --dp-delta 1", "dp_delta"},

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <random>
 
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include "common/config.h"
@@ -270,7 +272,9 @@ TEST(SimulatedSecureAggregationTest, DistributedNoiseSharesAddUpToTheTarget) {
   // quantisation noise of order step^2 ~ 1e-14): the shares survive
   // encoding, masking and decoding at the right scale. 5 standard errors of
   // the variance estimate: 5 * 0.05 * sqrt(2 / 20000) = 0.0025.
-  const fs::path dir = fs::temp_directory_path() / "samverka_sim_distributed_noise";
+  // The pid keeps concurrent test runs (other build trees) apart.
+  const fs::path dir = fs::temp_directory_path() /
+                       ("samverka_sim_distributed_noise_" + std::to_string(getpid()));
   std::vector<std::string> names;
   for (int i = 0; i < 5; ++i) names.push_back("site-" + std::to_string(i));
   absl::StatusOr<std::unique_ptr<SimulatedSecureAggregation>> secure =
