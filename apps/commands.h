@@ -14,6 +14,7 @@ namespace samverka::apps {
 void AddSimulateCommand(CLI::App& app, const std::string* log_level);
 void AddAuditCommand(CLI::App& app);  // audit verify
 void AddPkiCommand(CLI::App& app);
+void AddPrivacyCommand(CLI::App& app);  // privacy: epsilon planning
 // coordinator, client, status and export.
 void AddFederationCommands(CLI::App& app, const std::string* log_level);
 

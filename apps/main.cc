@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   samverka::apps::AddSimulateCommand(app, &log_level);
   samverka::apps::AddAuditCommand(app);
   samverka::apps::AddPkiCommand(app);
+  samverka::apps::AddPrivacyCommand(app);
   samverka::apps::AddFederationCommands(app, &log_level);
   try {
     app.parse(argc, argv);

@@ -33,9 +33,10 @@ struct Overrides {
 
 void PrintRound(const simulation::RoundReport& r) {
   std::string auc = r.test_auc >= 0 ? fmt::format("  auc {:.4f}", r.test_auc) : "";
-  std::printf("round %3lld/%d  clients %3d  train_loss %.4f  test_loss %.4f  test_acc %.4f%s  %.1fs%s\n",
+  std::string dp = r.epsilon >= 0 ? fmt::format("  epsilon {:.3f}", r.epsilon) : "";
+  std::printf("round %3lld/%d  clients %3d  train_loss %.4f  test_loss %.4f  test_acc %.4f%s%s  %.1fs%s\n",
               static_cast<long long>(r.round), r.rounds, r.clients, r.train_loss, r.test_loss,
-              r.test_accuracy, auc.c_str(), r.seconds, r.succeeded ? "" : "  (round failed)");
+              r.test_accuracy, auc.c_str(), dp.c_str(), r.seconds, r.succeeded ? "" : "  (round failed)");
   std::fflush(stdout);
 }
 
@@ -100,6 +101,15 @@ void AddSimulateCommand(CLI::App& app, const std::string* log_level) {
   f.Add(cmd, "--proximal-mu", &o.train.proximal_mu, "FedProx proximal term mu in local training");
   f.Add(cmd, "--malicious-fraction", &o.malicious_fraction, "share of malicious clients, in [0, 1]");
   f.Add(cmd, "--attack", &o.attack, "what malicious clients do: sign-flip | scale:S | label-flip");
+  // Differential privacy (docs/privacy.md).
+  f.Add(cmd, "--dp", &o.dp, "differential privacy: off | central | distributed (needs secure aggregation)");
+  f.Add(cmd, "--dp-noise-multiplier", &o.dp_noise_multiplier, "DP: noise stddev / clip norm (pick with samverka privacy)");
+  f.Add(cmd, "--dp-clip-norm", &o.dp_clip_norm, "DP: L2 bound of each client's update (initial bound if adaptive)");
+  f.Add(cmd, "--dp-adaptive-clip", &o.dp_adaptive_clip, "DP: adapt the clip norm to a quantile of update norms (true/false)");
+  f.Add(cmd, "--dp-target-quantile", &o.dp_target_quantile, "DP, adaptive: share of updates within the clip norm");
+  f.Add(cmd, "--dp-clip-learning-rate", &o.dp_clip_learning_rate, "DP, adaptive: step of the geometric clip update");
+  f.Add(cmd, "--dp-count-noise", &o.dp_count_noise, "DP, adaptive: noise on the clipped count (0: cohort / 20)");
+  f.Add(cmd, "--dp-delta", &o.dp_delta, "DP: delta of the reported epsilon");
   CLI::Option* show = cmd->add_flag("--show-partition", options->show_partition,
                                     "print each client's label counts");
 

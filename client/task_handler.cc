@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/codec.h"
 #include "common/status_macros.h"
+#include "security/dp/noise.h"
 
 namespace samverka::client {
 
@@ -63,6 +64,13 @@ absl::StatusOr<TaskOutcome> TaskHandler::Train(const ClientTask& task,
                                             "; lower the learning rate"));
   }
   TaskOutcome out;
+  if (task.dp.clip_norm > 0) {
+    // DP-FedAvg: clip here, before the update leaves the site. Only one bit
+    // (was the norm within the bound) is reported, for adaptive clipping.
+    SV_ASSIGN_OR_RETURN(security::dp::ClipResult clip,
+                        security::dp::ClipL2(update.values, task.dp.clip_norm));
+    out.metrics["dp_within_clip"] = clip.clipped ? 0.0 : 1.0;
+  }
   out.task_id = task.task_id;
   out.round = task.round;
   out.kind = TaskKind::kTrain;

@@ -25,6 +25,15 @@ struct TrainOptions {
 };
 
 
+// Differential privacy on the client side of DP-FedAvg (McMahan et al.
+// 2018): the update (local minus global model) is L2-clipped to
+// clip_norm where it is computed, before it leaves the site; the noise is
+// added by the coordinator (central) or to the masked sum (distributed),
+// see security/dp/dp.h. clip_norm 0: no clipping (DP off).
+struct DpOptions {
+  double clip_norm = 0;
+};
+
 enum class TaskKind { kTrain, kEvaluate };
 
 // The message stages of secure aggregation (SecAgg+, docs/protocol.md), in
@@ -59,6 +68,8 @@ struct ClientTask {
   // Set when the round aggregates securely: the client then sends only a
   // masked update.
   std::optional<SecureAggregationTask> secure_aggregation;
+  // Differential privacy: clip the update before it is sent.
+  DpOptions dp;
 };
 
 // What a client sends back: the encoded update (train tasks) and metrics.

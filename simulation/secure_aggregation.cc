@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "security/dp/noise.h"
 #include "security/pki.h"
 #include "security/secagg/client.h"
 #include "security/secagg/encoding.h"
@@ -51,7 +52,8 @@ absl::StatusOr<std::unique_ptr<SimulatedSecureAggregation>> SimulatedSecureAggre
 absl::StatusOr<SecureAggregate> SimulatedSecureAggregation::RunRound(
     int64_t round, const std::string& model_digest, uint64_t vector_length,
     const std::vector<int>& cohort, double max_weight, int workers,
-    const std::function<absl::StatusOr<ClientContribution>(int, int)>& train) {
+    const std::function<absl::StatusOr<ClientContribution>(int, int)>& train,
+    const DistributedNoise& noise) {
   const int n = static_cast<int>(cohort.size());
   sa::RoundConfig config;
   config.federation_id = "simulation";
@@ -123,6 +125,22 @@ absl::StatusOr<SecureAggregate> SimulatedSecureAggregation::RunRound(
       Logger("simulation")->warn("round {}: {} cannot encode its update: {}", round,
                                  names_[cohort[i]], encoded.status().message());
       return;
+    }
+    if (noise.stddev > 0) {
+      // The client's share of the distributed noise, in quantisation levels,
+      // added mod 2^bits before masking (Kairouz et al., ICML 2021).
+      absl::StatusOr<security::dp::DiscreteGaussian> sampler =
+          security::dp::DiscreteGaussian::Create(noise.stddev / clients[i]->encoding().step());
+      std::vector<int64_t> z(std::min(noise.coordinates, encoded->values.size()));
+      absl::Status sampled = sampler.ok() ? sampler->Sample(z) : sampler.status();
+      if (!sampled.ok()) {
+        Logger("simulation")->warn("round {}: {} cannot draw its DP noise: {}", round,
+                                   names_[cohort[i]], sampled.message());
+        return;
+      }
+      for (size_t k = 0; k < z.size(); ++k) {
+        encoded->values.Set(k, encoded->values.Get(k) + static_cast<uint64_t>(z[k]));
+      }
     }
     std::lock_guard<std::mutex> lock(mutex);
     absl::StatusOr<sa::ShareDelivery> delivery = server->ShareDeliveryFor(static_cast<sa::ParticipantId>(i + 1));

@@ -33,6 +33,15 @@ struct SecureAggregate {
   int threshold = 0;                 // t
 };
 
+// Distributed DP (DP-FedAvg under secure aggregation): each client adds
+// discrete Gaussian noise to the first `coordinates` elements of its
+// encoded input, with standard deviation `stddev` (in update units, turned
+// into quantisation levels with the round's step), before masking.
+struct DistributedNoise {
+  double stddev = 0;  // 0: no noise
+  size_t coordinates = 0;
+};
+
 // Runs SecAgg+ (security/secagg) among a simulation's virtual clients with
 // the same client and server state machines the real federation uses: each
 // client has its own certificate from a throwaway federation CA, advertises
@@ -56,7 +65,8 @@ class SimulatedSecureAggregation {
   absl::StatusOr<SecureAggregate> RunRound(
       int64_t round, const std::string& model_digest, uint64_t vector_length,
       const std::vector<int>& cohort, double max_weight, int workers,
-      const std::function<absl::StatusOr<ClientContribution>(int, int)>& train);
+      const std::function<absl::StatusOr<ClientContribution>(int, int)>& train,
+      const DistributedNoise& noise = {});
 
  private:
   struct Member;

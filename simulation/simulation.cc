@@ -1,10 +1,12 @@
 #include "simulation/simulation.h"
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <thread>
 #include <unistd.h>
 
@@ -19,6 +21,7 @@
 #include "common/status_macros.h"
 #include "coordinator/round_engine.h"
 #include "models/model.h"
+#include "security/dp/dp.h"
 #include "simulation/internal/parallel.h"
 #include "simulation/attack.h"
 #include "simulation/virtual_clients.h"
@@ -39,6 +42,26 @@ std::string ClientName(int index, int count) {
   std::string number = std::to_string(index);
   return "client-" + std::string(std::max(0, width - static_cast<int>(number.size())), '0') +
          number;
+}
+
+// The DP-FedAvg configuration of the simulation's dp_* options.
+absl::StatusOr<security::dp::DpConfig> DpConfigOf(const SimulationOptions& o) {
+  security::dp::DpConfig c;
+  SV_ASSIGN_OR_RETURN(c.mode, security::dp::ParseDpMode(o.dp));
+  c.noise_multiplier = o.dp_noise_multiplier;
+  c.clip_norm = o.dp_clip_norm;
+  c.adaptive_clip = o.dp_adaptive_clip;
+  c.target_quantile = o.dp_target_quantile;
+  c.clip_learning_rate = o.dp_clip_learning_rate;
+  c.count_noise_stddev = o.dp_count_noise;
+  c.delta = o.dp_delta;
+  return c;
+}
+
+// The cohort size the engine selects each round (coordinator/round_engine.cc).
+double ExpectedCohort(const SimulationOptions& o) {
+  return o.clients_per_round > 0 ? o.clients_per_round
+                                 : std::max(1.0, std::ceil(o.fraction * o.clients));
 }
 
 // Evaluates `parameters` on the whole test set, split across the workers.
@@ -70,7 +93,7 @@ absl::StatusOr<models::EvalStats> EvaluateGlobal(
 std::vector<std::string> MetricColumns() {
   return {"round",         "clients",   "succeeded", "test_accuracy",     "test_loss",
           "test_auc",      "train_loss", "seconds",  "aggregate_seconds", "bytes_up",
-          "bytes_down"};
+          "bytes_down",    "epsilon",   "dp_clip_norm"};
 }
 
 std::vector<MetricValue> MetricRow(const RoundReport& r) {
@@ -84,7 +107,9 @@ std::vector<MetricValue> MetricRow(const RoundReport& r) {
           r.seconds,
           r.aggregate_seconds,
           static_cast<int64_t>(r.bytes_up),
-          static_cast<int64_t>(r.bytes_down)};
+          static_cast<int64_t>(r.bytes_down),
+          r.epsilon >= 0 ? MetricValue(r.epsilon) : MetricValue(),
+          r.dp_clip_norm >= 0 ? MetricValue(r.dp_clip_norm) : MetricValue()};
 }
 
 absl::Status WriteFile(const std::filesystem::path& path, const std::string& text) {
@@ -96,34 +121,53 @@ absl::Status WriteFile(const std::filesystem::path& path, const std::string& tex
 }
 
 // One round under secure aggregation: the clients train and mask their
-// updates; the engine receives only the unmasked sum. Returns the seconds
-// spent outside local training (protocol and aggregation).
+// updates; the engine receives only the unmasked sum. With DP (`dp` not
+// null) every update has weight 1, its within-clip bit rides along as one
+// more summed coordinate, the sum is noised (central: here; distributed: by
+// each client before masking) and divided by the expected cohort;
+// `*within_clip` gets the count (< 0 if the round aborted). Returns the
+// seconds spent outside local training (protocol and aggregation).
 absl::StatusOr<double> SecureRound(SimulatedSecureAggregation& secure,
                                    const coordinator::RoundPlan& plan,
                                    coordinator::RoundEngine& engine,
                                    const VirtualClients& clients,
                                    const std::map<std::string, int>& index_of,
                                    std::vector<std::unique_ptr<models::Model>>& worker_models,
-                                   int workers) {
+                                   int workers, security::dp::DpFedAvgServer* dp,
+                                   bool distributed, double* within_clip) {
+  *within_clip = -1;
   std::vector<int> cohort;
   double max_weight = 1;
   for (const std::string& name : plan.cohort) {
     cohort.push_back(index_of.at(name));
-    max_weight = std::max(max_weight, static_cast<double>(clients.num_train_samples(cohort.back())));
+    if (dp == nullptr) {
+      max_weight = std::max(max_weight, static_cast<double>(clients.num_train_samples(cohort.back())));
+    }
+  }
+  const size_t d = plan.global->values.size();
+  DistributedNoise noise;
+  if (dp != nullptr && distributed) {
+    noise.stddev = dp->noise_stddev() / std::sqrt(static_cast<double>(cohort.size()));
+    noise.coordinates = d;
   }
   std::vector<double> train_seconds(workers, 0);
   const Clock::time_point start = Clock::now();
   absl::StatusOr<SecureAggregate> aggregate = secure.RunRound(
-      plan.round, plan.task.model_digest, plan.global->values.size(), cohort, max_weight, workers,
+      plan.round, plan.task.model_digest, d + (dp != nullptr ? 1 : 0), cohort, max_weight, workers,
       [&](int worker, int i) -> absl::StatusOr<ClientContribution> {
         const Clock::time_point begin = Clock::now();
         SV_ASSIGN_OR_RETURN(TaskOutcome outcome,
                             clients.Run(cohort[i], plan.task, *plan.global, *worker_models[worker]));
         SV_ASSIGN_OR_RETURN(ModelParameters update, DecodeParameters(outcome.update));
         train_seconds[worker] += SecondsSince(begin);
+        if (dp != nullptr) {
+          update.values.push_back(static_cast<float>(outcome.metrics["dp_within_clip"]));
+          return ClientContribution{std::move(update.values), 1.0, outcome.metrics["train_loss"]};
+        }
         return ClientContribution{std::move(update.values), static_cast<double>(outcome.num_samples),
                                   outcome.metrics["train_loss"]};
-      });
+      },
+      noise);
   if (!aggregate.ok()) {
     Logger("simulation")->warn("round {}: secure aggregation aborted: {}", plan.round,
                                aggregate.status().message());
@@ -139,8 +183,15 @@ absl::StatusOr<double> SecureRound(SimulatedSecureAggregation& secure,
   }
   Logger("simulation")->debug("round {}: SecAgg+ with k={} neighbours, threshold t={}", plan.round,
                               aggregate->neighbours, aggregate->threshold);
+  double total_weight = aggregate->total_weight;
+  if (dp != nullptr) {
+    *within_clip = aggregate->weighted_sum.back();
+    aggregate->weighted_sum.pop_back();
+    if (!distributed) SV_RETURN_IF_ERROR(dp->AddCentralNoise(aggregate->weighted_sum));
+    total_weight = dp->expected_clients();
+  }
   SV_RETURN_IF_ERROR(engine.SubmitAggregate(plan.round, aggregate->contributors,
-                                            aggregate->weighted_sum, aggregate->total_weight,
+                                            aggregate->weighted_sum, total_weight,
                                             aggregate->weighted_train_loss, aggregate->masked_bytes));
   for (const std::string& name : plan.cohort) {
     if (std::find(aggregate->contributors.begin(), aggregate->contributors.end(), name) ==
@@ -152,6 +203,47 @@ absl::StatusOr<double> SecureRound(SimulatedSecureAggregation& secure,
   double training = 0;
   for (double t : train_seconds) training = std::max(training, t);
   return std::max(0.0, wall - training);
+}
+
+// One DP-FedAvg round without secure aggregation: the clients' clipped
+// updates are summed with weight 1 each (the engine never sees one), the
+// coordinator adds N(0, (z C)^2) per coordinate and divides by the expected
+// cohort size (McMahan et al. 2018). Returns the count of clients whose
+// update was within the clipping norm.
+absl::StatusOr<double> CentralDpRound(const coordinator::RoundPlan& plan,
+                                      coordinator::RoundEngine& engine,
+                                      const VirtualClients& clients,
+                                      const std::map<std::string, int>& index_of,
+                                      std::vector<std::unique_ptr<models::Model>>& worker_models,
+                                      int workers, security::dp::DpFedAvgServer& dp) {
+  std::vector<double> sum(plan.global->values.size(), 0.0);
+  std::vector<std::string> contributors;
+  double loss = 0;
+  double within = 0;
+  uint64_t bytes_up = 0;
+  std::mutex mutex;
+  internal::ParallelFor(workers, static_cast<int>(plan.cohort.size()), [&](int worker, int i) {
+    const std::string& name = plan.cohort[i];
+    absl::StatusOr<TaskOutcome> outcome =
+        clients.Run(index_of.at(name), plan.task, *plan.global, *worker_models[worker]);
+    absl::StatusOr<ModelParameters> update =
+        outcome.ok() ? DecodeParameters(outcome->update) : outcome.status();
+    if (!update.ok()) {
+      engine.ReportFailure(name, plan.round, std::string(update.status().message()));
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    for (size_t k = 0; k < sum.size(); ++k) sum[k] += update->values[k];
+    contributors.push_back(name);
+    loss += outcome->metrics["train_loss"];
+    within += outcome->metrics["dp_within_clip"];
+    bytes_up += outcome->update.size();
+  });
+  if (contributors.empty()) return within;
+  SV_RETURN_IF_ERROR(dp.AddCentralNoise(sum));
+  SV_RETURN_IF_ERROR(engine.SubmitAggregate(plan.round, contributors, sum, dp.expected_clients(),
+                                            loss, bytes_up));
+  return within;
 }
 
 }  // namespace
@@ -194,7 +286,48 @@ absl::Status SimulationOptions::Validate() const {
   if (!(malicious_fraction >= 0 && malicious_fraction <= 1)) {
     return bad(absl::StrCat("malicious_fraction = ", malicious_fraction, ": must be in [0, 1]"));
   }
-  return ParseAttack(attack).status();
+  SV_RETURN_IF_ERROR(ParseAttack(attack).status());
+  // Differential privacy: every dp_* option, before anything runs.
+  SV_ASSIGN_OR_RETURN(security::dp::DpConfig dp_config, DpConfigOf(*this));
+  if (dp_config.mode == security::dp::DpMode::kOff) return absl::OkStatus();
+  if (dp_config.mode == security::dp::DpMode::kDistributed) {
+    if (!secure_aggregation) {
+      return bad("dp = \"distributed\" needs secure_aggregation = true: the clients' noise "
+                 "shares only protect the sum when no one sees a single noised update");
+    }
+    if (dp_adaptive_clip) {
+      return bad("dp_adaptive_clip is not supported with dp = \"distributed\" (the clipped "
+                 "count would need noise from the coordinator); use dp = \"central\"");
+    }
+    // The noised sum must stay inside SecAgg's range: each coordinate of a
+    // client lies in [-C, C] of [-c, c], so the sum has n (c - C) of room
+    // on each side; ask for 10 standard deviations of the total noise z C.
+    const double n = ExpectedCohort(*this);
+    const double needed = dp_clip_norm + 10 * dp_noise_multiplier * dp_clip_norm / n;
+    if (secagg_clip_range < needed) {
+      return bad(absl::StrFormat(
+          "secagg_clip_range = %g is too small for dp = \"distributed\" with dp_clip_norm = %g "
+          "and dp_noise_multiplier = %g: the noised sum needs secagg_clip_range >= %.3g",
+          secagg_clip_range, dp_clip_norm, dp_noise_multiplier, needed));
+    }
+    // Each client's share, in quantisation levels of the 32-bit ring
+    // (security/secagg/encoding.h), must fit the exact sampler (<= 2^26).
+    const int bits = std::min(52, 32 - static_cast<int>(std::ceil(std::log2(n))) - 1);
+    const double levels = dp_noise_multiplier * dp_clip_norm / std::sqrt(n) *
+                          std::ldexp(1.0, bits) / (2 * secagg_clip_range);
+    if (levels > std::ldexp(1.0, 26)) {
+      return bad(absl::StrFormat(
+          "dp = \"distributed\": a client's noise share is %.3g quantisation levels, more "
+          "than the discrete Gaussian sampler's 2^26; raise secagg_clip_range or lower "
+          "dp_noise_multiplier * dp_clip_norm", levels));
+    }
+  }
+  if (dp_config.mode == security::dp::DpMode::kCentral && secure_aggregation &&
+      dp_clip_norm > secagg_clip_range) {
+    return bad(absl::StrCat("dp_clip_norm = ", dp_clip_norm, " is larger than secagg_clip_range = ",
+                            secagg_clip_range));
+  }
+  return security::dp::DpFedAvgServer::Create(dp_config, clients, ExpectedCohort(*this)).status();
 }
 
 absl::Status ApplyConfig(ConfigFile& file, SimulationOptions* o) {
@@ -224,6 +357,15 @@ absl::Status ApplyConfig(ConfigFile& file, SimulationOptions* o) {
   SV_RETURN_IF_ERROR(file.Get("proximal_mu", &o->train.proximal_mu));
   SV_RETURN_IF_ERROR(file.Get("malicious_fraction", &o->malicious_fraction));
   SV_RETURN_IF_ERROR(file.Get("attack", &o->attack));
+  // Differential privacy.
+  SV_RETURN_IF_ERROR(file.Get("dp", &o->dp));
+  SV_RETURN_IF_ERROR(file.Get("dp_noise_multiplier", &o->dp_noise_multiplier));
+  SV_RETURN_IF_ERROR(file.Get("dp_clip_norm", &o->dp_clip_norm));
+  SV_RETURN_IF_ERROR(file.Get("dp_adaptive_clip", &o->dp_adaptive_clip));
+  SV_RETURN_IF_ERROR(file.Get("dp_target_quantile", &o->dp_target_quantile));
+  SV_RETURN_IF_ERROR(file.Get("dp_clip_learning_rate", &o->dp_clip_learning_rate));
+  SV_RETURN_IF_ERROR(file.Get("dp_count_noise", &o->dp_count_noise));
+  SV_RETURN_IF_ERROR(file.Get("dp_delta", &o->dp_delta));
   SV_RETURN_IF_ERROR(file.CheckNoUnknownKeys());
   if (seed < 0) return absl::InvalidArgumentError(absl::StrCat(file.source_name(), ": seed must be >= 0"));
   o->seed = static_cast<uint64_t>(seed);
@@ -257,7 +399,16 @@ std::string ToToml(const SimulationOptions& o) {
       coordinator::StrategyToToml(o.strategy),
       "proximal_mu = ", absl::StrFormat("%.17g", o.train.proximal_mu), "\n",
       "malicious_fraction = ", absl::StrFormat("%.17g", o.malicious_fraction), "\n",
-      "attack = ", TomlQuote(o.attack), "\n");
+      "attack = ", TomlQuote(o.attack), "\n",
+      // Differential privacy.
+      "dp = ", TomlQuote(o.dp), "\n",
+      "dp_noise_multiplier = ", absl::StrFormat("%.17g", o.dp_noise_multiplier), "\n",
+      "dp_clip_norm = ", absl::StrFormat("%.17g", o.dp_clip_norm), "\n",
+      "dp_adaptive_clip = ", o.dp_adaptive_clip ? "true" : "false", "\n",
+      "dp_target_quantile = ", absl::StrFormat("%.17g", o.dp_target_quantile), "\n",
+      "dp_clip_learning_rate = ", absl::StrFormat("%.17g", o.dp_clip_learning_rate), "\n",
+      "dp_count_noise = ", absl::StrFormat("%.17g", o.dp_count_noise), "\n",
+      "dp_delta = ", absl::StrFormat("%.17g", o.dp_delta), "\n");
 }
 
 absl::StatusOr<RoundReport> RunSimulation(const SimulationOptions& options,
@@ -342,6 +493,17 @@ absl::StatusOr<RoundReport> RunSimulation(const SimulationOptions& options,
                                                                    options.seed));
     log->info("secure aggregation on: SecAgg+ among the {} clients of each round", options.clients_per_round);
   }
+  std::unique_ptr<security::dp::DpFedAvgServer> dp;
+  SV_ASSIGN_OR_RETURN(security::dp::DpConfig dp_config, DpConfigOf(options));
+  const bool distributed = dp_config.mode == security::dp::DpMode::kDistributed;
+  if (dp_config.mode != security::dp::DpMode::kOff) {
+    SV_ASSIGN_OR_RETURN(dp, security::dp::DpFedAvgServer::Create(dp_config, options.clients,
+                                                                 ExpectedCohort(options)));
+    log->info("DP-FedAvg ({}): noise multiplier {} (update {:.4f}), clip norm {}{}, q = {}, delta {}",
+              options.dp, options.dp_noise_multiplier, dp->update_noise_multiplier(),
+              options.dp_clip_norm, options.dp_adaptive_clip ? " (adaptive)" : "",
+              dp->sampling_rate(), options.dp_delta);
+  }
   SV_ASSIGN_OR_RETURN(std::unique_ptr<MetricsLog> metrics,
                       MetricsLog::Create(MetricColumns(), (out_dir / "metrics.jsonl").string(),
                                          (out_dir / "metrics.csv").string()));
@@ -350,10 +512,18 @@ absl::StatusOr<RoundReport> RunSimulation(const SimulationOptions& options,
     const Clock::time_point start = Clock::now();
     SV_ASSIGN_OR_RETURN(coordinator::RoundPlan plan, engine->StartRound(absl::Now()));
     std::vector<double> aggregate_seconds(plan.cohort.size(), 0);
+    const double round_clip = dp != nullptr ? dp->clip_norm() : -1;
+    if (dp != nullptr) plan.task.dp.clip_norm = round_clip;
+    double within_clip = -1;
     if (secure != nullptr) {
       SV_ASSIGN_OR_RETURN(double seconds,
-                          SecureRound(*secure, plan, *engine, clients, index_of, worker_models, workers));
+                          SecureRound(*secure, plan, *engine, clients, index_of, worker_models,
+                                      workers, dp.get(), distributed, &within_clip));
       aggregate_seconds.assign(1, seconds);
+    } else if (dp != nullptr) {
+      SV_ASSIGN_OR_RETURN(within_clip, CentralDpRound(plan, *engine, clients, index_of,
+                                                      worker_models, workers, *dp));
+      aggregate_seconds.assign(1, 0.0);
     } else {
       internal::ParallelFor(workers, static_cast<int>(plan.cohort.size()), [&](int worker, int i) {
         const std::string& name = plan.cohort[i];
@@ -392,6 +562,13 @@ absl::StatusOr<RoundReport> RunSimulation(const SimulationOptions& options,
     report.aggregate_seconds = aggregate;
     report.bytes_up = result->bytes_up;
     report.bytes_down = result->bytes_down;
+    if (dp != nullptr) {
+      // Every round whose noised sum reached the engine is accounted for,
+      // whether or not the round then succeeded (conservative).
+      if (within_clip >= 0) SV_RETURN_IF_ERROR(dp->FinishRound(within_clip));
+      report.epsilon = dp->spent().epsilon;
+      report.dp_clip_norm = round_clip;
+    }
     SV_RETURN_IF_ERROR(metrics->Append(MetricRow(report)));
     if (on_round) on_round(report);
   }

@@ -47,6 +47,19 @@ struct SimulationOptions {
   double malicious_fraction = 0.0;
   // What they do: sign-flip | scale:S | label-flip (simulation/attack.h).
   std::string attack = "sign-flip";
+  // --- Differential privacy: DP-FedAvg (docs/privacy.md) ---
+  // off | central (the coordinator noises the sum) | distributed (each
+  // client adds discrete Gaussian noise before masking; needs
+  // secure_aggregation).
+  std::string dp = "off";
+  double dp_noise_multiplier = 1.0;       // z: noise stddev / clip norm
+  double dp_clip_norm = 1.0;              // C (initial C with adaptive clipping)
+  bool dp_adaptive_clip = false;          // Andrew et al. 2021
+  double dp_target_quantile = 0.5;        // adaptive: share of updates within C
+  double dp_clip_learning_rate = 0.2;     // adaptive: eta_C
+  double dp_count_noise = 0;              // adaptive: sigma_b (0: cohort / 20)
+  double dp_delta = 1e-5;                 // delta of the reported epsilon
+  // --- end of differential privacy ---
 
   // kInvalidArgument naming the bad option (e.g. clients_per_round > clients).
   absl::Status Validate() const;
@@ -73,6 +86,10 @@ struct RoundReport {
   double aggregate_seconds = 0;  // decoding, validating, absorbing, re-encoding
   uint64_t bytes_up = 0;
   uint64_t bytes_down = 0;
+  // Differential privacy (dp != off): epsilon after this round at dp_delta,
+  // and the clipping norm the round used; < 0 when DP is off.
+  double epsilon = -1;
+  double dp_clip_norm = -1;
 };
 
 // Runs a whole simulated federation in this process: loads and partitions

@@ -4,13 +4,18 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <random>
+
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
 #include "common/config.h"
 #include "models/model.h"
+#include "security/dp/accountant.h"
+#include "simulation/secure_aggregation.h"
 
 namespace samverka::simulation {
 namespace {
@@ -247,6 +252,139 @@ TEST(SimulationConfigTest, StrategyAndAttackKeysReadBack) {
   EXPECT_FALSE(SimulationOptions{}.strategy.server_learning_rate.has_value());
   EXPECT_THAT(ToToml(SimulationOptions{}), ::testing::Not(HasSubstr("server_learning_rate")));
 }
+
+
+// --- Differential privacy (DP-FedAvg) ---
+
+TEST_F(SimulationTest, CentralDpReportsEpsilonAndStillLearns) {
+  SimulationOptions o = Options("dp");
+  o.dp = "central";
+  o.dp_noise_multiplier = 0.05;  // little noise: the blobs must still be learnt
+  o.dp_clip_norm = 2.0;
+  std::vector<RoundReport> seen;
+  absl::StatusOr<RoundReport> last = RunSimulation(o, [&](const RoundReport& r) { seen.push_back(r); });
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_GT(last->test_accuracy, 0.8);
+  // Epsilon grows every round and after 4 rounds is the accountant's value
+  // for q = 3 / 6, z = 0.05, 4 steps.
+  for (size_t i = 1; i < seen.size(); ++i) EXPECT_GT(seen[i].epsilon, seen[i - 1].epsilon);
+  absl::StatusOr<security::dp::PrivacySpent> expected =
+      security::dp::ComputeEpsilon(0.5, 0.05, 4, 1e-5);
+  ASSERT_TRUE(expected.ok());
+  EXPECT_NEAR(last->epsilon, expected->epsilon, 1e-9 * expected->epsilon);
+  std::vector<nlohmann::json> rows = ReadMetrics(dir_ / "dp");
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_NEAR(rows.back()["epsilon"].get<double>(), last->epsilon, 1e-9 * last->epsilon);
+  EXPECT_EQ(rows.back()["dp_clip_norm"].get<double>(), 2.0);
+  // Without DP both columns are empty (null).
+  ASSERT_TRUE(RunSimulation(Options("plain")).ok());
+  EXPECT_TRUE(ReadMetrics(dir_ / "plain").back()["epsilon"].is_null());
+}
+
+TEST_F(SimulationTest, DpNoiseDrownsTheSignalWhenLarge) {
+  // z = 50 with 3 clients a round: per-coordinate noise of 50 * C / 3 on
+  // the averaged update. The model cannot learn, which shows the noise is
+  // really added (central) and really survives secure aggregation
+  // (distributed).
+  for (const char* mode : {"central", "distributed"}) {
+    SimulationOptions o = Options(std::string("loud_") + mode);
+    o.dp = mode;
+    o.secure_aggregation = std::string(mode) == "distributed";
+    o.dp_noise_multiplier = 50;
+    o.dp_clip_norm = 0.1;
+    o.secagg_clip_range = 32;  // room for the noised sum: >= 0.1 + 10 * 50 * 0.1 / 3
+    absl::StatusOr<RoundReport> last = RunSimulation(o);
+    ASSERT_TRUE(last.ok()) << mode << ": " << last.status();
+    EXPECT_TRUE(last->succeeded) << mode;
+    EXPECT_EQ(last->clients, 3) << mode << ": every client contributed";
+    EXPECT_LT(last->test_accuracy, 0.8) << mode;
+  }
+}
+
+TEST_F(SimulationTest, DistributedDpUnderSecureAggregationLearns) {
+  SimulationOptions o = Options("distributed");
+  o.clients = 8;
+  o.clients_per_round = 5;
+  o.secure_aggregation = true;
+  o.dp = "distributed";
+  o.dp_noise_multiplier = 0.05;
+  o.dp_clip_norm = 2.0;
+  absl::StatusOr<RoundReport> last = RunSimulation(o);
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_EQ(last->clients, 5);
+  EXPECT_GT(last->test_accuracy, 0.8);
+  EXPECT_NEAR(last->epsilon, security::dp::ComputeEpsilon(5.0 / 8, 0.05, 4, 1e-5)->epsilon,
+              1e-9 * last->epsilon);
+}
+
+TEST_F(SimulationTest, BadDpOptionsAreRejectedBeforeAnyWork) {
+  const std::pair<std::function<void(SimulationOptions&)>, std::string> cases[] = {
+      {[](SimulationOptions& o) { o.dp_noise_multiplier = -1; }, "dp_noise_multiplier"},
+      {[](SimulationOptions& o) { o.dp_delta = 1; }, "dp_delta"},
+      {[](SimulationOptions& o) { o.dp_clip_norm = 0; }, "dp_clip_norm"},
+      {[](SimulationOptions& o) { o.dp_target_quantile = 2; }, "dp_target_quantile"},
+      {[](SimulationOptions& o) { o.dp = "local"; }, "dp = \"local\""},
+      {[](SimulationOptions& o) { o.dp = "distributed"; o.secure_aggregation = false; }, "secure_aggregation"},
+      {[](SimulationOptions& o) {
+         o.dp = "distributed";
+         o.secure_aggregation = true;
+         o.dp_noise_multiplier = 50;
+       },
+       "secagg_clip_range"},
+  };
+  for (const auto& [mutate, fragment] : cases) {
+    SimulationOptions o = Options("bad_dp");
+    if (o.dp == "off") o.dp = "central";
+    mutate(o);
+    absl::Status s = RunSimulation(o).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << fragment;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(fragment));
+    EXPECT_FALSE(fs::exists(dir_ / "bad_dp")) << "nothing ran for " << fragment;
+  }
+}
+
+TEST(SimulatedSecureAggregationTest, DistributedNoiseSharesAddUpToTheTarget) {
+  // Five clients send all-zero updates, each with a discrete Gaussian share
+  // of standard deviation 0.1 (in update units). The unmasked sum must then
+  // carry noise of variance 5 * 0.1^2 = 0.05 per coordinate (plus
+  // quantisation noise of order step^2 ~ 1e-14): the shares survive
+  // encoding, masking and decoding at the right scale. 5 standard errors of
+  // the variance estimate: 5 * 0.05 * sqrt(2 / 20000) = 0.0025.
+  // The pid keeps concurrent test runs (other build trees) apart.
+  const fs::path dir = fs::temp_directory_path() /
+                       ("samverka_sim_distributed_noise_" + std::to_string(getpid()));
+  std::vector<std::string> names;
+  for (int i = 0; i < 5; ++i) names.push_back("site-" + std::to_string(i));
+  absl::StatusOr<std::unique_ptr<SimulatedSecureAggregation>> secure =
+      SimulatedSecureAggregation::Create(names, dir.string(), security::secagg::ThreatModel{}, 8.0,
+                                         /*seed=*/1);
+  ASSERT_TRUE(secure.ok()) << secure.status();
+  const size_t d = 20000;
+  DistributedNoise noise;
+  noise.stddev = 0.1;
+  noise.coordinates = d;
+  absl::StatusOr<SecureAggregate> sum = (*secure)->RunRound(
+      1, std::string(64, 'a'), d, {0, 1, 2, 3, 4}, 1.0, 1,
+      [&](int, int) -> absl::StatusOr<ClientContribution> {
+        return ClientContribution{std::vector<float>(d, 0.0f), 1.0, 0.0};
+      },
+      noise);
+  fs::remove_all(dir);
+  ASSERT_TRUE(sum.ok()) << sum.status();
+  ASSERT_EQ(sum->contributors.size(), 5u);
+  EXPECT_DOUBLE_EQ(sum->total_weight, 5.0);
+  double mean = 0, second = 0;
+  for (double v : sum->weighted_sum) {
+    mean += v;
+    second += v * v;
+  }
+  mean /= d;
+  second /= d;
+  EXPECT_NEAR(mean, 0, 5 * std::sqrt(0.05 / d));
+  EXPECT_NEAR(second, 0.05, 0.0025);
+}
+
+// --- end of differential privacy ---
 
 TEST(SimulationConfigTest, UnknownKeyIsAnError) {
   absl::StatusOr<ConfigFile> file = ConfigFile::Parse("rounds = 3\nlearning_rate = 0.1\n", "sim.toml");
