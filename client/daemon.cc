@@ -78,6 +78,8 @@ absl::StatusOr<ClientDaemonOptions> LoadClientConfig(const std::string& path) {
   SV_RETURN_IF_ERROR(file.Get("min_cohort", &o.policy.min_cohort));
   SV_RETURN_IF_ERROR(file.Get("allowed_models", &o.policy.allowed_models));
   SV_RETURN_IF_ERROR(file.Get("max_rounds_per_day", &o.policy.max_rounds_per_day));
+  SV_RETURN_IF_ERROR(file.Get("max_epsilon", &o.policy.max_epsilon));
+  SV_RETURN_IF_ERROR(file.Get("max_epsilon_delta", &o.policy.max_epsilon_delta));
   SV_RETURN_IF_ERROR(file.Get("secagg_min_clients", &o.secagg_min_clients));
   SV_RETURN_IF_ERROR(file.Get("state_dir", &o.state_dir));
   SV_RETURN_IF_ERROR(file.Get("tls.ca_certificate", &o.tls.ca_certificate));
@@ -406,12 +408,22 @@ absl::Status ClientDaemon::Execute(const ClientTask& task) {
                     "the site could not record the round in its policy ledger");
     }
   }
+  if (task.dp.clip_norm > 0) {
+    if (absl::StatusOr<double> spent = policy_->EpsilonSpent(); spent.ok()) {
+      log->info("round {}: differential privacy: update clipped to norm {}; this site's privacy "
+                "loss so far is epsilon {:.3f} (delta {})",
+                task.round, task.dp.clip_norm, *spent, options_.policy.max_epsilon_delta);
+    }
+  }
   if (session == nullptr) return Upload(*outcome, "");
   SV_ASSIGN_OR_RETURN(ModelParameters update, DecodeParameters(outcome->update));
   outcome->update.clear();
   const double loss = outcome->metrics.contains("train_loss") ? outcome->metrics["train_loss"] : 0;
-  absl::StatusOr<SecureContribution> sent =
-      session->Contribute(update.values, static_cast<double>(outcome->num_samples), loss);
+  // DP-FedAvg weighs every (clipped) update the same.
+  const bool dp = task.dp.clip_norm > 0;
+  absl::StatusOr<SecureContribution> sent = session->Contribute(
+      update.values, dp ? 1.0 : static_cast<double>(outcome->num_samples), loss,
+      dp ? outcome->metrics["dp_within_clip"] : 0.0);
   if (!sent.ok()) {
     log->error("round {}: secure aggregation stopped: {}", task.round, sent.status().message());
     return sent.status();

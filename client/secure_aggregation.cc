@@ -16,8 +16,9 @@ namespace samverka::client {
 
 namespace sa = security::secagg;
 
-// Coordinates after the model update: the training loss, the clipped fraction.
-constexpr uint64_t kExtraCoordinates = 2;
+// Coordinates after the model update: the training loss, the clipped
+// fraction, the DP within-clip bit.
+constexpr uint64_t kExtraCoordinates = 3;
 
 SecureAggregationSession::SecureAggregationSession(std::unique_ptr<sa::SecAggClient> client,
                                                    SecureAggregationTransport* transport,
@@ -58,7 +59,7 @@ absl::StatusOr<std::unique_ptr<SecureAggregationSession>> SecureAggregationSessi
 }
 
 absl::StatusOr<SecureContribution> SecureAggregationSession::Contribute(
-    std::span<const float> update, double weight, double train_loss) {
+    std::span<const float> update, double weight, double train_loss, double dp_within_clip) {
   const sa::EncodingParameters& encoding = client_->encoding();
   if (update.size() + kExtraCoordinates != encoding.vector_length) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -72,6 +73,7 @@ absl::StatusOr<SecureContribution> SecureAggregationSession::Contribute(
   input.push_back(static_cast<float>(std::isfinite(train_loss) ? std::clamp(train_loss, -c, c) : 0));
   input.push_back(static_cast<float>(
       update.empty() ? 0.0 : static_cast<double>(out.clipped_values) / update.size()));
+  input.push_back(static_cast<float>(dp_within_clip));
   const double capped = std::clamp(weight, 0.0, encoding.options.max_weight);
   if (capped != weight) {
     Logger("client")->warn("round {}: weight {} capped at the round's maximum {}", round_, weight,

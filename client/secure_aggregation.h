@@ -56,8 +56,9 @@ struct SecureContribution {
 // security::secagg::SecAggClient the simulation uses): Start advertises
 // signed keys over the model the site actually downloaded and shares its
 // seeds with its neighbours; after local training, Contribute masks the
-// update (plus the training loss and the clipped fraction as two extra
-// coordinates, weighted like the update) and answers the unmask request.
+// update (plus the training loss, the clipped fraction and the DP
+// within-clip bit as three extra coordinates, weighted like the update) and
+// answers the unmask request.
 // Only the masked vector and Shamir shares leave the site. Any check that
 // fails (a key not signed by the federation CA, another model digest among
 // the neighbours, an inconsistent unmask request) stops the session: the
@@ -74,10 +75,11 @@ class SecureAggregationSession {
   ~SecureAggregationSession();
 
   // Masks `update` (local minus global model) with weight `weight` (the
-  // training samples, at most the round's maximum) and `train_loss`,
-  // uploads it and answers the unmask request.
+  // training samples, at most the round's maximum; 1 under DP-FedAvg),
+  // `train_loss` and, under DP-FedAvg, `dp_within_clip` (1 if the update
+  // was within the clip norm), uploads it and answers the unmask request.
   absl::StatusOr<SecureContribution> Contribute(std::span<const float> update, double weight,
-                                                double train_loss);
+                                                double train_loss, double dp_within_clip = 0);
 
  private:
   SecureAggregationSession(std::unique_ptr<security::secagg::SecAggClient> client,

@@ -8,6 +8,9 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+#include "security/dp/accountant.h"
 #include "models/model.h"
 
 namespace samverka::client {
@@ -24,6 +27,10 @@ bool IsBuiltin(const std::string& model) {
 
 absl::Status SitePolicy::Validate() const {
   if (min_cohort < 0) return absl::InvalidArgumentError("min_cohort must be >= 0");
+  if (!(max_epsilon >= 0)) return absl::InvalidArgumentError("max_epsilon must be >= 0 (0: no limit)");
+  if (!(max_epsilon_delta > 0 && max_epsilon_delta < 1)) {
+    return absl::InvalidArgumentError("max_epsilon_delta must be in (0, 1)");
+  }
   if (max_rounds_per_day < 0) {
     return absl::InvalidArgumentError("max_rounds_per_day must be >= 0 (0: no limit)");
   }
@@ -59,6 +66,15 @@ absl::StatusOr<SitePolicyEnforcer> SitePolicyEnforcer::Create(SitePolicy policy,
     }
     enforcer.trained_.push_back(t.get<int64_t>());
   }
+  if (ledger.contains("dp_steps")) {
+    for (const nlohmann::json& step : ledger["dp_steps"]) {
+      if (!step.is_array() || step.size() != 2 || !step[0].is_number() || !step[1].is_number()) {
+        return absl::DataLossError(absl::StrCat("the site's policy ledger ", enforcer.ledger_path_,
+                                                " has a bad privacy entry"));
+      }
+      enforcer.dp_steps_.emplace_back(step[0].get<double>(), step[1].get<double>());
+    }
+  }
   return enforcer;
 }
 
@@ -86,6 +102,32 @@ absl::Status SitePolicyEnforcer::Check(const ClientTask& task, absl::Time now) c
                                  "' is not among this site's allowed_models"));
     }
   }
+  if (policy_.max_epsilon > 0) {
+    if (!(task.dp.clip_norm > 0)) {
+      return refuse(absl::StrCat("this site trains only with differential privacy (max_epsilon = ",
+                                 policy_.max_epsilon, ")"));
+    }
+    if (!(task.dp.sampling_rate > 0 && task.dp.sampling_rate <= 1) ||
+        !(task.dp.noise_multiplier > 0)) {
+      return refuse("the task does not state its privacy cost (sampling rate, noise multiplier)");
+    }
+    security::dp::RdpAccountant accountant;
+    for (const auto& [q, sigma] : dp_steps_) {
+      if (absl::Status s = accountant.Compose(q, sigma); !s.ok()) return refuse(std::string(s.message()));
+    }
+    if (absl::Status s = accountant.Compose(task.dp.sampling_rate, task.dp.noise_multiplier);
+        !s.ok()) {
+      return refuse(std::string(s.message()));
+    }
+    absl::StatusOr<security::dp::PrivacySpent> after = accountant.Spent(policy_.max_epsilon_delta);
+    if (!after.ok()) return refuse(std::string(after.status().message()));
+    if (after->epsilon > policy_.max_epsilon) {
+      return refuse(absl::StrFormat(
+          "this round would bring the site's privacy loss to epsilon %.3f (delta %g), over its "
+          "budget max_epsilon = %g",
+          after->epsilon, policy_.max_epsilon_delta, policy_.max_epsilon));
+    }
+  }
   if (policy_.max_rounds_per_day > 0) {
     const int64_t t = absl::ToUnixSeconds(now);
     const auto recent = std::count_if(trained_.begin(), trained_.end(),
@@ -99,6 +141,13 @@ absl::Status SitePolicyEnforcer::Check(const ClientTask& task, absl::Time now) c
   return absl::OkStatus();
 }
 
+absl::StatusOr<double> SitePolicyEnforcer::EpsilonSpent() const {
+  security::dp::RdpAccountant accountant;
+  for (const auto& [q, sigma] : dp_steps_) SV_RETURN_IF_ERROR(accountant.Compose(q, sigma));
+  SV_ASSIGN_OR_RETURN(security::dp::PrivacySpent spent, accountant.Spent(policy_.max_epsilon_delta));
+  return spent.epsilon;
+}
+
 absl::Status SitePolicyEnforcer::RecordTraining(const ClientTask& task, absl::Time now) {
   if (task.kind != TaskKind::kTrain) return absl::OkStatus();
   const int64_t t = absl::ToUnixSeconds(now);
@@ -106,8 +155,13 @@ absl::Status SitePolicyEnforcer::RecordTraining(const ClientTask& task, absl::Ti
                                 [&](int64_t s) { return t - s >= kDaySeconds; }),
                  trained_.end());
   trained_.push_back(t);
+  if (task.dp.clip_norm > 0 && task.dp.sampling_rate > 0 && task.dp.noise_multiplier > 0) {
+    dp_steps_.emplace_back(task.dp.sampling_rate, task.dp.noise_multiplier);
+  }
   if (ledger_path_.empty()) return absl::OkStatus();
-  nlohmann::json ledger = {{"trained_unix_seconds", trained_}};
+  nlohmann::json steps = nlohmann::json::array();
+  for (const auto& [q, sigma] : dp_steps_) steps.push_back({q, sigma});
+  nlohmann::json ledger = {{"trained_unix_seconds", trained_}, {"dp_steps", steps}};
   const std::string tmp = ledger_path_ + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -25,6 +26,11 @@ struct SitePolicy {
   std::vector<std::string> allowed_models;
   // Refuse training beyond this many rounds in any 24 hours (0: no rule).
   int max_rounds_per_day = 0;
+  // Refuse training without differential privacy, or once the site's own
+  // privacy loss, counted over the rounds it trained in (RDP accountant,
+  // security/dp), would exceed (max_epsilon, max_epsilon_delta). 0: no rule.
+  double max_epsilon = 0;
+  double max_epsilon_delta = 1e-5;
 
   // kInvalidArgument naming the bad field.
   absl::Status Validate() const;
@@ -44,6 +50,9 @@ class SitePolicyEnforcer {
   // OK, or kFailedPrecondition whose message is the reason to log and
   // report (it never mentions data).
   absl::Status Check(const ClientTask& task, absl::Time now) const;
+  // The site's privacy loss so far (epsilon at max_epsilon_delta), over
+  // the DP rounds it trained in.
+  absl::StatusOr<double> EpsilonSpent() const;
   // Records that the site trained in `task`'s round at `now`; writes the
   // ledger atomically (temp file + rename).
   absl::Status RecordTraining(const ClientTask& task, absl::Time now);
@@ -61,6 +70,8 @@ class SitePolicyEnforcer {
   std::string model_file_digest_;
   // Unix seconds of the rounds trained in the last 24 hours.
   std::vector<int64_t> trained_;
+  // (sampling rate, noise multiplier) of every DP round trained.
+  std::vector<std::pair<double, double>> dp_steps_;
 };
 
 }  // namespace samverka::client

@@ -32,6 +32,12 @@ struct TrainOptions {
 // see security/dp/dp.h. clip_norm 0: no clipping (DP off).
 struct DpOptions {
   double clip_norm = 0;
+  // What the coordinator says this round costs, for the site's own
+  // privacy ledger (client.toml max_epsilon): the noise multiplier on the
+  // sum, the sampling rate q and delta. 0: not stated.
+  double noise_multiplier = 0;
+  double sampling_rate = 0;
+  double delta = 0;
 };
 
 enum class TaskKind { kTrain, kEvaluate };

@@ -25,6 +25,13 @@ v1::Task ToProto(const ClientTask& task) {
   train->set_local_epochs(task.train.local_epochs);
   train->set_batch_size(task.train.batch_size);
   train->set_proximal_mu(task.train.proximal_mu);
+  if (task.dp.clip_norm > 0) {
+    v1::DpTask* dp = out.mutable_dp();
+    dp->set_clip_norm(task.dp.clip_norm);
+    dp->set_noise_multiplier(task.dp.noise_multiplier);
+    dp->set_sampling_rate(task.dp.sampling_rate);
+    dp->set_delta(task.dp.delta);
+  }
   if (task.secure_aggregation.has_value()) {
     out.mutable_secure_aggregation()->set_round_config(task.secure_aggregation->round_config);
     out.mutable_secure_aggregation()->set_participant_id(task.secure_aggregation->participant_id);
@@ -53,6 +60,15 @@ absl::StatusOr<ClientTask> FromProto(const v1::Task& task) {
   out.train.local_epochs = task.train().local_epochs();
   out.train.batch_size = task.train().batch_size();
   out.train.proximal_mu = task.train().proximal_mu();
+  if (task.has_dp()) {
+    const v1::DpTask& dp = task.dp();
+    if (!(dp.clip_norm() > 0) || !(dp.noise_multiplier() >= 0) || !(dp.sampling_rate() >= 0) ||
+        !(dp.sampling_rate() <= 1) || !(dp.delta() >= 0) || !(dp.delta() < 1)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "task ", task.task_id(), " has invalid differential privacy settings"));
+    }
+    out.dp = DpOptions{dp.clip_norm(), dp.noise_multiplier(), dp.sampling_rate(), dp.delta()};
+  }
   if (task.has_secure_aggregation()) {
     if (task.kind() != v1::TASK_KIND_TRAIN || task.secure_aggregation().round_config().empty() ||
         task.secure_aggregation().participant_id() == 0) {

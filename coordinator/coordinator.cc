@@ -23,7 +23,7 @@ int64_t UnixMillis(absl::Time t) { return absl::ToUnixMillis(t); }
 std::vector<std::string> MetricColumns() {
   return {"round",         "succeeded",     "clients",   "train_loss",  "eval_loss",
           "eval_accuracy", "eval_auc",      "test_loss", "test_accuracy", "test_auc",
-          "seconds",       "bytes_up",      "bytes_down", "model_digest"};
+          "seconds",       "bytes_up",      "bytes_down", "model_digest", "epsilon"};
 }
 
 MetricValue Metric(const std::map<std::string, double>& metrics, const std::string& key) {
@@ -61,9 +61,42 @@ absl::Status CoordinatorOptions::Validate() const {
           "min_clients or set secure_aggregation = false"));
     }
   }
+  SV_RETURN_IF_ERROR(dp.Validate());
+  if (dp.mode != security::dp::DpMode::kOff) {
+    if (dp.mode == security::dp::DpMode::kDistributed) {
+      return absl::InvalidArgumentError(
+          "dp = \"distributed\" runs in the simulation only so far; use dp = \"central\" (the "
+          "coordinator adds the noise to the secure sum)");
+    }
+    if (!secure_aggregation.enabled) {
+      return absl::InvalidArgumentError(
+          "dp = \"central\" needs secure_aggregation = true: the coordinator adds the noise to "
+          "the secure sum, so no single update is ever seen without it");
+    }
+    if (dp.clip_norm > secure_aggregation.clip_range) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "dp_clip_norm = ", dp.clip_norm, " is larger than secagg_clip_range = ",
+          secure_aggregation.clip_range));
+    }
+    if (dp_population < 1) {
+      return absl::InvalidArgumentError(
+          "dp needs the number of sites that could be sampled: set dp_population (or "
+          "allowed_clients)");
+    }
+    SV_RETURN_IF_ERROR(
+        security::dp::DpFedAvgServer::Create(dp, dp_population, ExpectedCohort()).status());
+  }
   SV_RETURN_IF_ERROR(strategy.ValidateFor(round.min_clients, secure_aggregation.enabled,
                                           round.train.proximal_mu));
   return round.Validate();
+}
+
+double CoordinatorOptions::ExpectedCohort() const {
+  double n = round.clients_per_round > 0
+                 ? round.clients_per_round
+                 : std::ceil(round.fraction * static_cast<double>(dp_population));
+  if (round.max_clients > 0) n = std::min<double>(n, round.max_clients);
+  return std::max<double>(n, round.min_clients);
 }
 
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOptions options) {
@@ -115,6 +148,19 @@ absl::Status Coordinator::Initialise() {
   {
     absl::MutexLock lock(&mutex_);
     models_[engine_->global_digest()] = engine_->encoded_global_model();
+  }
+  if (options_.dp.mode != security::dp::DpMode::kOff) {
+    SV_ASSIGN_OR_RETURN(dp_, security::dp::DpFedAvgServer::Create(
+                                 options_.dp, options_.dp_population, options_.ExpectedCohort()));
+    // After a restart, the rounds already released count against the budget.
+    SV_ASSIGN_OR_RETURN(std::vector<RoundRecord> done, store_->Rounds(int64_t{1} << 40));
+    for (const RoundRecord& r : done) {
+      if (r.succeeded) SV_RETURN_IF_ERROR(dp_->FinishRound(dp_->expected_clients()));
+    }
+    log->info("differential privacy: clip norm {}, noise multiplier {}, q = {:.4f}; epsilon so far "
+              "{:.4f} (delta {})",
+              dp_->clip_norm(), dp_->update_noise_multiplier(), dp_->sampling_rate(),
+              dp_->spent().epsilon, dp_->delta());
   }
   const std::filesystem::path dir(options_.state_dir);
   SV_ASSIGN_OR_RETURN(metrics_, MetricsLog::Create(MetricColumns(), (dir / "metrics.jsonl").string(),
@@ -440,6 +486,10 @@ absl::Status Coordinator::RunRound() {
     plan.task.model = options_.model;
     plan.task.deadline_seconds = absl::ToDoubleSeconds(options_.round.train_deadline);
     plan.task.cohort_size = static_cast<int>(plan.cohort.size());
+    if (dp_ != nullptr) {
+      plan.task.dp = DpOptions{dp_->clip_norm(), dp_->update_noise_multiplier(),
+                               dp_->sampling_rate(), dp_->delta()};
+    }
     record.round = plan.round;
     record.started_unix_ms = UnixMillis(absl::Now());
   }
@@ -478,7 +528,8 @@ absl::Status Coordinator::RunRound() {
               plan.cohort.size(), plan.task.model_digest.substr(0, 16),
               secure != nullptr ? ", secure aggregation" : "");
   }
-  if (secure != nullptr) secure_failure = FinishSecureRound(plan, secure.get());
+  std::optional<double> epsilon;
+  if (secure != nullptr) secure_failure = FinishSecureRound(plan, secure.get(), &epsilon);
   {
     absl::MutexLock lock(&mutex_);
     std::function<bool()> closed = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
@@ -502,6 +553,7 @@ absl::Status Coordinator::RunRound() {
   record.bytes_up = result->bytes_up;
   record.bytes_down = result->bytes_down;
   record.metrics["train_loss"] = result->train_loss;
+  if (epsilon.has_value()) record.metrics["epsilon"] = *epsilon;
   for (const std::string& member : plan.cohort) {
     if (std::find(result->missing.begin(), result->missing.end(), member) == result->missing.end()) {
       record.participants.push_back(member);
@@ -568,10 +620,12 @@ absl::Status Coordinator::RunRound() {
        Metric(record.metrics, "eval_accuracy"), Metric(record.metrics, "eval_auc"),
        Metric(record.metrics, "test_loss"), Metric(record.metrics, "test_accuracy"),
        Metric(record.metrics, "test_auc"), seconds, static_cast<int64_t>(record.bytes_up),
-       static_cast<int64_t>(record.bytes_down), record.model_digest}));
+       static_cast<int64_t>(record.bytes_down), record.model_digest,
+       Metric(record.metrics, "epsilon")}));
   std::string summary = absl::StrCat("round ", record.round, "/", options_.rounds, ": ",
                                      record.participants.size(), " sites");
-  for (const char* key : {"train_loss", "eval_accuracy", "eval_auc", "test_accuracy", "test_auc"}) {
+  for (const char* key :
+       {"train_loss", "eval_accuracy", "eval_auc", "test_accuracy", "test_auc", "epsilon"}) {
     if (auto it = record.metrics.find(key); it != record.metrics.end()) {
       absl::StrAppend(&summary, ", ", key, " ", absl::StrFormat("%.4f", it->second));
     }
@@ -601,7 +655,8 @@ absl::StatusOr<std::shared_ptr<SecureRound>> Coordinator::StartSecureRound(const
   return std::shared_ptr<SecureRound>(std::move(round));
 }
 
-std::string Coordinator::FinishSecureRound(const RoundPlan& plan, SecureRound* secure) {
+std::string Coordinator::FinishSecureRound(const RoundPlan& plan, SecureRound* secure,
+                                           std::optional<double>* epsilon) {
   auto log = Logger("coordinator");
   while (!secure->Advance(absl::Now())) {
     {
@@ -612,11 +667,25 @@ std::string Coordinator::FinishSecureRound(const RoundPlan& plan, SecureRound* s
     secure->WaitForChange(absl::Seconds(1));
   }
   absl::StatusOr<SecureRoundResult> sum = secure->result();
-  absl::Status submitted =
-      sum.ok() ? engine_->SubmitAggregate(plan.round, sum->contributors, sum->weighted_sum,
-                                          sum->total_weight, sum->weighted_train_loss,
-                                          sum->masked_bytes)
-               : sum.status();
+  absl::Status submitted = sum.status();
+  if (sum.ok() && dp_ != nullptr) {
+    // DP-FedAvg: clipped updates with weight 1, Gaussian noise on the sum,
+    // divided by the expected cohort size (McMahan et al. 2018).
+    submitted = dp_->AddCentralNoise(sum->weighted_sum);
+    sum->total_weight = dp_->expected_clients();
+  }
+  if (submitted.ok()) {
+    submitted = engine_->SubmitAggregate(plan.round, sum->contributors, sum->weighted_sum,
+                                         sum->total_weight, sum->weighted_train_loss,
+                                         sum->masked_bytes);
+  }
+  if (submitted.ok() && dp_ != nullptr) {
+    // The noised sum is released: the round counts against the budget.
+    if (absl::Status finished = dp_->FinishRound(sum->weighted_within_clip); !finished.ok()) {
+      log->error("round {}: {}", plan.round, finished.message());
+    }
+    *epsilon = dp_->spent().epsilon;
+  }
   const std::string reason =
       submitted.ok() ? "" : absl::StrCat("secure aggregation aborted: ", submitted.message());
   for (const std::string& member : plan.cohort) {

@@ -18,6 +18,7 @@
 #include "common/task.h"
 #include "coordinator/round_engine.h"
 #include "coordinator/secure_round.h"
+#include "security/dp/dp.h"
 #include "coordinator/state_store.h"
 #include "coordinator/strategy.h"
 
@@ -62,6 +63,14 @@ struct CoordinatorOptions {
   // keys sites sign, and cohorts of at least 3.
   SecureAggregationOptions secure_aggregation;
   std::string ca_pem;
+  // Differential privacy (DP-FedAvg, central: the coordinator adds the
+  // noise to the secure sum). dp_population: the sites that could be
+  // sampled (q = cohort / population).
+  security::dp::DpConfig dp;
+  int64_t dp_population = 0;
+  // Sites per round as DP accounting assumes it (clients_per_round, or
+  // fraction * dp_population, within [min_clients, max_clients]).
+  double ExpectedCohort() const;
 
   absl::Status Validate() const;
 };
@@ -170,7 +179,9 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // Runs the secure round to its end and hands the sum to the engine;
   // returns the abort reason if it aborted (empty otherwise).
-  std::string FinishSecureRound(const RoundPlan& plan, SecureRound* secure);
+  // With DP, sets `epsilon` to the guarantee after this round.
+  std::string FinishSecureRound(const RoundPlan& plan, SecureRound* secure,
+                                std::optional<double>* epsilon);
   // The open secure round of `client`'s task `task_id`, refreshing its
   // liveness; kFailedPrecondition if there is none.
   absl::StatusOr<std::shared_ptr<SecureRound>> SecureRoundOf(const std::string& client,
@@ -180,6 +191,7 @@ class Coordinator {
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<RoundEngine> engine_;
   std::unique_ptr<MetricsLog> metrics_;
+  std::unique_ptr<security::dp::DpFedAvgServer> dp_;  // null when DP is off
 
   absl::Mutex mutex_;
   std::map<std::string, ClientInfo> clients_ ABSL_GUARDED_BY(mutex_);

@@ -14,8 +14,9 @@ namespace {
 
 namespace sa = security::secagg;
 
-// Extra coordinates after the model: training loss, clipped fraction.
-constexpr uint64_t kExtraCoordinates = 2;
+// Extra coordinates after the model: training loss, clipped fraction, and
+// the DP within-clip bit (client/secure_aggregation.h).
+constexpr uint64_t kExtraCoordinates = 3;
 
 bool Call(std::function<bool()>* predicate) { return (*predicate)(); }
 
@@ -328,6 +329,7 @@ bool SecureRound::Advance(absl::Time now) {
     r.weighted_train_loss = sum.weighted_sum[setup_.model_length];
     r.clipped_fraction =
         sum.total_weight > 0 ? sum.weighted_sum[setup_.model_length + 1] / sum.total_weight : 0;
+    r.weighted_within_clip = sum.weighted_sum[setup_.model_length + 2];
     sum.weighted_sum.resize(setup_.model_length);
     r.weighted_sum = std::move(sum.weighted_sum);
     r.total_weight = sum.total_weight;

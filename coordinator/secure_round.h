@@ -48,6 +48,7 @@ struct SecureRoundResult {
   double total_weight = 0;
   double weighted_train_loss = 0;    // sum_i w_i * loss_i
   double clipped_fraction = 0;       // weighted share of clipped coordinates
+  double weighted_within_clip = 0;   // sum_i w_i * [DP: update within the clip norm]
   uint64_t masked_bytes = 0;
   security::secagg::GraphParameters parameters;
 };
@@ -60,9 +61,10 @@ struct SecureRoundResult {
 // caller passes the time to Advance. Thread-safe; Fetch may block (up to
 // its `wait`) until the stage it asks for opens.
 //
-// The vector the clients mask is the model update followed by two extra
-// coordinates, the client's training loss and the fraction of its update
-// that was clipped, so the coordinator learns their weighted sums only.
+// The vector the clients mask is the model update followed by three extra
+// coordinates, the client's training loss, the fraction of its update that
+// was clipped, and (DP-FedAvg) whether its update was within the clip norm,
+// so the coordinator learns their weighted sums only.
 class SecureRound {
  public:
   struct Setup {

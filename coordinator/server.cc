@@ -81,6 +81,17 @@ absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path)
   SV_RETURN_IF_ERROR(file.Get("secagg_neighbours", &secagg.neighbours));
   SV_RETURN_IF_ERROR(file.Get("secagg_threshold", &secagg.threshold));
   SV_RETURN_IF_ERROR(file.Get("secagg_stage_deadline_seconds", &stage_seconds));
+  std::string dp_mode = "off";
+  security::dp::DpConfig& dp = o.dp;
+  SV_RETURN_IF_ERROR(file.Get("dp", &dp_mode));
+  SV_RETURN_IF_ERROR(file.Get("dp_noise_multiplier", &dp.noise_multiplier));
+  SV_RETURN_IF_ERROR(file.Get("dp_clip_norm", &dp.clip_norm));
+  SV_RETURN_IF_ERROR(file.Get("dp_adaptive_clip", &dp.adaptive_clip));
+  SV_RETURN_IF_ERROR(file.Get("dp_target_quantile", &dp.target_quantile));
+  SV_RETURN_IF_ERROR(file.Get("dp_clip_learning_rate", &dp.clip_learning_rate));
+  SV_RETURN_IF_ERROR(file.Get("dp_count_noise", &dp.count_noise_stddev));
+  SV_RETURN_IF_ERROR(file.Get("dp_delta", &dp.delta));
+  SV_RETURN_IF_ERROR(file.Get("dp_population", &o.dp_population));
   SV_RETURN_IF_ERROR(file.CheckNoUnknownKeys());
   {
     using security::secagg::AdversaryModel;
@@ -127,6 +138,12 @@ absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path)
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": tls.crl must name the federation's revocation list (samverka pki writes "
               "PKI/ca/crl.pem); without it a revoked site could still join"));
+  }
+  {
+    absl::StatusOr<security::dp::DpMode> mode = security::dp::ParseDpMode(dp_mode);
+    if (!mode.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", mode.status().message()));
+    o.dp.mode = *mode;
+    if (o.dp_population == 0) o.dp_population = static_cast<int64_t>(config.allowed_clients.size());
   }
   SV_RETURN_IF_ERROR(config.tls.Validate());
   SV_ASSIGN_OR_RETURN(o.ca_pem, security::ReadFileToString(config.tls.ca_certificate));

@@ -1,5 +1,7 @@
 #include "client/site_policy.h"
 
+#include "security/dp/accountant.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -98,6 +100,31 @@ TEST(SitePolicyTest, TheLedgerSurvivesARestartAndACorruptOneIsAnError) {
   EXPECT_EQ(corrupt.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(Reason(corrupt.status()), HasSubstr(ledger));
   fs::remove_all(dir);
+}
+
+TEST(SitePolicyTest, KeepsTheSitesPrivacyLossWithinItsBudget) {
+  ClientTask dp_task = Train();
+  dp_task.dp = DpOptions{1.0, 1.1, 0.01, 1e-5};
+  // The budget: exactly what two such rounds cost (security/dp's
+  // accountant, itself checked against TF Privacy and Opacus values).
+  absl::StatusOr<security::dp::PrivacySpent> two = security::dp::ComputeEpsilon(0.01, 1.1, 2, 1e-5);
+  ASSERT_TRUE(two.ok());
+  SitePolicy policy;
+  policy.max_epsilon = two->epsilon * 1.0001;
+  auto enforcer = SitePolicyEnforcer::Create(policy, "");
+  ASSERT_TRUE(enforcer.ok());
+  // No DP, or no stated cost: refused.
+  EXPECT_THAT(Reason(enforcer->Check(Train(), absl::Now())), HasSubstr("only with differential privacy"));
+  ClientTask unstated = dp_task;
+  unstated.dp.noise_multiplier = 0;
+  EXPECT_THAT(Reason(enforcer->Check(unstated, absl::Now())), HasSubstr("does not state"));
+  for (int round = 0; round < 2; ++round) {
+    ASSERT_TRUE(enforcer->Check(dp_task, absl::Now()).ok()) << round;
+    ASSERT_TRUE(enforcer->RecordTraining(dp_task, absl::Now()).ok());
+  }
+  EXPECT_NEAR(*enforcer->EpsilonSpent(), two->epsilon, 1e-9);
+  const absl::Status third = enforcer->Check(dp_task, absl::Now());
+  EXPECT_THAT(Reason(third), HasSubstr("over its budget max_epsilon"));
 }
 
 TEST(SitePolicyTest, BadSettingsAreRejected) {

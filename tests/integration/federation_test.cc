@@ -208,6 +208,48 @@ TEST_F(FederationTest, SitesRefuseTasksThatBreakTheirPolicy) {
   EXPECT_THAT(rounds[1].participants, ::testing::ElementsAre("site-e"));
 }
 
+TEST_F(FederationTest, DifferentialPrivacyUnderSecureAggregationWithASiteBudget) {
+  // Central DP-FedAvg on the secure sum: q = 4 / 4 = 1, sigma = 1, C = 1.
+  // One round costs epsilon ~4.7 at delta 1e-5 and two ~7.2 (RDP alpha/2
+  // per round, Balle et al. 2020 conversion), so site-d, with a budget of
+  // 6, trains once and then refuses; the others go on.
+  const int port = StartCoordinator(
+      1000, 4, 3,
+      "dp = \"central\"\ndp_noise_multiplier = 1.0\ndp_clip_norm = 1.0\ndp_population = 4\n"
+      "secagg_dropout_rate = 0.3\nwait_for_clients = 4\n");
+  ASSERT_GT(port, 0);
+  StartClient("site-a", port, "hospital-a.csv");
+  StartClient("site-b", port, "hospital-b.csv");
+  StartClient("site-c", port, "hospital-c.csv");
+  Process* d = StartClient("site-d", port, "hospital-a.csv", "max_epsilon = 6\n");
+  ASSERT_TRUE(coordinator_->WaitFor("round 3/1000: training")) << coordinator_->output();
+  CommandResult status = RunCommand(
+      std::string(SAMVERKA_BIN) + " status --coordinator 127.0.0.1:" + std::to_string(port) +
+      " --ca " + (dir_ / "pki/ca/ca.crt").string() + " --cert " +
+      (dir_ / "pki/sites/operator/operator.crt").string() + " --key " +
+      (dir_ / "pki/sites/operator/operator.key").string());
+  EXPECT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_THAT(status.output, HasSubstr("epsilon="));
+  EXPECT_THAT(status.output, HasSubstr("max_epsilon"));
+  for (auto& client : clients_) client->Kill(SIGTERM);
+  coordinator_->Kill(SIGTERM);
+  ASSERT_EQ(coordinator_->Wait(), 0) << coordinator_->output();
+  EXPECT_THAT(coordinator_->output(),
+              HasSubstr("site-d did not run task round-2-train: site policy: this round would "
+                        "bring the site's privacy loss to epsilon"));
+  EXPECT_THAT(d->output(), HasSubstr("privacy loss so far is epsilon"));
+  std::vector<coordinator::RoundRecord> rounds = Rounds();
+  ASSERT_GE(rounds.size(), 2u);
+  ASSERT_TRUE(rounds[0].succeeded) << rounds[0].failure_reason;
+  ASSERT_TRUE(rounds[1].succeeded) << rounds[1].failure_reason;
+  EXPECT_EQ(rounds[0].participants.size(), 4u);
+  EXPECT_THAT(rounds[1].participants, ::testing::UnorderedElementsAre("site-a", "site-b", "site-c"));
+  ASSERT_TRUE(rounds[0].metrics.contains("epsilon"));
+  EXPECT_GT(rounds[0].metrics.at("epsilon"), 3.0);
+  EXPECT_LT(rounds[0].metrics.at("epsilon"), 6.0);
+  EXPECT_GT(rounds[1].metrics.at("epsilon"), 6.0);
+}
+
 TEST_F(FederationTest, CoordinatorKilledMidRunResumes) {
   int port = StartCoordinator(5, 3, 3);
   ASSERT_GT(port, 0);
