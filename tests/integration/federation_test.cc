@@ -67,6 +67,14 @@ class FederationTest : public ::testing::Test {
     return clients_.back().get();
   }
 
+  // `samverka status` with the operator's certificate.
+  CommandResult OperatorStatus(int port) {
+    return RunCommand(std::string(SAMVERKA_BIN) + " status --coordinator 127.0.0.1:" +
+                      std::to_string(port) + " --ca " + (dir_ / "pki/ca/ca.crt").string() +
+                      " --cert " + (dir_ / "pki/sites/operator/operator.crt").string() + " --key " +
+                      (dir_ / "pki/sites/operator/operator.key").string());
+  }
+
   std::vector<coordinator::RoundRecord> Rounds() {
     auto store = coordinator::StateStore::Open((dir_ / "state").string(), "test-federation");
     EXPECT_TRUE(store.ok()) << store.status();
@@ -169,11 +177,7 @@ TEST_F(FederationTest, SitesRefuseTasksThatBreakTheirPolicy) {
   ASSERT_TRUE(coordinator_->WaitFor("round 3/1000: training")) << coordinator_->output();
 
   // While it runs, the operator sees the refusals and their reasons.
-  CommandResult status = RunCommand(
-      std::string(SAMVERKA_BIN) + " status --coordinator 127.0.0.1:" + std::to_string(port) +
-      " --ca " + (dir_ / "pki/ca/ca.crt").string() + " --cert " +
-      (dir_ / "pki/sites/operator/operator.crt").string() + " --key " +
-      (dir_ / "pki/sites/operator/operator.key").string());
+  CommandResult status = OperatorStatus(port);
   EXPECT_EQ(status.exit_code, 0) << status.output;
   EXPECT_THAT(status.output, HasSubstr("site-a"));
   EXPECT_THAT(status.output, HasSubstr("require_secure_aggregation"));
@@ -223,11 +227,7 @@ TEST_F(FederationTest, DifferentialPrivacyUnderSecureAggregationWithASiteBudget)
   StartClient("site-c", port, "hospital-c.csv");
   Process* d = StartClient("site-d", port, "hospital-a.csv", "max_epsilon = 6\n");
   ASSERT_TRUE(coordinator_->WaitFor("round 3/1000: training")) << coordinator_->output();
-  CommandResult status = RunCommand(
-      std::string(SAMVERKA_BIN) + " status --coordinator 127.0.0.1:" + std::to_string(port) +
-      " --ca " + (dir_ / "pki/ca/ca.crt").string() + " --cert " +
-      (dir_ / "pki/sites/operator/operator.crt").string() + " --key " +
-      (dir_ / "pki/sites/operator/operator.key").string());
+  CommandResult status = OperatorStatus(port);
   EXPECT_EQ(status.exit_code, 0) << status.output;
   EXPECT_THAT(status.output, HasSubstr("epsilon="));
   EXPECT_THAT(status.output, HasSubstr("max_epsilon"));
