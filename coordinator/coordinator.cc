@@ -44,8 +44,9 @@ absl::Status CoordinatorOptions::Validate() const {
     return absl::InvalidArgumentError("heartbeat, evaluation and poll times must be positive");
   }
   if (wait_for_clients < 0) return absl::InvalidArgumentError("wait_for_clients must be >= 0");
-  if (max_concurrent_uploads < 1) {
-    return absl::InvalidArgumentError("max_concurrent_uploads must be >= 1");
+  if (max_concurrent_uploads < 1 || max_concurrent_downloads < 1) {
+    return absl::InvalidArgumentError(
+        "max_concurrent_uploads and max_concurrent_downloads must be >= 1");
   }
   SV_RETURN_IF_ERROR(models::CheckModelName(model));
   SV_RETURN_IF_ERROR(secure_aggregation.Validate());
@@ -330,6 +331,11 @@ absl::StatusOr<std::optional<std::string>> Coordinator::SecAggFetch(const std::s
                                                                     absl::Duration wait) {
   SV_ASSIGN_OR_RETURN(std::shared_ptr<SecureRound> secure, SecureRoundOf(client, task_id));
   return secure->Fetch(client, stage, std::clamp(wait, absl::ZeroDuration(), options_.max_poll));
+}
+
+void Coordinator::Touch(const std::string& client) {
+  absl::MutexLock lock(&mutex_);
+  if (auto it = clients_.find(client); it != clients_.end()) it->second.last_seen = absl::Now();
 }
 
 bool Coordinator::Heartbeat(const std::string& client, const std::string& task_id) {

@@ -53,6 +53,8 @@ struct CoordinatorOptions {
   // flow control holds their senders back). Each one costs about twice the
   // encoded model in memory, so this bounds the coordinator's peak.
   int max_concurrent_uploads = 2;
+  // Model downloads streamed at the same time; the others wait.
+  int max_concurrent_downloads = 8;
   uint64_t seed = 0;
   std::string state_dir;
   // Optional test set evaluated at the coordinator after each round (loaded
@@ -140,6 +142,8 @@ class Coordinator {
   absl::StatusOr<std::optional<std::string>> SecAggFetch(const std::string& client,
                                                           const std::string& task_id,
                                                           SecureStage stage, absl::Duration wait);
+  // Notes that `client` is alive (e.g. waiting for a download slot).
+  void Touch(const std::string& client);
   // Keeps a training client alive; false if its task is no longer wanted.
   bool Heartbeat(const std::string& client, const std::string& task_id);
   // Records that a site refused or could not run a task.

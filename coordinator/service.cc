@@ -73,7 +73,8 @@ FederationService::FederationService(Coordinator* coordinator,
                                      security::PeerAuthorizer* authorizer)
     : coordinator_(coordinator),
       authorizer_(authorizer),
-      upload_slots_(coordinator->options().max_concurrent_uploads) {}
+      upload_slots_(coordinator->options().max_concurrent_uploads),
+      download_slots_(coordinator->options().max_concurrent_downloads) {}
 
 grpc::Status FederationService::Register(grpc::ServerContext* context,
                                          const v1::RegisterRequest* request,
@@ -121,6 +122,14 @@ grpc::Status FederationService::DownloadModel(grpc::ServerContext* context,
   absl::StatusOr<std::shared_ptr<const std::string>> model =
       coordinator_->Model(request->model_digest());
   if (!model.ok()) return ToGrpc(model.status());
+  // Admission control, as for uploads; waiting keeps the site alive.
+  internal::UploadSlot slot;
+  while (!slot.TryAcquireFor(&download_slots_, absl::Seconds(1))) {
+    if (context->IsCancelled()) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "the client gave up waiting to download");
+    }
+    coordinator_->Touch(*site);
+  }
   size_t chunk_bytes = request->chunk_bytes() == 0 ? kChunkBytes : request->chunk_bytes();
   chunk_bytes = std::clamp<size_t>(chunk_bytes, 64 << 10, kMaxChunkBytes);
   const std::vector<std::string_view> chunks = SplitIntoChunks(**model, chunk_bytes);

@@ -44,6 +44,9 @@ class FederationService final : public v1::Federation::Service {
   Coordinator* coordinator_;
   security::PeerAuthorizer* authorizer_;
   internal::UploadSlots upload_slots_;
+  // The same bound for model downloads: gRPC buffers what a stream has not
+  // yet sent, so many concurrent downloads cost memory too.
+  internal::UploadSlots download_slots_;
 };
 
 // `samverka status` over mTLS with an operator certificate.
