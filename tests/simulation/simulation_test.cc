@@ -259,21 +259,22 @@ TEST(SimulationConfigTest, StrategyAndAttackKeysReadBack) {
 TEST_F(SimulationTest, CentralDpReportsEpsilonAndStillLearns) {
   SimulationOptions o = Options("dp");
   o.dp = "central";
+  o.rounds = 8;  // enough rounds that the noisy model is clearly better than chance
   o.dp_noise_multiplier = 0.05;  // little noise: the blobs must still be learnt
   o.dp_clip_norm = 2.0;
   std::vector<RoundReport> seen;
   absl::StatusOr<RoundReport> last = RunSimulation(o, [&](const RoundReport& r) { seen.push_back(r); });
   ASSERT_TRUE(last.ok()) << last.status();
   EXPECT_GT(last->test_accuracy, 0.8);
-  // Epsilon grows every round and after 4 rounds is the accountant's value
-  // for q = 3 / 6, z = 0.05, 4 steps.
+  // Epsilon grows every round and after 8 rounds is the accountant's value
+  // for q = 3 / 6, z = 0.05, 8 steps.
   for (size_t i = 1; i < seen.size(); ++i) EXPECT_GT(seen[i].epsilon, seen[i - 1].epsilon);
   absl::StatusOr<security::dp::PrivacySpent> expected =
-      security::dp::ComputeEpsilon(0.5, 0.05, 4, 1e-5);
+      security::dp::ComputeEpsilon(0.5, 0.05, 8, 1e-5);
   ASSERT_TRUE(expected.ok());
   EXPECT_NEAR(last->epsilon, expected->epsilon, 1e-9 * expected->epsilon);
   std::vector<nlohmann::json> rows = ReadMetrics(dir_ / "dp");
-  ASSERT_EQ(rows.size(), 4u);
+  ASSERT_EQ(rows.size(), 8u);
   EXPECT_NEAR(rows.back()["epsilon"].get<double>(), last->epsilon, 1e-9 * last->epsilon);
   EXPECT_EQ(rows.back()["dp_clip_norm"].get<double>(), 2.0);
   // Without DP both columns are empty (null).
@@ -307,13 +308,14 @@ TEST_F(SimulationTest, DistributedDpUnderSecureAggregationLearns) {
   o.clients_per_round = 5;
   o.secure_aggregation = true;
   o.dp = "distributed";
+  o.rounds = 8;  // enough rounds that the noisy model is clearly better than chance
   o.dp_noise_multiplier = 0.05;
   o.dp_clip_norm = 2.0;
   absl::StatusOr<RoundReport> last = RunSimulation(o);
   ASSERT_TRUE(last.ok()) << last.status();
   EXPECT_EQ(last->clients, 5);
   EXPECT_GT(last->test_accuracy, 0.8);
-  EXPECT_NEAR(last->epsilon, security::dp::ComputeEpsilon(5.0 / 8, 0.05, 4, 1e-5)->epsilon,
+  EXPECT_NEAR(last->epsilon, security::dp::ComputeEpsilon(5.0 / 8, 0.05, 8, 1e-5)->epsilon,
               1e-9 * last->epsilon);
 }
 
