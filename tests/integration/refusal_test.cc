@@ -93,11 +93,8 @@ class RefusalTest : public ::testing::Test {
     std::ofstream(dir_ / "coordinator.toml")
         << "federation_id = \"test-federation\"\nlisten = \"127.0.0.1:0\"\nstate_dir = \"state\"\n"
         << "rounds = 1000\nmodel = \"logreg\"\ninput_shape = [30]\nnum_classes = 2\n"
-        << "clients_per_round = 2\nmin_clients = 2\nheartbeat_seconds = 1\nmax_poll_seconds = 2\n"
-        << "train_deadline_seconds = 120\nfederated_evaluation = false\n"
-        // Plain updates, so this test can send malformed ones; secure
-        // aggregation has its own tests (federation_test, secure_round_test).
-        << "secure_aggregation = false\n"
+        << "heartbeat_seconds = 1\nmax_poll_seconds = 2\n"
+        << "train_deadline_seconds = 120\nfederated_evaluation = false\n" << AggregationConfig()
         << "allowed_clients = [\"site-a\", \"site-b\", \"site-c\", \"revoked-site\", \"expired-site\"]\n"
         << CoordinatorTlsSection();
     fs::create_directories(dir_ / "state");
@@ -111,6 +108,12 @@ class RefusalTest : public ::testing::Test {
         SAMVERKA_BIN, "client", "--config",
         WriteClientConfig(dir_, "site-a", target_, "hospital-a.csv").string()});
   }
+  // Plain updates in cohorts of two, so the tests can send malformed ones;
+  // secure aggregation has its own fixture below.
+  virtual std::string AggregationConfig() const {
+    return "clients_per_round = 2\nmin_clients = 2\nsecure_aggregation = false\n";
+  }
+
   void TearDown() override {
     site_a_.reset();
     coordinator_.reset();
@@ -336,6 +339,65 @@ TEST_F(RefusalTest, MalformedUploadsAreRejectedAndStoreNothing) {
   EXPECT_THAT(replay.error_message(), HasSubstr("no open task"));
 
   ASSERT_TRUE(coordinator_->WaitFor("round " + std::to_string(round) + "/1000: 2 sites")) << coordinator_->output();
+}
+
+// The same coordinator with secure aggregation on (the default), in cohorts
+// of three.
+class SecureRefusalTest : public RefusalTest {
+ protected:
+  std::string AggregationConfig() const override {
+    return "clients_per_round = 3\nmin_clients = 3\n";
+  }
+};
+
+TEST_F(SecureRefusalTest, APlainUpdateIsRefusedInASecureRound) {
+  Process site_c({SAMVERKA_BIN, "client", "--config",
+                  WriteClientConfig(dir_, "site-c", target_, "hospital-c.csv").string()});
+  // The test plays site-b, the third member of the cohort.
+  auto site_b = Site("site-b");
+  ASSERT_TRUE(Register(*site_b).ok());
+  v1::Task task;
+  for (int attempt = 0; attempt < 60 && task.task_id().empty(); ++attempt) {
+    grpc::ClientContext context;
+    v1::PollTaskRequest request;
+    request.set_protocol_version(v1::PROTOCOL_VERSION_1);
+    request.set_wait_seconds(2);
+    v1::PollTaskResponse response;
+    ASSERT_TRUE(site_b->PollTask(&context, request, &response).ok());
+    if (response.has_task()) task = response.task();
+  }
+  ASSERT_FALSE(task.task_id().empty()) << coordinator_->output();
+  ASSERT_TRUE(task.has_secure_aggregation());
+  EXPECT_FALSE(task.secure_aggregation().round_config().empty());
+
+  std::string model;
+  {
+    grpc::ClientContext context;
+    v1::DownloadModelRequest request;
+    request.set_model_digest(task.model_digest());
+    auto reader = site_b->DownloadModel(&context, request);
+    v1::TensorChunk chunk;
+    while (reader->Read(&chunk)) model += chunk.data();
+    ASSERT_TRUE(reader->Finish().ok());
+  }
+  absl::StatusOr<ModelParameters> update = DecodeParameters(model);
+  ASSERT_TRUE(update.ok());
+  for (float& v : update->values) v = 0.01f;
+  // A well-formed plain update: the coordinator never takes it in a secure
+  // round, so no single site's update reaches the aggregate.
+  grpc::Status plain = Upload(*site_b, UploadOf(task, EncodeParameters(*update), task.round()));
+  EXPECT_EQ(plain.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << plain.error_message();
+  EXPECT_THAT(plain.error_message(), HasSubstr("aggregates securely; a plain update is refused"));
+  // Nor can it speak in the secure round for a stage that is not open.
+  grpc::ClientContext context;
+  v1::SecAggSendRequest send;
+  send.set_task_id(task.task_id());
+  send.set_round(task.round());
+  send.set_stage(v1::SECAGG_STAGE_UNMASK);
+  send.set_payload("not a message");
+  v1::SecAggSendResponse sent;
+  grpc::Status garbage = site_b->SecAggSend(&context, send, &sent);
+  EXPECT_EQ(garbage.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << garbage.error_message();
 }
 
 }  // namespace
