@@ -16,9 +16,6 @@ namespace samverka::client {
 
 namespace sa = security::secagg;
 
-// Coordinates after the model update: the training loss, the clipped
-// fraction, the DP within-clip bit.
-constexpr uint64_t kExtraCoordinates = 3;
 
 SecureAggregationSession::SecureAggregationSession(std::unique_ptr<sa::SecAggClient> client,
                                                    SecureAggregationTransport* transport,
@@ -36,7 +33,7 @@ absl::StatusOr<std::unique_ptr<SecureAggregationSession>> SecureAggregationSessi
         "the secure aggregation settings are for round ", config.round, ", the task for round ",
         round));
   }
-  if (config.vector_length < kExtraCoordinates) {
+  if (config.vector_length < kSecureExtraCoordinates) {
     return absl::InvalidArgumentError("the secure aggregation vector is too short");
   }
   sa::ClientOptions options;
@@ -61,10 +58,10 @@ absl::StatusOr<std::unique_ptr<SecureAggregationSession>> SecureAggregationSessi
 absl::StatusOr<SecureContribution> SecureAggregationSession::Contribute(
     std::span<const float> update, double weight, double train_loss, double dp_within_clip) {
   const sa::EncodingParameters& encoding = client_->encoding();
-  if (update.size() + kExtraCoordinates != encoding.vector_length) {
+  if (update.size() + kSecureExtraCoordinates != encoding.vector_length) {
     return absl::InvalidArgumentError(absl::StrCat(
         "the update has ", update.size(), " values; the round expects ",
-        encoding.vector_length - kExtraCoordinates));
+        encoding.vector_length - kSecureExtraCoordinates));
   }
   const double c = encoding.options.clip_range;
   SecureContribution out;

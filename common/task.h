@@ -47,6 +47,12 @@ enum class TaskKind { kTrain, kEvaluate };
 enum class SecureStage { kAdvertiseKeys = 0, kShareKeys = 1, kMaskedInput = 2, kUnmask = 3 };
 const char* SecureStageName(SecureStage stage);
 
+// Coordinates a site appends to its update in a secure round, so only their
+// weighted sums are revealed: training loss, share of clipped values, and
+// the DP-FedAvg within-clip bit (client/secure_aggregation.cc encodes them,
+// coordinator/secure_round.cc decodes them).
+inline constexpr uint64_t kSecureExtraCoordinates = 3;
+
 // Secure aggregation settings of a training task (see docs/protocol.md).
 struct SecureAggregationTask {
   // The SecAgg+ RoundConfig in its wire format (security/secagg/messages.h).

@@ -14,9 +14,6 @@ namespace {
 
 namespace sa = security::secagg;
 
-// Extra coordinates after the model: training loss, clipped fraction, and
-// the DP within-clip bit (client/secure_aggregation.h).
-constexpr uint64_t kExtraCoordinates = 3;
 
 bool Call(std::function<bool()>* predicate) { return (*predicate)(); }
 
@@ -57,7 +54,7 @@ absl::StatusOr<std::unique_ptr<SecureRound>> SecureRound::Create(
   config.encoding.clip_range = options.clip_range;
   config.encoding.max_weight = std::max(setup.max_weight, 1.0);
   config.encoding.modulus_bits = options.modulus_bits;
-  config.vector_length = setup.model_length + kExtraCoordinates;
+  config.vector_length = setup.model_length + kSecureExtraCoordinates;
   config.min_clients = std::max(setup.min_clients, 3);
   config.max_clients = n;
   config.num_neighbours = options.neighbours;
@@ -362,12 +359,6 @@ void SecureRound::WaitForChange(absl::Duration timeout) {
 absl::StatusOr<SecureRoundResult> SecureRound::result() const {
   absl::MutexLock lock(&mutex_);
   return result_;
-}
-
-std::optional<sa::GraphParameters> SecureRound::parameters() const {
-  absl::MutexLock lock(&mutex_);
-  if (roster_.empty() || finishing_) return std::nullopt;
-  return server_->parameters();
 }
 
 }  // namespace samverka::coordinator

@@ -117,10 +117,6 @@ class SecureRound {
 
   // After Advance returned true: the sums, or why the round aborted.
   absl::StatusOr<SecureRoundResult> result() const;
-  // The serialised round config (what clients sign) and the graph, once
-  // fixed (for logs).
-  const std::string& round_config() const { return config_bytes_; }
-  std::optional<security::secagg::GraphParameters> parameters() const;
 
  private:
   SecureRound(const SecureAggregationOptions& options, Setup setup, std::string config_bytes,
