@@ -153,6 +153,37 @@ class RefusalTest : public ::testing::Test {
     return stub.Register(&context, request, &response);
   }
 
+  // Long-polls as a site until a task arrives (about two minutes at most);
+  // an empty task if none did.
+  static v1::Task PollForTask(v1::Federation::Stub& stub) {
+    for (int attempt = 0; attempt < 60; ++attempt) {
+      grpc::ClientContext context;
+      v1::PollTaskRequest request;
+      request.set_protocol_version(v1::PROTOCOL_VERSION_1);
+      request.set_wait_seconds(2);
+      v1::PollTaskResponse response;
+      grpc::Status status = stub.PollTask(&context, request, &response);
+      EXPECT_TRUE(status.ok()) << status.error_message();
+      if (!status.ok()) break;
+      if (response.has_task()) return response.task();
+    }
+    return v1::Task();
+  }
+
+  // The model with `digest`, downloaded in chunks; empty on failure.
+  static std::string DownloadModel(v1::Federation::Stub& stub, const std::string& digest) {
+    grpc::ClientContext context;
+    v1::DownloadModelRequest request;
+    request.set_model_digest(digest);
+    auto reader = stub.DownloadModel(&context, request);
+    std::string model;
+    v1::TensorChunk chunk;
+    while (reader->Read(&chunk)) model += chunk.data();
+    grpc::Status status = reader->Finish();
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return status.ok() ? model : std::string();
+  }
+
   // Uploads `messages` (a header, then chunks) and returns the status.
   static grpc::Status Upload(v1::Federation::Stub& stub, const std::vector<v1::UploadMessage>& messages) {
     grpc::ClientContext context;
@@ -268,29 +299,11 @@ TEST_F(RefusalTest, MalformedUploadsAreRejectedAndStoreNothing) {
   // The test plays site-b, the second member of the cohort.
   auto site_b = Site("site-b");
   ASSERT_TRUE(Register(*site_b).ok());
-  v1::Task task;
-  for (int attempt = 0; attempt < 60 && task.task_id().empty(); ++attempt) {
-    grpc::ClientContext context;
-    v1::PollTaskRequest request;
-    request.set_protocol_version(v1::PROTOCOL_VERSION_1);
-    request.set_wait_seconds(2);
-    v1::PollTaskResponse response;
-    ASSERT_TRUE(site_b->PollTask(&context, request, &response).ok());
-    if (response.has_task()) task = response.task();
-  }
+  const v1::Task task = PollForTask(*site_b);
   ASSERT_FALSE(task.task_id().empty()) << coordinator_->output();
 
   // The model it must start from.
-  std::string model;
-  {
-    grpc::ClientContext context;
-    v1::DownloadModelRequest request;
-    request.set_model_digest(task.model_digest());
-    auto reader = site_b->DownloadModel(&context, request);
-    v1::TensorChunk chunk;
-    while (reader->Read(&chunk)) model += chunk.data();
-    ASSERT_TRUE(reader->Finish().ok());
-  }
+  const std::string model = DownloadModel(*site_b, task.model_digest());
   ASSERT_EQ(Sha256Hex(model), task.model_digest());
   absl::StatusOr<ModelParameters> global = DecodeParameters(model);
   ASSERT_TRUE(global.ok());
@@ -356,30 +369,12 @@ TEST_F(SecureRefusalTest, APlainUpdateIsRefusedInASecureRound) {
   // The test plays site-b, the third member of the cohort.
   auto site_b = Site("site-b");
   ASSERT_TRUE(Register(*site_b).ok());
-  v1::Task task;
-  for (int attempt = 0; attempt < 60 && task.task_id().empty(); ++attempt) {
-    grpc::ClientContext context;
-    v1::PollTaskRequest request;
-    request.set_protocol_version(v1::PROTOCOL_VERSION_1);
-    request.set_wait_seconds(2);
-    v1::PollTaskResponse response;
-    ASSERT_TRUE(site_b->PollTask(&context, request, &response).ok());
-    if (response.has_task()) task = response.task();
-  }
+  const v1::Task task = PollForTask(*site_b);
   ASSERT_FALSE(task.task_id().empty()) << coordinator_->output();
   ASSERT_TRUE(task.has_secure_aggregation());
   EXPECT_FALSE(task.secure_aggregation().round_config().empty());
 
-  std::string model;
-  {
-    grpc::ClientContext context;
-    v1::DownloadModelRequest request;
-    request.set_model_digest(task.model_digest());
-    auto reader = site_b->DownloadModel(&context, request);
-    v1::TensorChunk chunk;
-    while (reader->Read(&chunk)) model += chunk.data();
-    ASSERT_TRUE(reader->Finish().ok());
-  }
+  const std::string model = DownloadModel(*site_b, task.model_digest());
   absl::StatusOr<ModelParameters> update = DecodeParameters(model);
   ASSERT_TRUE(update.ok());
   for (float& v : update->values) v = 0.01f;
