@@ -511,23 +511,26 @@ absl::Status Coordinator::RunRound() {
   {
     absl::MutexLock lock(&mutex_);
     absl::StatusOr<std::shared_ptr<SecureRound>> made = StartSecureRound(plan);
-    if (made.ok()) {
-      secure = std::move(*made);
-    } else {
+    if (!made.ok()) {
+      // Nobody gets a task; the round fails with this reason.
       secure_failure = absl::StrCat("cannot set up secure aggregation: ", made.status().message());
       for (const std::string& member : plan.cohort) {
         engine_->ReportFailure(member, plan.round, secure_failure);
       }
-    }
-    secure_ = secure;
-    if (made.ok()) Assign(plan.cohort, plan.task);
-    for (const std::string& member : plan.cohort) {
-      if (secure == nullptr) break;
-      auto it = assigned_.find(member);
-      if (it == assigned_.end() || it->second.round != plan.round) {
-        secure->ReportDropout(member);
-      } else {
-        it->second.secure_aggregation = *secure->TaskFor(member);
+    } else {
+      secure = std::move(*made);
+      secure_ = secure;
+      Assign(plan.cohort, plan.task);
+      // Sites see their tasks only once the lock is released, with these
+      // settings in them.
+      for (const std::string& member : plan.cohort) {
+        if (secure == nullptr) break;  // plain aggregation
+        auto it = assigned_.find(member);
+        if (it == assigned_.end() || it->second.round != plan.round) {
+          secure->ReportDropout(member);
+        } else {
+          it->second.secure_aggregation = *secure->TaskFor(member);
+        }
       }
     }
     log->info("round {}/{}: training on {} sites with model {}{}", plan.round, options_.rounds,
