@@ -214,9 +214,10 @@ TEST_F(FederationTest, SitesRefuseTasksThatBreakTheirPolicy) {
 
 TEST_F(FederationTest, DifferentialPrivacyUnderSecureAggregationWithASiteBudget) {
   // Central DP-FedAvg on the secure sum: q = 4 / 4 = 1, sigma = 1, C = 1.
-  // One round costs epsilon ~4.7 at delta 1e-5 and two ~7.2 (RDP alpha/2
-  // per round, Balle et al. 2020 conversion), so site-d, with a budget of
-  // 6, trains once and then refuses; the others go on.
+  // One round costs epsilon 4.73 at delta 1e-5 and two 7.08 (RDP alpha/2
+  // per round, Balle et al. 2020 conversion; `samverka privacy
+  // --sampling-rate 1 --noise-multiplier 1 --rounds 1|2`), so site-d, with
+  // a budget of 6, trains once and then refuses; the others go on.
   const int port = StartCoordinator(
       1000, 4, 3,
       "dp = \"central\"\ndp_noise_multiplier = 1.0\ndp_clip_norm = 1.0\ndp_population = 4\n"
