@@ -17,7 +17,6 @@
 #include "common/task.h"
 #include "common/parameters.h"
 #include "coordinator/strategy.h"
-#include "models/model.h"
 
 namespace samverka::coordinator {
 
@@ -31,7 +30,7 @@ struct RoundOptions {
   int max_clients = 0;  // 0: no upper bound
   // Time the cohort has to return its updates.
   absl::Duration train_deadline = absl::InfiniteDuration();
-  models::TrainOptions train;
+  TrainOptions train;
 
   // kInvalidArgument naming the first bad field.
   absl::Status Validate() const;
