@@ -537,6 +537,9 @@ absl::Status Coordinator::RunRound() {
               plan.cohort.size(), plan.task.model_digest.substr(0, 16),
               secure != nullptr ? ", secure aggregation" : "");
   }
+  // The engine holds the round's flat model; a second reference here would
+  // keep it alive next to the new one when the round closes.
+  plan.global.reset();
   std::optional<double> epsilon;
   if (secure != nullptr) secure_failure = FinishSecureRound(plan, secure.get(), &epsilon);
   {

@@ -237,7 +237,7 @@ RoundResult RoundEngine::Close() {
                                          " clients returned an update; ", options_.min_clients,
                                          " needed");
   } else {
-    absl::StatusOr<std::vector<float>> next = strategy_->Finish();
+    absl::StatusOr<std::vector<float>> next = strategy_->Finish(global_->values);
     if (!next.ok()) {
       result.failure_reason = std::string(next.status().message());
     } else if (absl::Status finite = CheckFinite(*next, "aggregated model"); !finite.ok()) {

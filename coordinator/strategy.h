@@ -30,8 +30,10 @@ class Strategy {
   // the sum.
   virtual bool needs_individual_updates() const { return false; }
 
-  // Starts a round whose clients started from `global`. kInvalidArgument if
-  // the model's size differs from the one the strategy's state was made for.
+  // Starts a round whose clients started from `global`. The strategy keeps
+  // only its size, never a copy (the engine holds the model; Finish gets it
+  // again). kInvalidArgument if the model's size differs from the one the
+  // strategy's state was made for.
   virtual absl::Status BeginRound(const ModelParameters& global) = 0;
   // Absorbs one update with its weight (the client's sample count).
   // kInvalidArgument for a wrong size or a non-positive weight.
@@ -41,10 +43,13 @@ class Strategy {
   // that need individual updates return kFailedPrecondition.
   virtual absl::Status AbsorbAggregate(std::span<const double> weighted_sum,
                                        double total_weight) = 0;
-  // The next global model's values, and the strategy's state moves to the
-  // next round (server optimisers). kFailedPrecondition if no update was
-  // absorbed since BeginRound, or too few for the strategy (Krum).
-  virtual absl::StatusOr<std::vector<float>> Finish() = 0;
+  // The next global model's values from `global`, the values the round
+  // started from, and the strategy's state moves to the next round (server
+  // optimisers). The round's accumulated updates are released before it
+  // returns. kFailedPrecondition if no update was absorbed since BeginRound,
+  // or too few for the strategy (Krum); kInvalidArgument if `global` has
+  // another size than at BeginRound.
+  virtual absl::StatusOr<std::vector<float>> Finish(std::span<const float> global) = 0;
 };
 
 // A strategy by name with its parameters: what the configuration selects.

@@ -22,15 +22,15 @@ class BufferingStrategy : public Strategy {
   bool needs_individual_updates() const override { return true; }
 
   absl::Status BeginRound(const ModelParameters& global) override {
-    global_ = global.values;
+    size_ = global.values.size();
     updates_.clear();
     return absl::OkStatus();
   }
 
   absl::Status Absorb(std::span<const float> update, double weight) override {
-    if (update.size() != global_.size()) {
+    if (update.size() != size_) {
       return absl::InvalidArgumentError(
-          absl::StrCat("update has ", update.size(), " values; the model has ", global_.size()));
+          absl::StrCat("update has ", update.size(), " values; the model has ", size_));
     }
     if (!(weight > 0) || !std::isfinite(weight)) {
       return absl::InvalidArgumentError(absl::StrCat("update weight ", weight, " is not positive"));
@@ -45,14 +45,18 @@ class BufferingStrategy : public Strategy {
         "secure aggregation reveals"));
   }
 
-  absl::StatusOr<std::vector<float>> Finish() override {
+  absl::StatusOr<std::vector<float>> Finish(std::span<const float> global) override {
     if (updates_.empty()) return absl::FailedPreconditionError("no update to aggregate");
+    if (global.size() != size_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the round started from ", size_, " values; the model has ", global.size()));
+    }
     absl::StatusOr<std::vector<double>> aggregate = Aggregate(updates_);
-    updates_.clear();
+    std::vector<std::vector<float>>().swap(updates_);
     if (!aggregate.ok()) return aggregate.status();
-    std::vector<float> next(global_.size());
+    std::vector<float> next(global.size());
     for (size_t i = 0; i < next.size(); ++i) {
-      next[i] = static_cast<float>(global_[i] + server_learning_rate_ * (*aggregate)[i]);
+      next[i] = static_cast<float>(global[i] + server_learning_rate_ * (*aggregate)[i]);
     }
     return next;
   }
@@ -64,7 +68,7 @@ class BufferingStrategy : public Strategy {
 
  private:
   const double server_learning_rate_;
-  std::vector<float> global_;
+  size_t size_ = 0;
   std::vector<std::vector<float>> updates_;
 };
 

@@ -17,8 +17,7 @@ class MeanUpdateStrategy : public Strategy {
       : server_learning_rate_(server_learning_rate) {}
 
   absl::Status BeginRound(const ModelParameters& global) override {
-    global_ = global.values;
-    sum_.assign(global_.size(), 0.0);
+    sum_.assign(global.values.size(), 0.0);
     total_weight_ = 0;
     return absl::OkStatus();
   }
@@ -51,22 +50,29 @@ class MeanUpdateStrategy : public Strategy {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<std::vector<float>> Finish() override {
+  absl::StatusOr<std::vector<float>> Finish(std::span<const float> global) override {
     if (total_weight_ <= 0) return absl::FailedPreconditionError("no update to aggregate");
+    if (global.size() != sum_.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the round started from ", sum_.size(), " values; the model has ", global.size()));
+    }
     // sum_ becomes the mean update in place.
     for (double& v : sum_) v /= total_weight_;
     total_weight_ = 0;
-    std::vector<float> next(global_.size());
-    Step(sum_, next);
+    std::vector<float> next(global.size());
+    Step(global, sum_, next);
+    // The accumulator (two models' worth of doubles) is not kept between
+    // rounds: the coordinator encodes the next model right after this.
+    std::vector<double>().swap(sum_);
     return next;
   }
 
  protected:
-  // Writes the next model from global_ and the round's mean update.
-  virtual void Step(const std::vector<double>& mean_update, std::vector<float>& next) = 0;
+  // Writes the next model from `global` and the round's mean update.
+  virtual void Step(std::span<const float> global, const std::vector<double>& mean_update,
+                    std::vector<float>& next) = 0;
 
   const double server_learning_rate_;
-  std::vector<float> global_;
 
  private:
   std::vector<double> sum_;
@@ -80,9 +86,10 @@ class FedAvg : public MeanUpdateStrategy {
   std::string name() const override { return "fedavg"; }
 
  protected:
-  void Step(const std::vector<double>& mean, std::vector<float>& next) override {
+  void Step(std::span<const float> global, const std::vector<double>& mean,
+            std::vector<float>& next) override {
     for (size_t i = 0; i < next.size(); ++i) {
-      next[i] = static_cast<float>(global_[i] + server_learning_rate_ * mean[i]);
+      next[i] = static_cast<float>(global[i] + server_learning_rate_ * mean[i]);
     }
   }
 };
@@ -105,11 +112,12 @@ class FedAvgM : public MeanUpdateStrategy {
   }
 
  protected:
-  void Step(const std::vector<double>& mean, std::vector<float>& next) override {
+  void Step(std::span<const float> global, const std::vector<double>& mean,
+            std::vector<float>& next) override {
     if (velocity_.empty()) velocity_.assign(mean.size(), 0.0);
     for (size_t i = 0; i < next.size(); ++i) {
       velocity_[i] = momentum_ * velocity_[i] + mean[i];
-      next[i] = static_cast<float>(global_[i] + server_learning_rate_ * velocity_[i]);
+      next[i] = static_cast<float>(global[i] + server_learning_rate_ * velocity_[i]);
     }
   }
 
@@ -156,7 +164,8 @@ class FedOpt : public MeanUpdateStrategy {
   }
 
  protected:
-  void Step(const std::vector<double>& delta, std::vector<float>& next) override {
+  void Step(std::span<const float> global, const std::vector<double>& delta,
+            std::vector<float>& next) override {
     if (m_.empty()) {
       m_.assign(delta.size(), 0.0);
       v_.assign(delta.size(), tau_ * tau_);
@@ -179,7 +188,7 @@ class FedOpt : public MeanUpdateStrategy {
           v_[i] = beta2_ * v_[i] + (1 - beta2_) * d2;
           break;
       }
-      next[i] = static_cast<float>(global_[i] +
+      next[i] = static_cast<float>(global[i] +
                                    server_learning_rate_ * m_[i] / (std::sqrt(v_[i]) + tau_));
     }
   }

@@ -23,7 +23,7 @@ TEST(FedAvgTest, SampleWeightedMeanOfUpdatesAddedToGlobal) {
   // Client A: 1 sample, update (4, 0, -4); client B: 3 samples, update (0, 4, 8).
   ASSERT_TRUE(fedavg->Absorb(std::vector<float>{4, 0, -4}, 1).ok());
   ASSERT_TRUE(fedavg->Absorb(std::vector<float>{0, 4, 8}, 3).ok());
-  absl::StatusOr<std::vector<float>> next = fedavg->Finish();
+  absl::StatusOr<std::vector<float>> next = fedavg->Finish(Global().values);
   ASSERT_TRUE(next.ok()) << next.status();
   // Mean update = (4 + 0, 0 + 12, -4 + 24) / 4 = (1, 3, 5).
   EXPECT_EQ(*next, (std::vector<float>{2, 5, 8}));
@@ -33,7 +33,7 @@ TEST(FedAvgTest, ServerLearningRateScalesTheStep) {
   std::unique_ptr<Strategy> fedavg = MakeFedAvg(0.5);
   ASSERT_TRUE(fedavg->BeginRound(Global()).ok());
   ASSERT_TRUE(fedavg->Absorb(std::vector<float>{2, 2, 2}, 5).ok());
-  EXPECT_EQ(*fedavg->Finish(), (std::vector<float>{2, 3, 4}));
+  EXPECT_EQ(*fedavg->Finish(Global().values), (std::vector<float>{2, 3, 4}));
 }
 
 TEST(FedAvgTest, RejectsBadInputAndEmptyRounds) {
@@ -43,7 +43,15 @@ TEST(FedAvgTest, RejectsBadInputAndEmptyRounds) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(fedavg->Absorb(std::vector<float>{1, 2, 3}, 0).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(fedavg->Finish().status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(fedavg->Finish(Global().values).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(FedAvgTest, FinishNeedsTheModelTheRoundStartedFrom) {
+  std::unique_ptr<Strategy> fedavg = MakeFedAvg();
+  ASSERT_TRUE(fedavg->BeginRound(Global()).ok());
+  ASSERT_TRUE(fedavg->Absorb(std::vector<float>{1, 1, 1}, 1).ok());
+  EXPECT_EQ(fedavg->Finish(std::vector<float>{1, 2}).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(FedAvgTest, BeginRoundForgetsThePreviousRound) {
@@ -52,7 +60,7 @@ TEST(FedAvgTest, BeginRoundForgetsThePreviousRound) {
   ASSERT_TRUE(fedavg->Absorb(std::vector<float>{100, 100, 100}, 1).ok());
   ASSERT_TRUE(fedavg->BeginRound(Global()).ok());
   ASSERT_TRUE(fedavg->Absorb(std::vector<float>{1, 1, 1}, 1).ok());
-  EXPECT_EQ(*fedavg->Finish(), (std::vector<float>{2, 3, 4}));
+  EXPECT_EQ(*fedavg->Finish(Global().values), (std::vector<float>{2, 3, 4}));
 }
 
 
@@ -76,7 +84,7 @@ std::vector<float> Round(Strategy& s, const ModelParameters& global,
                          const std::vector<std::pair<std::vector<float>, double>>& updates) {
   EXPECT_TRUE(s.BeginRound(global).ok());
   for (const auto& [u, w] : updates) EXPECT_TRUE(s.Absorb(u, w).ok());
-  absl::StatusOr<std::vector<float>> next = s.Finish();
+  absl::StatusOr<std::vector<float>> next = s.Finish(global.values);
   EXPECT_TRUE(next.ok()) << next.status();
   return next.ok() ? *next : std::vector<float>{};
 }
@@ -171,7 +179,7 @@ TEST(FedAdamTest, WorksOnTheSumThatSecureAggregationReveals) {
   ASSERT_TRUE(s->BeginRound(Model2(0, 0)).ok());
   // 3 * (1, 2) + 1 * (25, -10) = (28, -4), total weight 4: the same round 1.
   ASSERT_TRUE(s->AbsorbAggregate(std::vector<double>{28, -4}, 4).ok());
-  ExpectNear(*s->Finish(), {3.5 / 6, -0.5 / 2});
+  ExpectNear(*s->Finish(Model2(0, 0).values), {3.5 / 6, -0.5 / 2});
 }
 
 TEST(FedAdamTest, DefaultServerLearningRateIsReddisOneHundredth) {
@@ -255,7 +263,7 @@ TEST(KrumTest, TooFewUpdatesFailTheRound) {
   std::unique_ptr<Strategy> s = Make(o);
   ASSERT_TRUE(s->BeginRound(Model2(0, 0)).ok());
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(s->Absorb(std::vector<float>{1, 1}, 1).ok());
-  absl::StatusOr<std::vector<float>> next = s->Finish();
+  absl::StatusOr<std::vector<float>> next = s->Finish(Model2(0, 0).values);
   EXPECT_EQ(next.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(next.status().message()), HasSubstr("2f + 2 = 4"));
 }
