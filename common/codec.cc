@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
+
 #include <bit>
 #include <cstring>
 
@@ -301,15 +303,21 @@ std::array<uint8_t, 32> Sha256(std::string_view bytes) {
   return digest;
 }
 
-std::string Sha256Hex(std::string_view bytes) {
+namespace {
+
+std::string HexDigest(const std::array<uint8_t, 32>& digest) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
-  for (uint8_t b : Sha256(bytes)) {
+  for (uint8_t b : digest) {
     out.push_back(kHex[b >> 4]);
     out.push_back(kHex[b & 15]);
   }
   return out;
 }
+
+}  // namespace
+
+std::string Sha256Hex(std::string_view bytes) { return HexDigest(Sha256(bytes)); }
 
 std::vector<std::string_view> SplitIntoChunks(std::string_view bytes, size_t chunk_size) {
   std::vector<std::string_view> chunks;
@@ -326,22 +334,36 @@ std::vector<std::string_view> SplitIntoChunks(std::string_view bytes, size_t chu
 ChunkAssembler::ChunkAssembler(size_t max_chunk_size, uint64_t max_total_bytes)
     : max_chunk_size_(max_chunk_size), max_total_bytes_(max_total_bytes) {}
 
+namespace {
+
+// The checks every chunk of an untrusted stream passes: in order, at most
+// `max_chunk_size` bytes, the running total at most `max_total_bytes`.
+absl::Status CheckChunk(uint64_t index, uint64_t expected_index, size_t size,
+                        size_t max_chunk_size, uint64_t received, uint64_t max_total_bytes) {
+  if (index != expected_index) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("chunk ", index, " arrived out of order; expected chunk ", expected_index));
+  }
+  if (size > max_chunk_size) {
+    return absl::InvalidArgumentError(absl::StrCat("chunk ", index, " holds ", size,
+                                                   " bytes; the limit is ", max_chunk_size));
+  }
+  if (received + size > max_total_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("payload exceeds the limit of ", max_total_bytes, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status ChunkAssembler::Add(uint64_t index, std::string_view chunk) {
   if (failed_) return absl::FailedPreconditionError("chunk stream already rejected");
-  if (index != next_index_) {
+  absl::Status ok = CheckChunk(index, next_index_, chunk.size(), max_chunk_size_, data_.size(),
+                               max_total_bytes_);
+  if (!ok.ok()) {
     failed_ = true;
-    return absl::InvalidArgumentError(
-        absl::StrCat("chunk ", index, " arrived out of order; expected chunk ", next_index_));
-  }
-  if (chunk.size() > max_chunk_size_) {
-    failed_ = true;
-    return absl::InvalidArgumentError(absl::StrCat(
-        "chunk ", index, " holds ", chunk.size(), " bytes; the limit is ", max_chunk_size_));
-  }
-  if (data_.size() + chunk.size() > max_total_bytes_) {
-    failed_ = true;
-    return absl::InvalidArgumentError(
-        absl::StrCat("payload exceeds the limit of ", max_total_bytes_, " bytes"));
+    return ok;
   }
   data_.append(chunk);
   ++next_index_;
@@ -351,6 +373,123 @@ absl::Status ChunkAssembler::Add(uint64_t index, std::string_view chunk) {
 void ChunkAssembler::Reserve(uint64_t total_bytes) {
   if (failed_ || total_bytes > max_total_bytes_ || total_bytes <= data_.capacity()) return;
   data_.reserve(total_bytes);
+}
+
+struct UpdateReceiver::Hasher {
+  EVP_MD_CTX* context = EVP_MD_CTX_new();
+  ~Hasher() { EVP_MD_CTX_free(context); }
+};
+
+UpdateReceiver::UpdateReceiver(std::string_view reference, size_t max_chunk_size)
+    : reference_(reference), max_chunk_size_(max_chunk_size), hasher_(std::make_unique<Hasher>()) {}
+
+UpdateReceiver::~UpdateReceiver() = default;
+
+absl::StatusOr<std::unique_ptr<UpdateReceiver>> UpdateReceiver::Create(std::string_view reference,
+                                                                       size_t max_chunk_size) {
+  auto receiver = std::unique_ptr<UpdateReceiver>(new UpdateReceiver(reference, max_chunk_size));
+  std::vector<TensorView> tensors;
+  uint32_t count = 0;
+  SV_RETURN_IF_ERROR(ParseBundle(reference, {}, &count, [&](TensorView&& t) {
+    tensors.push_back(std::move(t));
+  }));
+  uint64_t header_begin = 0;
+  uint64_t value_byte = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const TensorView& t = tensors[i];
+    if (t.dtype != DType::kFloat32) {
+      return absl::InvalidArgumentError(absl::StrCat("reference tensor '", std::string(t.name),
+                                                     "' is not float32"));
+    }
+    const uint64_t data_begin = static_cast<uint64_t>(t.data.data() - reference.data());
+    receiver->segments_.push_back({header_begin, data_begin, false, 0, i});
+    if (!t.data.empty()) {
+      receiver->segments_.push_back(
+          {data_begin, data_begin + t.data.size(), true, value_byte, i});
+    }
+    value_byte += t.data.size();
+    header_begin = data_begin + t.data.size();
+    receiver->layout_.tensors.push_back({std::string(t.name), t.shape});
+  }
+  if (header_begin < reference.size() || tensors.empty()) {
+    receiver->segments_.push_back({header_begin, reference.size(), false, 0, tensors.size()});
+  }
+  receiver->values_.resize(value_byte / sizeof(float));
+  if (EVP_DigestInit_ex(receiver->hasher_->context, EVP_sha256(), nullptr) != 1) {
+    return absl::InternalError("cannot initialise SHA-256");
+  }
+  return receiver;
+}
+
+absl::Status UpdateReceiver::CheckDeclaredSize(uint64_t total_bytes) const {
+  if (total_bytes == reference_.size()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("the update declares ", total_bytes, " bytes; an update of this model is ",
+                   reference_.size(), " bytes, and that is the limit"));
+}
+
+absl::Status UpdateReceiver::Mismatch(uint64_t position, size_t tensor) const {
+  const std::string where =
+      position < 12 ? std::string("in the bundle header")
+      : tensor < layout_.tensors.size()
+          ? absl::StrCat("in the header of tensor ", tensor, " (the model's is '",
+                         layout_.tensors[tensor].name, "')")
+          : std::string("after the last tensor");
+  return absl::InvalidArgumentError(
+      absl::StrCat("tensors do not match the model: byte ", position, " differs ", where,
+                   "; expected float32 tensors\n", layout_.Describe()));
+}
+
+absl::Status UpdateReceiver::Add(uint64_t index, std::string_view chunk) {
+  if (failed_) return absl::FailedPreconditionError("chunk stream already rejected");
+  absl::Status status = CheckChunk(index, next_index_, chunk.size(), max_chunk_size_, position_,
+                                   reference_.size());
+  while (status.ok() && !chunk.empty()) {
+    const Segment& segment = segments_[segment_];
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(chunk.size(), segment.end - position_));
+    if (segment.data) {
+      std::memcpy(reinterpret_cast<char*>(values_.data()) + segment.value_byte +
+                      (position_ - segment.begin),
+                  chunk.data(), n);
+    } else if (std::memcmp(chunk.data(), reference_.data() + position_, n) != 0) {
+      const auto differs = std::mismatch(chunk.begin(), chunk.begin() + n,
+                                         reference_.begin() + position_);
+      status = Mismatch(position_ + (differs.first - chunk.begin()), segment.tensor);
+      break;
+    }
+    if (EVP_DigestUpdate(hasher_->context, chunk.data(), n) != 1) {
+      status = absl::InternalError("SHA-256 failed");
+      break;
+    }
+    position_ += n;
+    chunk.remove_prefix(n);
+    if (position_ == segment.end) ++segment_;
+  }
+  if (!status.ok()) {
+    failed_ = true;
+    return status;
+  }
+  ++next_index_;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<float>> UpdateReceiver::Finish(std::string_view sha256_hex) {
+  if (failed_) return absl::FailedPreconditionError("chunk stream already rejected");
+  if (position_ != reference_.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("the update ended after ", position_, " of ",
+                                                   reference_.size(), " bytes"));
+  }
+  std::array<uint8_t, 32> digest{};
+  unsigned int length = 0;
+  if (EVP_DigestFinal_ex(hasher_->context, digest.data(), &length) != 1) {
+    return absl::InternalError("SHA-256 failed");
+  }
+  failed_ = true;  // finished: no more chunks
+  if (HexDigest(digest) != sha256_hex) {
+    return absl::DataLossError(
+        "the update's SHA-256 does not match the digest its chunks declare");
+  }
+  return std::move(values_);
 }
 
 }  // namespace samverka

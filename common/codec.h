@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -103,6 +104,63 @@ class ChunkAssembler {
   uint64_t next_index_ = 0;
   bool failed_ = false;
   std::string data_;
+};
+
+// Receives a client's update to a model chunk by chunk and decodes it as it
+// streams in, so that an upload costs one model's worth of floats and no
+// assembled copy of its bytes. An update has the layout of the model it was
+// computed from, so its encoding equals the model's encoding (`reference`,
+// which must outlive the receiver) byte for byte except the float data:
+// every other byte is compared with the reference, and the float data goes
+// straight into the flat vector. The chunks' SHA-256 is computed on the way.
+// Chunks must arrive in order, each at most `max_chunk_size`. Not
+// thread-safe.
+class UpdateReceiver {
+ public:
+  // kInvalidArgument if `reference` is not a float32 bundle. Allocates the
+  // flat vector (the model's size) up front.
+  static absl::StatusOr<std::unique_ptr<UpdateReceiver>> Create(std::string_view reference,
+                                                                size_t max_chunk_size);
+  ~UpdateReceiver();
+
+  // Checks a sender's declared total size: kInvalidArgument unless it is
+  // the reference's size.
+  absl::Status CheckDeclaredSize(uint64_t total_bytes) const;
+  // kInvalidArgument for an out-of-order or oversized chunk, bytes beyond
+  // the model's size, or a byte outside the float data that differs from
+  // the model's encoding (another layout or dtype: the message names the
+  // tensor and lists the expected ones). The receiver is then unusable.
+  absl::Status Add(uint64_t index, std::string_view chunk);
+  uint64_t chunks() const { return next_index_; }
+  uint64_t size() const { return position_; }
+  // The decoded update once every byte arrived: kInvalidArgument if the
+  // stream ended early, kDataLoss if its SHA-256 is not `sha256_hex`.
+  absl::StatusOr<std::vector<float>> Finish(std::string_view sha256_hex);
+
+ private:
+  // A run of the reference's bytes: float data (copied into values_ at
+  // `value_byte`) or header bytes that must match.
+  struct Segment {
+    uint64_t begin = 0;
+    uint64_t end = 0;
+    bool data = false;
+    uint64_t value_byte = 0;
+    size_t tensor = 0;  // the tensor the run belongs to (headers: the next one)
+  };
+  UpdateReceiver(std::string_view reference, size_t max_chunk_size);
+  absl::Status Mismatch(uint64_t position, size_t tensor) const;
+
+  std::string_view reference_;
+  size_t max_chunk_size_;
+  std::vector<Segment> segments_;
+  ParameterLayout layout_;
+  std::vector<float> values_;
+  struct Hasher;
+  std::unique_ptr<Hasher> hasher_;
+  uint64_t next_index_ = 0;
+  uint64_t position_ = 0;
+  size_t segment_ = 0;
+  bool failed_ = false;
 };
 
 }  // namespace samverka

@@ -224,31 +224,42 @@ absl::StatusOr<std::shared_ptr<const std::string>> Coordinator::Model(const std:
   return it->second;
 }
 
-absl::Status Coordinator::SubmitResult(const std::string& client, const TaskOutcome& outcome) {
+absl::Status Coordinator::CheckResultLocked(const std::string& client, const TaskOutcome& outcome) {
+  auto it = assigned_.find(client);
+  if (it == assigned_.end() || it->second.task_id != outcome.task_id ||
+      it->second.round != outcome.round) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "no open task '", outcome.task_id.substr(0, 64), "' for ", client,
+        " (round ", outcome.round, ")"));
+  }
+  if (outcome.model_digest != it->second.model_digest) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "result of ", client, " was computed from another model than the task's"));
+  }
+  if (outcome.kind != it->second.kind) {
+    return absl::InvalidArgumentError("result kind does not match the task");
+  }
+  if (outcome.kind == TaskKind::kTrain && outcome.masked != (secure_ != nullptr)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "round ", outcome.round,
+        secure_ != nullptr ? " aggregates securely; a plain update is refused"
+                           : " does not use secure aggregation; a masked input is refused"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Coordinator::ExpectResult(const std::string& client, const TaskOutcome& outcome) {
+  absl::MutexLock lock(&mutex_);
+  return CheckResultLocked(client, outcome);
+}
+
+absl::Status Coordinator::SubmitResult(const std::string& client, const TaskOutcome& outcome,
+                                       const ReceivedUpdate& received) {
   std::shared_ptr<SecureRound> secure;
   {
     absl::MutexLock lock(&mutex_);
-    auto it = assigned_.find(client);
-    if (it == assigned_.end() || it->second.task_id != outcome.task_id ||
-        it->second.round != outcome.round) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "no open task '", outcome.task_id.substr(0, 64), "' for ", client,
-          " (round ", outcome.round, ")"));
-    }
-    if (outcome.model_digest != it->second.model_digest) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "result of ", client, " was computed from another model than the task's"));
-    }
+    SV_RETURN_IF_ERROR(CheckResultLocked(client, outcome));
     clients_[client].last_seen = absl::Now();
-    if (outcome.kind != it->second.kind) {
-      return absl::InvalidArgumentError("result kind does not match the task");
-    }
-    if (outcome.kind == TaskKind::kTrain && outcome.masked != (secure_ != nullptr)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "round ", outcome.round,
-          secure_ != nullptr ? " aggregates securely; a plain update is refused"
-                             : " does not use secure aggregation; a masked input is refused"));
-    }
     if (outcome.masked) secure = secure_;
     if (outcome.kind == TaskKind::kEvaluate) {
       if (!eval_.has_value() || outcome.num_samples <= 0) {
@@ -270,7 +281,7 @@ absl::Status Coordinator::SubmitResult(const std::string& client, const TaskOutc
         eval_->auc_weight += n;
       }
       eval_->answered.insert(client);
-      assigned_.erase(it);
+      assigned_.erase(client);
       return absl::OkStatus();
     }
   }
@@ -282,16 +293,20 @@ absl::Status Coordinator::SubmitResult(const std::string& client, const TaskOutc
                           {"bytes", outcome.update.size()},
                           {"digest", Sha256Hex(outcome.update)}});
   }
-  SV_RETURN_IF_ERROR(engine_->SubmitUpdate(client, outcome.round, outcome.num_samples,
-                                           outcome.update, outcome.metrics));
+  const bool decoded = received.bytes > 0;
+  SV_RETURN_IF_ERROR(decoded ? engine_->SubmitUpdate(client, outcome.round, outcome.num_samples,
+                                                     received.values, received.bytes,
+                                                     outcome.metrics)
+                             : engine_->SubmitUpdate(client, outcome.round, outcome.num_samples,
+                                                     outcome.update, outcome.metrics));
   {
     absl::MutexLock lock(&mutex_);
     assigned_.erase(client);
   }
   return store_->Audit("update", client,
                        {{"round", outcome.round},
-                        {"bytes", outcome.update.size()},
-                        {"update_digest", Sha256Hex(outcome.update)},
+                        {"bytes", decoded ? received.bytes : outcome.update.size()},
+                        {"update_digest", decoded ? received.digest : Sha256Hex(outcome.update)},
                         {"samples", outcome.num_samples}});
 }
 

@@ -110,6 +110,14 @@ struct PollResult {
   bool federation_done = false;
 };
 
+// A plain update that the service decoded while it streamed in
+// (UpdateReceiver): its values, and the size and SHA-256 of its encoding.
+struct ReceivedUpdate {
+  std::vector<float> values;
+  uint64_t bytes = 0;
+  std::string digest;
+};
+
 // The coordinator: a client registry, the round loop around RoundEngine
 // (training, then federated evaluation), persistence through StateStore and
 // the audit log. The gRPC service is a thin adapter over the public methods,
@@ -130,9 +138,18 @@ class Coordinator {
   // The encoded model with this digest, if it is the current or the
   // previous global model; kNotFound otherwise.
   absl::StatusOr<std::shared_ptr<const std::string>> Model(const std::string& digest);
-  // A finished task. Errors as RoundEngine::SubmitUpdate, plus
-  // kFailedPrecondition for a task that is no longer open.
-  absl::Status SubmitResult(const std::string& client, const TaskOutcome& outcome);
+  // Checks that `client` may send this result (its task is open and the
+  // result fits it; `outcome.update` is not looked at), so that the service
+  // can refuse an upload before reading it. The errors of SubmitResult's
+  // first checks.
+  absl::Status ExpectResult(const std::string& client, const TaskOutcome& outcome);
+  // A finished task. A plain update comes either encoded in
+  // `outcome.update` or, as the service sends it, decoded while it streamed
+  // in (`received`, when its `bytes` is not 0). Errors as
+  // RoundEngine::SubmitUpdate, plus kFailedPrecondition for a task that is
+  // no longer open.
+  absl::Status SubmitResult(const std::string& client, const TaskOutcome& outcome,
+                            const ReceivedUpdate& received = {});
   // Secure aggregation: a site's message of `stage` for its task, and what
   // it needs for the next stage (nullopt if not ready within `wait`).
   // kFailedPrecondition if the task is not open or not secure; SecureRound's
@@ -188,6 +205,9 @@ class Coordinator {
                                 std::optional<double>* epsilon);
   // The open secure round of `client`'s task `task_id`, refreshing its
   // liveness; kFailedPrecondition if there is none.
+  // ExpectResult's checks, under mutex_.
+  absl::Status CheckResultLocked(const std::string& client, const TaskOutcome& outcome)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   absl::StatusOr<std::shared_ptr<SecureRound>> SecureRoundOf(const std::string& client,
                                                              const std::string& task_id);
 

@@ -124,32 +124,30 @@ absl::StatusOr<RoundPlan> RoundEngine::StartRound(absl::Time now) {
   return plan;
 }
 
+absl::StatusOr<std::shared_ptr<const ModelParameters>> RoundEngine::CheckSubmission(
+    const std::string& client_id, int64_t round) const {
+  absl::MutexLock lock(&mutex_);
+  if (!open_ || round != current_.round) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "update from ", client_id, " is for round ", round, ", which is not open"));
+  }
+  if (!cohort_.contains(client_id)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(client_id, " is not in the cohort of round ", round));
+  }
+  if (answered_.contains(client_id)) {
+    return absl::AlreadyExistsError(absl::StrCat(client_id, " already answered round ", round));
+  }
+  return global_;
+}
+
 absl::Status RoundEngine::SubmitUpdate(const std::string& client_id, int64_t round,
                                        int64_t num_samples, std::string_view encoded_update,
                                        const std::map<std::string, double>& metrics) {
-  std::shared_ptr<const ModelParameters> global;
-  {
-    absl::MutexLock lock(&mutex_);
-    if (!open_ || round != current_.round) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "update from ", client_id, " is for round ", round, ", which is not open"));
-    }
-    if (!cohort_.contains(client_id)) {
-      return absl::PermissionDeniedError(
-          absl::StrCat(client_id, " is not in the cohort of round ", round));
-    }
-    if (answered_.contains(client_id)) {
-      return absl::AlreadyExistsError(
-          absl::StrCat(client_id, " already answered round ", round));
-    }
-    global = global_;
-  }
-  // Decode and validate outside the lock: it is the expensive part.
+  SV_ASSIGN_OR_RETURN(std::shared_ptr<const ModelParameters> global,
+                      CheckSubmission(client_id, round));
+  // Decode outside the lock: it is the expensive part.
   const std::string who = absl::StrCat("update from ", client_id, " for round ", round);
-  if (num_samples <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat(who, ": sample count ", num_samples,
-                                                   " must be positive"));
-  }
   absl::StatusOr<ModelParameters> update = DecodeParameters(encoded_update);
   if (!update.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(who, ": ", update.status().message()));
@@ -158,7 +156,28 @@ absl::Status RoundEngine::SubmitUpdate(const std::string& client_id, int64_t rou
     return absl::InvalidArgumentError(absl::StrCat(
         who, ": tensors do not match the model; expected\n", global->layout.Describe()));
   }
-  SV_RETURN_IF_ERROR(CheckFinite(update->values, who));
+  return SubmitUpdate(client_id, round, num_samples, update->values, encoded_update.size(),
+                      metrics);
+}
+
+absl::Status RoundEngine::SubmitUpdate(const std::string& client_id, int64_t round,
+                                       int64_t num_samples, std::span<const float> update,
+                                       uint64_t encoded_bytes,
+                                       const std::map<std::string, double>& metrics) {
+  SV_ASSIGN_OR_RETURN(std::shared_ptr<const ModelParameters> global,
+                      CheckSubmission(client_id, round));
+  // Validate outside the lock.
+  const std::string who = absl::StrCat("update from ", client_id, " for round ", round);
+  if (num_samples <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(who, ": sample count ", num_samples,
+                                                   " must be positive"));
+  }
+  if (update.size() != global->values.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(who, ": ", update.size(),
+                                                   " values; the model has ",
+                                                   global->values.size()));
+  }
+  SV_RETURN_IF_ERROR(CheckFinite(update, who));
 
   absl::MutexLock lock(&mutex_);
   if (!open_ || round != current_.round) {
@@ -167,11 +186,11 @@ absl::Status RoundEngine::SubmitUpdate(const std::string& client_id, int64_t rou
   if (!answered_.insert(client_id).second) {
     return absl::AlreadyExistsError(absl::StrCat(client_id, " already answered round ", round));
   }
-  SV_RETURN_IF_ERROR(strategy_->Absorb(update->values, static_cast<double>(num_samples)));
+  SV_RETURN_IF_ERROR(strategy_->Absorb(update, static_cast<double>(num_samples)));
   submitted_.insert(client_id);
   ++current_.updates;
   current_.samples += num_samples;
-  current_.bytes_up += encoded_update.size();
+  current_.bytes_up += encoded_bytes;
   if (auto it = metrics.find("train_loss"); it != metrics.end() && std::isfinite(it->second)) {
     loss_sum_ += it->second * static_cast<double>(num_samples);
   }

@@ -7,6 +7,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,13 @@ class RoundEngine {
   absl::Status SubmitUpdate(const std::string& client_id, int64_t round, int64_t num_samples,
                             std::string_view encoded_update,
                             const std::map<std::string, double>& metrics);
+  // The same for an update already decoded into the model's flat layout
+  // (UpdateReceiver checked its layout while it streamed in);
+  // `encoded_bytes` is its size on the wire. kInvalidArgument for a wrong
+  // size, NaN/Inf or a non-positive weight; the other errors as above.
+  absl::Status SubmitUpdate(const std::string& client_id, int64_t round, int64_t num_samples,
+                            std::span<const float> update, uint64_t encoded_bytes,
+                            const std::map<std::string, double>& metrics);
 
   // Absorbs the result of secure aggregation: the weighted sum of the
   // updates of `contributors` (cohort members), their total weight and the
@@ -125,6 +133,9 @@ class RoundEngine {
   RoundEngine(RoundOptions options, std::unique_ptr<Strategy> strategy, ModelParameters initial,
               uint64_t seed, int64_t first_round);
   int CohortSize(int online) const;
+  // The round's model if `client_id` may still submit to `round`.
+  absl::StatusOr<std::shared_ptr<const ModelParameters>> CheckSubmission(
+      const std::string& client_id, int64_t round) const;
   RoundResult Close() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   const RoundOptions options_;

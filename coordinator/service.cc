@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/codec.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 #include "common/wire.h"
 
 namespace samverka::coordinator {
@@ -147,6 +148,73 @@ grpc::Status FederationService::DownloadModel(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+namespace {
+
+// Reads an upload's chunks into `sink` (a ChunkAssembler or an
+// UpdateReceiver): every chunk in order, all declaring the same payload
+// digest and chunk count, which the last one must reach. `on_first` sees
+// the first chunk's declared total size. Returns the declared digest.
+template <typename Sink, typename OnFirst>
+absl::StatusOr<std::string> ReadChunks(grpc::ServerReader<v1::UploadMessage>* reader, Sink& sink,
+                                       OnFirst on_first) {
+  v1::UploadMessage message;
+  std::string digest;
+  uint64_t total_chunks = 0;
+  while (reader->Read(&message)) {
+    if (!message.has_chunk()) return absl::InvalidArgumentError("a second header in one upload");
+    const v1::TensorChunk& chunk = message.chunk();
+    if (sink.chunks() == 0) {
+      digest = chunk.payload_digest();
+      total_chunks = chunk.total_chunks();
+      SV_RETURN_IF_ERROR(on_first(chunk.total_bytes()));
+    } else if (chunk.payload_digest() != digest || chunk.total_chunks() != total_chunks) {
+      return absl::InvalidArgumentError("chunks of one upload disagree on the payload");
+    }
+    SV_RETURN_IF_ERROR(sink.Add(chunk.index(), chunk.data()));
+  }
+  if (sink.chunks() != total_chunks) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("upload ended after ", sink.chunks(), " of ", total_chunks, " chunks"));
+  }
+  return digest;
+}
+
+// A plain update, decoded as it streams in: one model's worth of floats,
+// never the assembled bytes next to a decoded copy.
+absl::StatusOr<ReceivedUpdate> ReceiveUpdate(grpc::ServerReader<v1::UploadMessage>* reader,
+                                             const std::string& model) {
+  SV_ASSIGN_OR_RETURN(std::unique_ptr<UpdateReceiver> receiver,
+                      UpdateReceiver::Create(model, kMaxChunkBytes));
+  SV_ASSIGN_OR_RETURN(std::string digest,
+                      ReadChunks(reader, *receiver, [&](uint64_t declared) {
+                        return receiver->CheckDeclaredSize(declared);
+                      }));
+  ReceivedUpdate update;
+  update.bytes = receiver->size();
+  SV_ASSIGN_OR_RETURN(update.values, receiver->Finish(digest));
+  update.digest = std::move(digest);
+  return update;
+}
+
+// Any other result (a masked input, an evaluation's empty payload),
+// assembled; `limit` bounds its size.
+absl::StatusOr<std::string> ReceivePayload(grpc::ServerReader<v1::UploadMessage>* reader,
+                                           uint64_t limit, bool check_digest) {
+  ChunkAssembler assembler(kMaxChunkBytes, limit);
+  SV_ASSIGN_OR_RETURN(std::string digest, ReadChunks(reader, assembler, [&](uint64_t declared) {
+                        assembler.Reserve(declared);
+                        return absl::OkStatus();
+                      }));
+  std::string payload = assembler.Take();
+  if (check_digest && Sha256Hex(payload) != digest) {
+    return absl::DataLossError(
+        "the update's SHA-256 does not match the digest its chunks declare");
+  }
+  return payload;
+}
+
+}  // namespace
+
 grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
                                              grpc::ServerReader<v1::UploadMessage>* reader,
                                              v1::UploadResponse* response) {
@@ -166,11 +234,25 @@ grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
     response->set_accepted(false);
     return grpc::Status::OK;
   }
-  // An update has exactly the size of the model it was computed from.
-  absl::StatusOr<std::shared_ptr<const std::string>> model = coordinator_->Model(header.model_digest());
-  // A masked input has one ring element (4 or 8 bytes) per parameter.
-  const uint64_t limit =
-      model.ok() ? (header.masked_input() ? 2 : 1) * (*model)->size() + (64 << 10) : (64 << 10);
+  TaskOutcome outcome;
+  outcome.task_id = header.task_id();
+  outcome.round = header.round();
+  outcome.kind = header.kind() == v1::TASK_KIND_EVALUATE ? TaskKind::kEvaluate : TaskKind::kTrain;
+  outcome.model_digest = header.model_digest();
+  outcome.num_samples = header.num_samples();
+  outcome.masked = header.masked_input();
+  for (const v1::Metric& m : header.metrics()) outcome.metrics[m.name()] = m.value();
+  auto reject = [&](const absl::Status& status) {
+    Logger("coordinator")->warn("round {}: rejected the result of {}: {}", header.round(), *site,
+                                status.message());
+    return ToGrpc(status);
+  };
+  // Refused before a byte of it is read if the task is not open.
+  if (absl::Status expected = coordinator_->ExpectResult(*site, outcome); !expected.ok()) {
+    return reject(expected);
+  }
+  absl::StatusOr<std::shared_ptr<const std::string>> model = coordinator_->Model(outcome.model_digest);
+  if (!model.ok()) return reject(model.status());
   // Admission control: read the chunks only with a slot, so at most
   // max_concurrent_uploads updates are in memory at once; the other senders
   // are held back by flow control. Waiting counts as a heartbeat, so a
@@ -182,49 +264,21 @@ grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
     }
     coordinator_->Heartbeat(*site, header.task_id());
   }
-  ChunkAssembler assembler(kMaxChunkBytes, limit);
-  std::string digest;
-  uint64_t total_chunks = 0;
-  while (reader->Read(&message)) {
-    if (!message.has_chunk()) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a second header in one upload");
-    }
-    const v1::TensorChunk& chunk = message.chunk();
-    if (assembler.chunks() == 0) {
-      digest = chunk.payload_digest();
-      total_chunks = chunk.total_chunks();
-      assembler.Reserve(chunk.total_bytes());
-    } else if (chunk.payload_digest() != digest || chunk.total_chunks() != total_chunks) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "chunks of one upload disagree on the payload");
-    }
-    if (absl::Status added = assembler.Add(chunk.index(), chunk.data()); !added.ok()) {
-      return ToGrpc(added);
-    }
+  ReceivedUpdate received;
+  if (outcome.kind == TaskKind::kTrain && !outcome.masked) {
+    absl::StatusOr<ReceivedUpdate> update = ReceiveUpdate(reader, **model);
+    if (!update.ok()) return reject(update.status());
+    received = std::move(*update);
+  } else {
+    // A masked input has one ring element (4 or 8 bytes) per parameter.
+    const uint64_t limit = (outcome.masked ? 2 : 1) * (*model)->size() + (64 << 10);
+    absl::StatusOr<std::string> payload =
+        ReceivePayload(reader, limit, outcome.kind == TaskKind::kTrain);
+    if (!payload.ok()) return reject(payload.status());
+    outcome.update = std::move(*payload);
   }
-  if (assembler.chunks() != total_chunks) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat("upload ended after ", assembler.chunks(), " of ",
-                                     total_chunks, " chunks"));
-  }
-  TaskOutcome outcome;
-  outcome.task_id = header.task_id();
-  outcome.round = header.round();
-  outcome.kind = header.kind() == v1::TASK_KIND_EVALUATE ? TaskKind::kEvaluate : TaskKind::kTrain;
-  outcome.model_digest = header.model_digest();
-  outcome.num_samples = header.num_samples();
-  outcome.masked = header.masked_input();
-  for (const v1::Metric& m : header.metrics()) outcome.metrics[m.name()] = m.value();
-  outcome.update = assembler.Take();
-  if (outcome.kind == TaskKind::kTrain && Sha256Hex(outcome.update) != digest) {
-    return grpc::Status(grpc::StatusCode::DATA_LOSS,
-                        "the update's SHA-256 does not match the digest its chunks declare");
-  }
-  absl::Status status = coordinator_->SubmitResult(*site, outcome);
-  if (!status.ok()) {
-    Logger("coordinator")->warn("round {}: rejected the result of {}: {}", header.round(), *site,
-                                status.message());
-    return ToGrpc(status);
+  if (absl::Status status = coordinator_->SubmitResult(*site, outcome, received); !status.ok()) {
+    return reject(status);
   }
   response->set_accepted(true);
   return grpc::Status::OK;

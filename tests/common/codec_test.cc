@@ -165,6 +165,95 @@ TEST(ChunkTest, ReserveIsOnlyAHint) {
   EXPECT_FALSE(small.Add(2, "9").ok()) << "a reservation never raises the limit";
 }
 
+// Feeds `bytes` to a receiver for `reference` in chunks of `chunk` bytes;
+// the first error, or the decoded values.
+absl::StatusOr<std::vector<float>> Receive(const std::string& reference, std::string_view bytes,
+                                           size_t chunk) {
+  absl::StatusOr<std::unique_ptr<UpdateReceiver>> receiver = UpdateReceiver::Create(reference, chunk);
+  if (!receiver.ok()) return receiver.status();
+  const std::vector<std::string_view> chunks = SplitIntoChunks(bytes, chunk);
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    if (absl::Status added = (*receiver)->Add(i, chunks[i]); !added.ok()) return added;
+  }
+  return (*receiver)->Finish(Sha256Hex(bytes));
+}
+
+TEST(UpdateReceiverTest, DecodesAnUpdateInAnyChunkingLikeDecodeParameters) {
+  const std::string reference = EncodeParameters(SmallModel());
+  ModelParameters update = SmallModel();
+  for (size_t i = 0; i < update.values.size(); ++i) update.values[i] = 0.5f * i - 1;
+  const std::string bytes = EncodeParameters(update);
+  for (size_t chunk : {size_t{1}, size_t{3}, size_t{7}, size_t{29}, bytes.size()}) {
+    absl::StatusOr<std::vector<float>> values = Receive(reference, bytes, chunk);
+    ASSERT_TRUE(values.ok()) << "chunks of " << chunk << ": " << values.status();
+    EXPECT_EQ(*values, update.values) << "chunks of " << chunk;
+  }
+}
+
+TEST(UpdateReceiverTest, AnotherLayoutOrDtypeIsRejectedNamingTheTensor) {
+  const std::string reference = EncodeParameters(SmallModel());
+  ModelParameters wrong_shape = SmallModel();
+  wrong_shape.layout.tensors[0].shape = {3, 2};
+  absl::Status shape = Receive(reference, EncodeParameters(wrong_shape), 5).status();
+  EXPECT_EQ(shape.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(shape.message()), HasSubstr("do not match the model"));
+  EXPECT_THAT(std::string(shape.message()), HasSubstr("tensor 0 (the model's is 'fc.weight')"));
+  EXPECT_THAT(std::string(shape.message()), HasSubstr("fc.bias [2]"));
+
+  ModelParameters renamed = SmallModel();
+  renamed.layout.tensors[1].name = "fc.biaz";
+  EXPECT_THAT(std::string(Receive(reference, EncodeParameters(renamed), 64).status().message()),
+              HasSubstr("tensor 1 (the model's is 'fc.bias')"));
+
+  TensorBundle ints = {{"fc.weight", DType::kInt32, {2, 3}, std::string(24, '\0')},
+                       {"fc.bias", DType::kInt32, {2}, std::string(8, '\0')}};
+  absl::Status dtype = Receive(reference, *EncodeBundle(ints), 64).status();
+  EXPECT_THAT(std::string(dtype.message()), HasSubstr("float32"));
+
+  std::string bad_magic = EncodeParameters(SmallModel());
+  bad_magic[1] = 'X';
+  EXPECT_THAT(std::string(Receive(reference, bad_magic, 64).status().message()),
+              HasSubstr("byte 1 differs in the bundle header"));
+}
+
+TEST(UpdateReceiverTest, TruncatedLongReorderedAndLyingStreamsAreRejected) {
+  const std::string reference = EncodeParameters(SmallModel());
+  const std::string bytes = EncodeParameters(SmallModel());
+  absl::Status truncated = Receive(reference, bytes.substr(0, bytes.size() - 1), 16).status();
+  EXPECT_EQ(truncated.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(truncated.message()), HasSubstr("ended after"));
+  EXPECT_THAT(std::string(Receive(reference, bytes + "x", 16).status().message()),
+              HasSubstr("limit"));
+
+  auto receiver = UpdateReceiver::Create(reference, 8);
+  ASSERT_TRUE(receiver.ok());
+  EXPECT_THAT(std::string((*receiver)->Add(0, "123456789").message()), HasSubstr("limit"));
+  EXPECT_FALSE((*receiver)->Add(0, std::string_view(bytes).substr(0, 8)).ok())
+      << "a rejected stream stays rejected";
+
+  receiver = UpdateReceiver::Create(reference, 8);
+  ASSERT_TRUE(receiver.ok());
+  EXPECT_THAT(std::string((*receiver)->Add(1, std::string_view(bytes).substr(0, 8)).message()),
+              HasSubstr("out of order"));
+
+  receiver = UpdateReceiver::Create(reference, 1024);
+  ASSERT_TRUE(receiver.ok());
+  EXPECT_TRUE((*receiver)->CheckDeclaredSize(bytes.size()).ok());
+  EXPECT_THAT(std::string((*receiver)->CheckDeclaredSize(bytes.size() + 1).message()),
+              HasSubstr("limit"));
+  ASSERT_TRUE((*receiver)->Add(0, bytes).ok());
+  absl::StatusOr<std::vector<float>> lying = (*receiver)->Finish(std::string(64, 'a'));
+  EXPECT_EQ(lying.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(lying.status().message()), HasSubstr("SHA-256"));
+}
+
+TEST(UpdateReceiverTest, TheReferenceMustBeAFloatBundle) {
+  TensorBundle ints = {{"w", DType::kInt32, {2}, std::string(8, '\0')}};
+  EXPECT_EQ(UpdateReceiver::Create(*EncodeBundle(ints), 64).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(UpdateReceiver::Create("not a bundle", 64).ok());
+}
+
 TEST(ParametersTest, CheckFiniteNamesTheValue) {
   std::vector<float> v = {1, 2, std::nanf(""), 4};
   absl::Status s = CheckFinite(v, "update from site-3");
