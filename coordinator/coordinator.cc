@@ -552,9 +552,6 @@ absl::Status Coordinator::RunRound() {
               plan.cohort.size(), plan.task.model_digest.substr(0, 16),
               secure != nullptr ? ", secure aggregation" : "");
   }
-  // The engine holds the round's flat model; a second reference here would
-  // keep it alive next to the new one when the round closes.
-  plan.global.reset();
   std::optional<double> epsilon;
   if (secure != nullptr) secure_failure = FinishSecureRound(plan, secure.get(), &epsilon);
   {
@@ -667,7 +664,7 @@ absl::StatusOr<std::shared_ptr<SecureRound>> Coordinator::StartSecureRound(const
   setup.federation_id = options_.federation_id;
   setup.round = plan.round;
   setup.cohort = plan.cohort;
-  setup.model_length = plan.global->values.size();
+  setup.model_length = plan.num_values;
   setup.max_weight = 1;
   for (const std::string& member : plan.cohort) {
     setup.max_weight = std::max(setup.max_weight, static_cast<double>(clients_[member].train_samples));

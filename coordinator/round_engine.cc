@@ -45,13 +45,14 @@ absl::StatusOr<std::unique_ptr<RoundEngine>> RoundEngine::Create(
 RoundEngine::RoundEngine(RoundOptions options, std::unique_ptr<Strategy> strategy,
                          ModelParameters initial, uint64_t seed, int64_t first_round)
     : options_(std::move(options)),
+      layout_(initial.layout),
+      num_values_(initial.values.size()),
       strategy_(std::move(strategy)),
       rng_(seed),
       next_round_(first_round) {
   auto encoded = std::make_shared<const std::string>(EncodeParameters(initial));
   global_digest_ = Sha256Hex(*encoded);
   encoded_global_ = std::move(encoded);
-  global_ = std::make_shared<const ModelParameters>(std::move(initial));
 }
 
 void RoundEngine::AddClient(const std::string& client_id) {
@@ -108,7 +109,7 @@ absl::StatusOr<RoundPlan> RoundEngine::StartRound(absl::Time now) {
   submitted_.clear();
   loss_sum_ = 0;
   deadline_ = now + options_.train_deadline;
-  SV_RETURN_IF_ERROR(strategy_->BeginRound(*global_));
+  SV_RETURN_IF_ERROR(strategy_->BeginRound(num_values_));
 
   RoundPlan plan;
   plan.round = current_.round;
@@ -118,14 +119,13 @@ absl::StatusOr<RoundPlan> RoundEngine::StartRound(absl::Time now) {
   plan.task.kind = TaskKind::kTrain;
   plan.task.model_digest = global_digest_;
   plan.task.train = options_.train;
-  plan.global = global_;
+  plan.num_values = num_values_;
   plan.encoded_global = encoded_global_;
   plan.deadline = deadline_;
   return plan;
 }
 
-absl::StatusOr<std::shared_ptr<const ModelParameters>> RoundEngine::CheckSubmission(
-    const std::string& client_id, int64_t round) const {
+absl::Status RoundEngine::CheckSubmission(const std::string& client_id, int64_t round) const {
   absl::MutexLock lock(&mutex_);
   if (!open_ || round != current_.round) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -138,23 +138,22 @@ absl::StatusOr<std::shared_ptr<const ModelParameters>> RoundEngine::CheckSubmiss
   if (answered_.contains(client_id)) {
     return absl::AlreadyExistsError(absl::StrCat(client_id, " already answered round ", round));
   }
-  return global_;
+  return absl::OkStatus();
 }
 
 absl::Status RoundEngine::SubmitUpdate(const std::string& client_id, int64_t round,
                                        int64_t num_samples, std::string_view encoded_update,
                                        const std::map<std::string, double>& metrics) {
-  SV_ASSIGN_OR_RETURN(std::shared_ptr<const ModelParameters> global,
-                      CheckSubmission(client_id, round));
+  SV_RETURN_IF_ERROR(CheckSubmission(client_id, round));
   // Decode outside the lock: it is the expensive part.
   const std::string who = absl::StrCat("update from ", client_id, " for round ", round);
   absl::StatusOr<ModelParameters> update = DecodeParameters(encoded_update);
   if (!update.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(who, ": ", update.status().message()));
   }
-  if (update->layout != global->layout) {
+  if (update->layout != layout_) {
     return absl::InvalidArgumentError(absl::StrCat(
-        who, ": tensors do not match the model; expected\n", global->layout.Describe()));
+        who, ": tensors do not match the model; expected\n", layout_.Describe()));
   }
   return SubmitUpdate(client_id, round, num_samples, update->values, encoded_update.size(),
                       metrics);
@@ -164,18 +163,16 @@ absl::Status RoundEngine::SubmitUpdate(const std::string& client_id, int64_t rou
                                        int64_t num_samples, std::span<const float> update,
                                        uint64_t encoded_bytes,
                                        const std::map<std::string, double>& metrics) {
-  SV_ASSIGN_OR_RETURN(std::shared_ptr<const ModelParameters> global,
-                      CheckSubmission(client_id, round));
+  SV_RETURN_IF_ERROR(CheckSubmission(client_id, round));
   // Validate outside the lock.
   const std::string who = absl::StrCat("update from ", client_id, " for round ", round);
   if (num_samples <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(who, ": sample count ", num_samples,
                                                    " must be positive"));
   }
-  if (update.size() != global->values.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(who, ": ", update.size(),
-                                                   " values; the model has ",
-                                                   global->values.size()));
+  if (update.size() != num_values_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(who, ": ", update.size(), " values; the model has ", num_values_));
   }
   SV_RETURN_IF_ERROR(CheckFinite(update, who));
 
@@ -256,17 +253,18 @@ RoundResult RoundEngine::Close() {
                                          " clients returned an update; ", options_.min_clients,
                                          " needed");
   } else {
-    absl::StatusOr<std::vector<float>> next = strategy_->Finish(global_->values);
+    absl::StatusOr<std::vector<float>> next = FinishRound();
     if (!next.ok()) {
       result.failure_reason = std::string(next.status().message());
     } else if (absl::Status finite = CheckFinite(*next, "aggregated model"); !finite.ok()) {
       result.failure_reason = std::string(finite.message());
     } else {
-      auto model = std::make_shared<ModelParameters>(ModelParameters{global_->layout, std::move(*next)});
-      auto encoded = std::make_shared<const std::string>(EncodeParameters(*model));
+      // The new encoding is made while the old one lives on (clients may
+      // still be downloading it), but the flat vector goes right after.
+      auto encoded = std::make_shared<const std::string>(
+          EncodeParameters(ModelParameters{layout_, std::move(*next)}));
       global_digest_ = Sha256Hex(*encoded);
       encoded_global_ = std::move(encoded);
-      global_ = std::move(model);
       result.succeeded = true;
     }
   }
@@ -276,9 +274,19 @@ RoundResult RoundEngine::Close() {
   return result;
 }
 
+absl::StatusOr<std::vector<float>> RoundEngine::FinishRound() {
+  // The strategy reads the model the round started from; decoded here for
+  // the moment it needs it, so between rounds only the encoding is held.
+  absl::StatusOr<ModelParameters> global = DecodeParameters(*encoded_global_);
+  if (!global.ok()) return global.status();
+  return strategy_->Finish(global->values);
+}
+
 std::shared_ptr<const ModelParameters> RoundEngine::global_model() const {
-  absl::MutexLock lock(&mutex_);
-  return global_;
+  std::shared_ptr<const std::string> encoded = encoded_global_model();
+  absl::StatusOr<ModelParameters> global = DecodeParameters(*encoded);
+  // The engine encoded these bytes itself; they always decode.
+  return std::make_shared<const ModelParameters>(std::move(global).value());
 }
 
 std::shared_ptr<const std::string> RoundEngine::encoded_global_model() const {

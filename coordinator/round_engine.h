@@ -42,8 +42,9 @@ struct RoundPlan {
   int64_t round = 0;
   std::vector<std::string> cohort;
   ClientTask task;  // task_id and round set; same for every member
-  std::shared_ptr<const ModelParameters> global;
-  // The encoded global model (what clients download) and its SHA-256.
+  // The global model's size, and its encoding (what clients download; its
+  // SHA-256 is task.model_digest). RoundEngine::global_model() decodes it.
+  size_t num_values = 0;
   std::shared_ptr<const std::string> encoded_global;
   absl::Time deadline;
 };
@@ -121,7 +122,8 @@ class RoundEngine {
   // passed; nullopt while it is still open (or none is).
   std::optional<RoundResult> Poll(absl::Time now);
 
-  // The current global model and the next round's number.
+  // The current global model, decoded (a copy: the engine keeps only the
+  // encoded form, one model's worth of memory), and the next round's number.
   std::shared_ptr<const ModelParameters> global_model() const;
   // The current global model as clients download it, and its SHA-256.
   std::shared_ptr<const std::string> encoded_global_model() const;
@@ -133,15 +135,20 @@ class RoundEngine {
   RoundEngine(RoundOptions options, std::unique_ptr<Strategy> strategy, ModelParameters initial,
               uint64_t seed, int64_t first_round);
   int CohortSize(int online) const;
-  // The round's model if `client_id` may still submit to `round`.
-  absl::StatusOr<std::shared_ptr<const ModelParameters>> CheckSubmission(
-      const std::string& client_id, int64_t round) const;
+  // OK if `client_id` may still submit to `round`.
+  absl::Status CheckSubmission(const std::string& client_id, int64_t round) const;
   RoundResult Close() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // The strategy's next model from the round's global model.
+  absl::StatusOr<std::vector<float>> FinishRound() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   const RoundOptions options_;
   mutable absl::Mutex mutex_;
+  // The model's tensors never change between rounds.
+  const ParameterLayout layout_;
+  const size_t num_values_;
   std::unique_ptr<Strategy> strategy_ ABSL_GUARDED_BY(mutex_);
-  std::shared_ptr<const ModelParameters> global_ ABSL_GUARDED_BY(mutex_);
+  // The global model, encoded only: the strategy gets it decoded when a
+  // round closes.
   std::shared_ptr<const std::string> encoded_global_ ABSL_GUARDED_BY(mutex_);
   std::string global_digest_ ABSL_GUARDED_BY(mutex_);
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mutex_);

@@ -30,11 +30,11 @@ class Strategy {
   // the sum.
   virtual bool needs_individual_updates() const { return false; }
 
-  // Starts a round whose clients started from `global`. The strategy keeps
-  // only its size, never a copy (the engine holds the model; Finish gets it
-  // again). kInvalidArgument if the model's size differs from the one the
-  // strategy's state was made for.
-  virtual absl::Status BeginRound(const ModelParameters& global) = 0;
+  // Starts a round on a model of `model_size` values. The strategy never
+  // holds a copy of the model (the engine does; Finish gets it).
+  // kInvalidArgument if the size differs from the one the strategy's state
+  // was made for.
+  virtual absl::Status BeginRound(size_t model_size) = 0;
   // Absorbs one update with its weight (the client's sample count).
   // kInvalidArgument for a wrong size or a non-positive weight.
   virtual absl::Status Absorb(std::span<const float> update, double weight) = 0;

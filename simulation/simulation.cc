@@ -129,6 +129,7 @@ absl::Status WriteFile(const std::filesystem::path& path, const std::string& tex
 // seconds spent outside local training (protocol and aggregation).
 absl::StatusOr<double> SecureRound(SimulatedSecureAggregation& secure,
                                    const coordinator::RoundPlan& plan,
+                                   const ModelParameters& global,
                                    coordinator::RoundEngine& engine,
                                    const VirtualClients& clients,
                                    const std::map<std::string, int>& index_of,
@@ -144,7 +145,7 @@ absl::StatusOr<double> SecureRound(SimulatedSecureAggregation& secure,
       max_weight = std::max(max_weight, static_cast<double>(clients.num_train_samples(cohort.back())));
     }
   }
-  const size_t d = plan.global->values.size();
+  const size_t d = global.values.size();
   DistributedNoise noise;
   if (dp != nullptr && distributed) {
     noise.stddev = dp->noise_stddev() / std::sqrt(static_cast<double>(cohort.size()));
@@ -157,7 +158,7 @@ absl::StatusOr<double> SecureRound(SimulatedSecureAggregation& secure,
       [&](int worker, int i) -> absl::StatusOr<ClientContribution> {
         const Clock::time_point begin = Clock::now();
         SV_ASSIGN_OR_RETURN(TaskOutcome outcome,
-                            clients.Run(cohort[i], plan.task, *plan.global, *worker_models[worker]));
+                            clients.Run(cohort[i], plan.task, global, *worker_models[worker]));
         SV_ASSIGN_OR_RETURN(ModelParameters update, DecodeParameters(outcome.update));
         train_seconds[worker] += SecondsSince(begin);
         if (dp != nullptr) {
@@ -211,12 +212,13 @@ absl::StatusOr<double> SecureRound(SimulatedSecureAggregation& secure,
 // cohort size (McMahan et al. 2018). Returns the count of clients whose
 // update was within the clipping norm.
 absl::StatusOr<double> CentralDpRound(const coordinator::RoundPlan& plan,
+                                      const ModelParameters& global,
                                       coordinator::RoundEngine& engine,
                                       const VirtualClients& clients,
                                       const std::map<std::string, int>& index_of,
                                       std::vector<std::unique_ptr<models::Model>>& worker_models,
                                       int workers, security::dp::DpFedAvgServer& dp) {
-  std::vector<double> sum(plan.global->values.size(), 0.0);
+  std::vector<double> sum(global.values.size(), 0.0);
   std::vector<std::string> contributors;
   double loss = 0;
   double within = 0;
@@ -225,7 +227,7 @@ absl::StatusOr<double> CentralDpRound(const coordinator::RoundPlan& plan,
   internal::ParallelFor(workers, static_cast<int>(plan.cohort.size()), [&](int worker, int i) {
     const std::string& name = plan.cohort[i];
     absl::StatusOr<TaskOutcome> outcome =
-        clients.Run(index_of.at(name), plan.task, *plan.global, *worker_models[worker]);
+        clients.Run(index_of.at(name), plan.task, global, *worker_models[worker]);
     absl::StatusOr<ModelParameters> update =
         outcome.ok() ? DecodeParameters(outcome->update) : outcome.status();
     if (!update.ok()) {
@@ -511,24 +513,25 @@ absl::StatusOr<RoundReport> RunSimulation(const SimulationOptions& options,
   for (int r = 0; r < options.rounds; ++r) {
     const Clock::time_point start = Clock::now();
     SV_ASSIGN_OR_RETURN(coordinator::RoundPlan plan, engine->StartRound(absl::Now()));
+    const std::shared_ptr<const ModelParameters> global = engine->global_model();
     std::vector<double> aggregate_seconds(plan.cohort.size(), 0);
     const double round_clip = dp != nullptr ? dp->clip_norm() : -1;
     if (dp != nullptr) plan.task.dp.clip_norm = round_clip;
     double within_clip = -1;
     if (secure != nullptr) {
       SV_ASSIGN_OR_RETURN(double seconds,
-                          SecureRound(*secure, plan, *engine, clients, index_of, worker_models,
+                          SecureRound(*secure, plan, *global, *engine, clients, index_of, worker_models,
                                       workers, dp.get(), distributed, &within_clip));
       aggregate_seconds.assign(1, seconds);
     } else if (dp != nullptr) {
-      SV_ASSIGN_OR_RETURN(within_clip, CentralDpRound(plan, *engine, clients, index_of,
+      SV_ASSIGN_OR_RETURN(within_clip, CentralDpRound(plan, *global, *engine, clients, index_of,
                                                       worker_models, workers, *dp));
       aggregate_seconds.assign(1, 0.0);
     } else {
       internal::ParallelFor(workers, static_cast<int>(plan.cohort.size()), [&](int worker, int i) {
         const std::string& name = plan.cohort[i];
         absl::StatusOr<TaskOutcome> outcome =
-            clients.Run(index_of.at(name), plan.task, *plan.global, *worker_models[worker]);
+            clients.Run(index_of.at(name), plan.task, *global, *worker_models[worker]);
         if (!outcome.ok()) {
           engine->ReportFailure(name, plan.round, std::string(outcome.status().message()));
           return;

@@ -21,8 +21,8 @@ class BufferingStrategy : public Strategy {
 
   bool needs_individual_updates() const override { return true; }
 
-  absl::Status BeginRound(const ModelParameters& global) override {
-    size_ = global.values.size();
+  absl::Status BeginRound(size_t model_size) override {
+    size_ = model_size;
     updates_.clear();
     return absl::OkStatus();
   }

@@ -16,8 +16,8 @@ class MeanUpdateStrategy : public Strategy {
   explicit MeanUpdateStrategy(double server_learning_rate)
       : server_learning_rate_(server_learning_rate) {}
 
-  absl::Status BeginRound(const ModelParameters& global) override {
-    sum_.assign(global.values.size(), 0.0);
+  absl::Status BeginRound(size_t model_size) override {
+    sum_.assign(model_size, 0.0);
     total_weight_ = 0;
     return absl::OkStatus();
   }
@@ -102,13 +102,13 @@ class FedAvgM : public MeanUpdateStrategy {
       : MeanUpdateStrategy(server_learning_rate), momentum_(momentum) {}
   std::string name() const override { return "fedavgm"; }
 
-  absl::Status BeginRound(const ModelParameters& global) override {
-    if (!velocity_.empty() && velocity_.size() != global.values.size()) {
+  absl::Status BeginRound(size_t model_size) override {
+    if (!velocity_.empty() && velocity_.size() != model_size) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "fedavgm: the model has ", global.values.size(), " values; its momentum has ",
+          "fedavgm: the model has ", model_size, " values; its momentum has ",
           velocity_.size()));
     }
-    return MeanUpdateStrategy::BeginRound(global);
+    return MeanUpdateStrategy::BeginRound(model_size);
   }
 
  protected:
@@ -154,13 +154,12 @@ class FedOpt : public MeanUpdateStrategy {
     return "fedopt";
   }
 
-  absl::Status BeginRound(const ModelParameters& global) override {
-    if (!m_.empty() && m_.size() != global.values.size()) {
+  absl::Status BeginRound(size_t model_size) override {
+    if (!m_.empty() && m_.size() != model_size) {
       return absl::InvalidArgumentError(absl::StrCat(
-          name(), ": the model has ", global.values.size(), " values; its moments have ",
-          m_.size()));
+          name(), ": the model has ", model_size, " values; its moments have ", m_.size()));
     }
-    return MeanUpdateStrategy::BeginRound(global);
+    return MeanUpdateStrategy::BeginRound(model_size);
   }
 
  protected:
