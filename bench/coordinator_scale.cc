@@ -407,11 +407,16 @@ int main(int argc, char** argv) {
   // Samples the coordinator's RSS every 20 ms: the peak of each phase.
   shared.clients = clients;
   std::atomic<bool> sampling{true};
-  int64_t download_peak_kb = 0, upload_peak_kb = 0;
+  // Phases: downloads, uploads (until every site's upload was accepted),
+  // then closing the round (aggregate, encode, checkpoint).
+  std::atomic<bool> uploads_done{false};
+  int64_t download_peak_kb = 0, upload_peak_kb = 0, close_peak_kb = 0;
   std::thread sampler([&] {
     while (sampling) {
       const int64_t rss = ProcStatusKb(coordinator, "VmRSS");
-      int64_t& peak = shared.all_downloaded.HasBeenNotified() ? upload_peak_kb : download_peak_kb;
+      int64_t& peak = uploads_done                              ? close_peak_kb
+                      : shared.all_downloaded.HasBeenNotified() ? upload_peak_kb
+                                                                : download_peak_kb;
       peak = std::max(peak, rss);
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -419,6 +424,7 @@ int main(int argc, char** argv) {
   std::vector<std::thread> threads;
   for (int i = 0; i < clients; ++i) threads.emplace_back(RunClient, i, std::ref(shared));
   for (std::thread& t : threads) t.join();
+  uploads_done = true;
 
   // The round summary line is logged after aggregation and the checkpoint.
   std::string summary;
@@ -453,7 +459,8 @@ int main(int argc, char** argv) {
   std::printf("  %-44s %10.1f MiB\n", "coordinator RSS when listening (idle)", idle_rss_kb / 1024.0);
   std::printf("  %-44s %10.1f MiB\n", "coordinator peak RSS before the round", idle_hwm_kb / 1024.0);
   std::printf("  %-44s %10.1f MiB\n", "coordinator RSS peak while sites download", download_peak_kb / 1024.0);
-  std::printf("  %-44s %10.1f MiB\n", "coordinator RSS peak during uploads + aggregation", upload_peak_kb / 1024.0);
+  std::printf("  %-44s %10.1f MiB\n", "coordinator RSS peak during uploads", upload_peak_kb / 1024.0);
+  std::printf("  %-44s %10.1f MiB\n", "coordinator RSS peak closing the round", close_peak_kb / 1024.0);
   std::printf("  %-44s %10.1f MiB\n", "coordinator peak RSS (VmHWM)", peak_mib);
   std::printf("  %-44s %10.1f MiB\n", "bound: 3 x model + 200 MB", bound_mib);
   std::printf("  %-44s %10.2f (%s)\n", "peak / bound", peak_mib / bound_mib,

@@ -254,7 +254,7 @@ absl::Status Coordinator::ExpectResult(const std::string& client, const TaskOutc
 }
 
 absl::Status Coordinator::SubmitResult(const std::string& client, const TaskOutcome& outcome,
-                                       const ReceivedUpdate& received) {
+                                       ReceivedUpdate received) {
   std::shared_ptr<SecureRound> secure;
   {
     absl::MutexLock lock(&mutex_);
@@ -299,6 +299,9 @@ absl::Status Coordinator::SubmitResult(const std::string& client, const TaskOutc
                                                      outcome.metrics)
                              : engine_->SubmitUpdate(client, outcome.round, outcome.num_samples,
                                                      outcome.update, outcome.metrics));
+  // Absorbed: the last update's release of mutex_ below may close the round
+  // on this thread, which should not hold a model's worth more meanwhile.
+  std::vector<float>().swap(received.values);
   {
     absl::MutexLock lock(&mutex_);
     assigned_.erase(client);

@@ -145,11 +145,12 @@ class Coordinator {
   absl::Status ExpectResult(const std::string& client, const TaskOutcome& outcome);
   // A finished task. A plain update comes either encoded in
   // `outcome.update` or, as the service sends it, decoded while it streamed
-  // in (`received`, when its `bytes` is not 0). Errors as
+  // in (`received`, when its `bytes` is not 0; its values are freed once
+  // absorbed, before the round may close on this thread). Errors as
   // RoundEngine::SubmitUpdate, plus kFailedPrecondition for a task that is
   // no longer open.
   absl::Status SubmitResult(const std::string& client, const TaskOutcome& outcome,
-                            const ReceivedUpdate& received = {});
+                            ReceivedUpdate received = {});
   // Secure aggregation: a site's message of `stage` for its task, and what
   // it needs for the next stage (nullopt if not ready within `wait`).
   // kFailedPrecondition if the task is not open or not secure; SecureRound's

@@ -253,16 +253,16 @@ RoundResult RoundEngine::Close() {
                                          " clients returned an update; ", options_.min_clients,
                                          " needed");
   } else {
-    absl::StatusOr<std::vector<float>> next = FinishRound();
+    absl::StatusOr<ModelParameters> next = FinishRound();
     if (!next.ok()) {
       result.failure_reason = std::string(next.status().message());
-    } else if (absl::Status finite = CheckFinite(*next, "aggregated model"); !finite.ok()) {
+    } else if (absl::Status finite = CheckFinite(next->values, "aggregated model"); !finite.ok()) {
       result.failure_reason = std::string(finite.message());
     } else {
       // The new encoding is made while the old one lives on (clients may
-      // still be downloading it), but the flat vector goes right after.
-      auto encoded = std::make_shared<const std::string>(
-          EncodeParameters(ModelParameters{layout_, std::move(*next)}));
+      // still be downloading it); the flat vector goes right after.
+      auto encoded = std::make_shared<const std::string>(EncodeParameters(*next));
+      std::vector<float>().swap(next->values);
       global_digest_ = Sha256Hex(*encoded);
       encoded_global_ = std::move(encoded);
       result.succeeded = true;
@@ -274,12 +274,12 @@ RoundResult RoundEngine::Close() {
   return result;
 }
 
-absl::StatusOr<std::vector<float>> RoundEngine::FinishRound() {
-  // The strategy reads the model the round started from; decoded here for
-  // the moment it needs it, so between rounds only the encoding is held.
-  absl::StatusOr<ModelParameters> global = DecodeParameters(*encoded_global_);
-  if (!global.ok()) return global.status();
-  return strategy_->Finish(global->values);
+absl::StatusOr<ModelParameters> RoundEngine::FinishRound() {
+  // The model the round started from, decoded only now (between rounds the
+  // engine holds just its encoding); the strategy moves it in place.
+  SV_ASSIGN_OR_RETURN(ModelParameters model, DecodeParameters(*encoded_global_));
+  SV_RETURN_IF_ERROR(strategy_->FinishInPlace(model.values));
+  return model;
 }
 
 std::shared_ptr<const ModelParameters> RoundEngine::global_model() const {

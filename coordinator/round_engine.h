@@ -138,8 +138,8 @@ class RoundEngine {
   // OK if `client_id` may still submit to `round`.
   absl::Status CheckSubmission(const std::string& client_id, int64_t round) const;
   RoundResult Close() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
-  // The strategy's next model from the round's global model.
-  absl::StatusOr<std::vector<float>> FinishRound() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // The next global model: the strategy's step from the round's model.
+  absl::StatusOr<ModelParameters> FinishRound() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   const RoundOptions options_;
   mutable absl::Mutex mutex_;

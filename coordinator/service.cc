@@ -277,7 +277,8 @@ grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
     if (!payload.ok()) return reject(payload.status());
     outcome.update = std::move(*payload);
   }
-  if (absl::Status status = coordinator_->SubmitResult(*site, outcome, received); !status.ok()) {
+  if (absl::Status status = coordinator_->SubmitResult(*site, outcome, std::move(received));
+      !status.ok()) {
     return reject(status);
   }
   response->set_accepted(true);

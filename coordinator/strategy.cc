@@ -26,6 +26,12 @@ bool InUnitInterval(double v) { return v >= 0 && v < 1; }
 
 }  // namespace
 
+absl::StatusOr<std::vector<float>> Strategy::Finish(std::span<const float> global) {
+  std::vector<float> next(global.begin(), global.end());
+  SV_RETURN_IF_ERROR(FinishInPlace(next));
+  return next;
+}
+
 std::vector<std::string> StrategyNames() {
   return {"fedavg",     "fedavgm", "fedprox",      "fedadam", "fedyogi",
           "fedadagrad", "median",  "trimmed-mean", "krum"};

@@ -43,13 +43,16 @@ class Strategy {
   // that need individual updates return kFailedPrecondition.
   virtual absl::Status AbsorbAggregate(std::span<const double> weighted_sum,
                                        double total_weight) = 0;
-  // The next global model's values from `global`, the values the round
-  // started from, and the strategy's state moves to the next round (server
-  // optimisers). The round's accumulated updates are released before it
-  // returns. kFailedPrecondition if no update was absorbed since BeginRound,
-  // or too few for the strategy (Krum); kInvalidArgument if `global` has
-  // another size than at BeginRound.
-  virtual absl::StatusOr<std::vector<float>> Finish(std::span<const float> global) = 0;
+  // Moves `model` from the values the round started from to the next
+  // global model, in place, and the strategy's state to the next round
+  // (server optimisers). The round's accumulated updates are released
+  // before it returns. kFailedPrecondition if no update was absorbed since
+  // BeginRound, or too few for the strategy (Krum); kInvalidArgument if
+  // `model` has another size than at BeginRound. On error `model` is
+  // unchanged.
+  virtual absl::Status FinishInPlace(std::span<float> model) = 0;
+  // The same on a copy: the next model's values from `global`.
+  absl::StatusOr<std::vector<float>> Finish(std::span<const float> global);
 };
 
 // A strategy by name with its parameters: what the configuration selects.

@@ -45,20 +45,19 @@ class BufferingStrategy : public Strategy {
         "secure aggregation reveals"));
   }
 
-  absl::StatusOr<std::vector<float>> Finish(std::span<const float> global) override {
+  absl::Status FinishInPlace(std::span<float> model) override {
     if (updates_.empty()) return absl::FailedPreconditionError("no update to aggregate");
-    if (global.size() != size_) {
+    if (model.size() != size_) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "the round started from ", size_, " values; the model has ", global.size()));
+          "the round started from ", size_, " values; the model has ", model.size()));
     }
     absl::StatusOr<std::vector<double>> aggregate = Aggregate(updates_);
     std::vector<std::vector<float>>().swap(updates_);
     if (!aggregate.ok()) return aggregate.status();
-    std::vector<float> next(global.size());
-    for (size_t i = 0; i < next.size(); ++i) {
-      next[i] = static_cast<float>(global[i] + server_learning_rate_ * (*aggregate)[i]);
+    for (size_t i = 0; i < model.size(); ++i) {
+      model[i] = static_cast<float>(model[i] + server_learning_rate_ * (*aggregate)[i]);
     }
-    return next;
+    return absl::OkStatus();
   }
 
  protected:

@@ -50,27 +50,26 @@ class MeanUpdateStrategy : public Strategy {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<std::vector<float>> Finish(std::span<const float> global) override {
+  absl::Status FinishInPlace(std::span<float> model) override {
     if (total_weight_ <= 0) return absl::FailedPreconditionError("no update to aggregate");
-    if (global.size() != sum_.size()) {
+    if (model.size() != sum_.size()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "the round started from ", sum_.size(), " values; the model has ", global.size()));
+          "the round started from ", sum_.size(), " values; the model has ", model.size()));
     }
     // sum_ becomes the mean update in place.
     for (double& v : sum_) v /= total_weight_;
     total_weight_ = 0;
-    std::vector<float> next(global.size());
-    Step(global, sum_, next);
+    Step(sum_, model);
     // The accumulator (two models' worth of doubles) is not kept between
     // rounds: the coordinator encodes the next model right after this.
     std::vector<double>().swap(sum_);
-    return next;
+    return absl::OkStatus();
   }
 
  protected:
-  // Writes the next model from `global` and the round's mean update.
-  virtual void Step(std::span<const float> global, const std::vector<double>& mean_update,
-                    std::vector<float>& next) = 0;
+  // Moves `model` (the round's global model on entry) by the round's mean
+  // update, in place.
+  virtual void Step(const std::vector<double>& mean_update, std::span<float> model) = 0;
 
   const double server_learning_rate_;
 
@@ -86,10 +85,9 @@ class FedAvg : public MeanUpdateStrategy {
   std::string name() const override { return "fedavg"; }
 
  protected:
-  void Step(std::span<const float> global, const std::vector<double>& mean,
-            std::vector<float>& next) override {
-    for (size_t i = 0; i < next.size(); ++i) {
-      next[i] = static_cast<float>(global[i] + server_learning_rate_ * mean[i]);
+  void Step(const std::vector<double>& mean, std::span<float> model) override {
+    for (size_t i = 0; i < model.size(); ++i) {
+      model[i] = static_cast<float>(model[i] + server_learning_rate_ * mean[i]);
     }
   }
 };
@@ -112,12 +110,11 @@ class FedAvgM : public MeanUpdateStrategy {
   }
 
  protected:
-  void Step(std::span<const float> global, const std::vector<double>& mean,
-            std::vector<float>& next) override {
+  void Step(const std::vector<double>& mean, std::span<float> model) override {
     if (velocity_.empty()) velocity_.assign(mean.size(), 0.0);
-    for (size_t i = 0; i < next.size(); ++i) {
+    for (size_t i = 0; i < model.size(); ++i) {
       velocity_[i] = momentum_ * velocity_[i] + mean[i];
-      next[i] = static_cast<float>(global[i] + server_learning_rate_ * velocity_[i]);
+      model[i] = static_cast<float>(model[i] + server_learning_rate_ * velocity_[i]);
     }
   }
 
@@ -163,13 +160,12 @@ class FedOpt : public MeanUpdateStrategy {
   }
 
  protected:
-  void Step(std::span<const float> global, const std::vector<double>& delta,
-            std::vector<float>& next) override {
+  void Step(const std::vector<double>& delta, std::span<float> model) override {
     if (m_.empty()) {
       m_.assign(delta.size(), 0.0);
       v_.assign(delta.size(), tau_ * tau_);
     }
-    for (size_t i = 0; i < next.size(); ++i) {
+    for (size_t i = 0; i < model.size(); ++i) {
       const double d = delta[i];
       const double d2 = d * d;
       m_[i] = beta1_ * m_[i] + (1 - beta1_) * d;
@@ -187,8 +183,8 @@ class FedOpt : public MeanUpdateStrategy {
           v_[i] = beta2_ * v_[i] + (1 - beta2_) * d2;
           break;
       }
-      next[i] = static_cast<float>(global[i] +
-                                   server_learning_rate_ * m_[i] / (std::sqrt(v_[i]) + tau_));
+      model[i] = static_cast<float>(model[i] +
+                                    server_learning_rate_ * m_[i] / (std::sqrt(v_[i]) + tau_));
     }
   }
 
