@@ -24,6 +24,7 @@
 #include "tests/integration/federation_files.h"
 #include "tests/integration/process.h"
 #include "tests/integration/run_command.h"
+#include "tests/integration/site_calls.h"
 
 namespace samverka {
 namespace {
@@ -142,84 +143,6 @@ class RefusalTest : public ::testing::Test {
     return SiteStub(d / (name + ".crt"), d / (name + ".key"));
   }
 
-  static grpc::Status Register(v1::Federation::Stub& stub) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-    v1::RegisterRequest request;
-    request.set_protocol_version(v1::PROTOCOL_VERSION_1);
-    request.set_num_train_samples(10);
-    request.set_num_eval_samples(0);
-    v1::RegisterResponse response;
-    return stub.Register(&context, request, &response);
-  }
-
-  // Long-polls as a site until a task arrives (about two minutes at most);
-  // an empty task if none did.
-  static v1::Task PollForTask(v1::Federation::Stub& stub) {
-    for (int attempt = 0; attempt < 60; ++attempt) {
-      grpc::ClientContext context;
-      v1::PollTaskRequest request;
-      request.set_protocol_version(v1::PROTOCOL_VERSION_1);
-      request.set_wait_seconds(2);
-      v1::PollTaskResponse response;
-      grpc::Status status = stub.PollTask(&context, request, &response);
-      EXPECT_TRUE(status.ok()) << status.error_message();
-      if (!status.ok()) break;
-      if (response.has_task()) return response.task();
-    }
-    return v1::Task();
-  }
-
-  // The model with `digest`, downloaded in chunks; empty on failure.
-  static std::string DownloadModel(v1::Federation::Stub& stub, const std::string& digest) {
-    grpc::ClientContext context;
-    v1::DownloadModelRequest request;
-    request.set_model_digest(digest);
-    auto reader = stub.DownloadModel(&context, request);
-    std::string model;
-    v1::TensorChunk chunk;
-    while (reader->Read(&chunk)) model += chunk.data();
-    grpc::Status status = reader->Finish();
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return status.ok() ? model : std::string();
-  }
-
-  // Uploads `messages` (a header, then chunks) and returns the status.
-  static grpc::Status Upload(v1::Federation::Stub& stub, const std::vector<v1::UploadMessage>& messages) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-    v1::UploadResponse response;
-    auto writer = stub.UploadResult(&context, &response);
-    for (const auto& m : messages) {
-      if (!writer->Write(m)) break;
-    }
-    writer->WritesDone();
-    return writer->Finish();
-  }
-
-  static std::vector<v1::UploadMessage> UploadOf(const v1::Task& task, const std::string& payload,
-                                                 int64_t round, size_t chunk = kChunkBytes) {
-    std::vector<v1::UploadMessage> messages(1);
-    v1::ResultHeader* h = messages[0].mutable_header();
-    h->set_task_id(task.task_id());
-    h->set_round(round);
-    h->set_kind(v1::TASK_KIND_TRAIN);
-    h->set_model_digest(task.model_digest());
-    h->set_num_samples(10);
-    const std::vector<std::string_view> pieces = SplitIntoChunks(payload, chunk);
-    for (size_t i = 0; i < pieces.size(); ++i) {
-      v1::UploadMessage m;
-      v1::TensorChunk* c = m.mutable_chunk();
-      c->set_payload_digest(Sha256Hex(payload));
-      c->set_index(i);
-      c->set_total_chunks(pieces.size());
-      c->set_total_bytes(payload.size());
-      c->set_data(std::string(pieces[i]));
-      messages.push_back(m);
-    }
-    return messages;
-  }
-
   fs::path dir_;
   std::string target_;
   std::unique_ptr<Process> coordinator_;
@@ -229,28 +152,28 @@ class RefusalTest : public ::testing::Test {
 TEST_F(RefusalTest, BadPeersAreRefusedWhileHonestSitesTrain) {
   // Another CA, an expired certificate, a revoked one, not on the allow-list,
   // no client certificate, plaintext.
-  EXPECT_FALSE(Register(*Site("site-a", "other")).ok());
+  EXPECT_FALSE(RegisterSite(*Site("site-a", "other")).ok());
   ASSERT_TRUE(coordinator_->WaitFor("does not verify against the federation CA", std::chrono::seconds(20))) << coordinator_->output();
 
-  EXPECT_FALSE(Register(*SiteStub(dir_ / "expired/expired-site.crt", dir_ / "expired/expired-site.key")).ok());
+  EXPECT_FALSE(RegisterSite(*SiteStub(dir_ / "expired/expired-site.crt", dir_ / "expired/expired-site.key")).ok());
   // OpenSSL rejects an expired certificate during chain verification, with
   // the same error as another CA's; the log line names both causes.
   ASSERT_TRUE(coordinator_->WaitForCount("does not verify against the federation CA", 2,
                                          std::chrono::seconds(20)))
       << coordinator_->output();
 
-  EXPECT_FALSE(Register(*Site("revoked-site")).ok());
+  EXPECT_FALSE(RegisterSite(*Site("revoked-site")).ok());
   ASSERT_TRUE(coordinator_->WaitFor("is revoked")) << coordinator_->output();
 
-  EXPECT_FALSE(Register(*Site("intruder")).ok());
+  EXPECT_FALSE(RegisterSite(*Site("intruder")).ok());
   ASSERT_TRUE(coordinator_->WaitFor("'intruder' is not on the coordinator's allow-list"));
 
   grpc::SslCredentialsOptions no_cert;
   no_cert.pem_root_certs = ReadAll(dir_ / "pki/ca/ca.crt");
-  EXPECT_FALSE(Register(*Stub(grpc::SslCredentials(no_cert))).ok());
+  EXPECT_FALSE(RegisterSite(*Stub(grpc::SslCredentials(no_cert))).ok());
   ASSERT_TRUE(coordinator_->WaitFor("presented no certificate")) << coordinator_->output();
 
-  EXPECT_FALSE(Register(*Stub(grpc::InsecureChannelCredentials())).ok());
+  EXPECT_FALSE(RegisterSite(*Stub(grpc::InsecureChannelCredentials())).ok());
   ASSERT_TRUE(coordinator_->WaitFor("plaintext")) << coordinator_->output();
 
   // Meanwhile honest sites train: site-a and site-c make up the cohort.
@@ -260,9 +183,9 @@ TEST_F(RefusalTest, BadPeersAreRefusedWhileHonestSitesTrain) {
 
   // Revocation takes effect without a restart, also on a live connection.
   auto site_b = Site("site-b");
-  ASSERT_TRUE(Register(*site_b).ok());
+  ASSERT_TRUE(RegisterSite(*site_b).ok());
   Pki("revoke --dir pki --name site-b");
-  grpc::Status after = Register(*site_b);
+  grpc::Status after = RegisterSite(*site_b);
   EXPECT_EQ(after.error_code(), grpc::StatusCode::UNAUTHENTICATED) << after.error_message();
   EXPECT_THAT(after.error_message(), HasSubstr("revoked"));
 
@@ -298,7 +221,7 @@ TEST_F(RefusalTest, MalformedUploadsAreRejectedAndStoreNothing) {
   }
   // The test plays site-b, the second member of the cohort.
   auto site_b = Site("site-b");
-  ASSERT_TRUE(Register(*site_b).ok());
+  ASSERT_TRUE(RegisterSite(*site_b).ok());
   const v1::Task task = PollForTask(*site_b);
   ASSERT_FALSE(task.task_id().empty()) << coordinator_->output();
 
@@ -368,7 +291,7 @@ TEST_F(SecureRefusalTest, APlainUpdateIsRefusedInASecureRound) {
                   WriteClientConfig(dir_, "site-c", target_, "hospital-c.csv").string()});
   // The test plays site-b, the third member of the cohort.
   auto site_b = Site("site-b");
-  ASSERT_TRUE(Register(*site_b).ok());
+  ASSERT_TRUE(RegisterSite(*site_b).ok());
   const v1::Task task = PollForTask(*site_b);
   ASSERT_FALSE(task.task_id().empty()) << coordinator_->output();
   ASSERT_TRUE(task.has_secure_aggregation());
