@@ -118,7 +118,8 @@ std::vector<char*> CStrings(std::vector<std::string>& strings) {
 }
 
 // Starts the child with `stdin_fd`, `stdout_fd` and `stderr_fd` as its fds
-// 0, 1 and 2, default signal dispositions and an empty signal mask.
+// 0, 1 and 2, default signal dispositions, an empty signal mask, in a new
+// process group.
 absl::StatusOr<pid_t> Spawn(const SubprocessOptions& options, int stdin_fd, int stdout_fd,
                             int stderr_fd) {
   std::vector<std::string> argv = options.argv;
@@ -139,7 +140,11 @@ absl::StatusOr<pid_t> Spawn(const SubprocessOptions& options, int stdin_fd, int 
   for (int signal : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD}) sigaddset(&defaults, signal);
   posix_spawnattr_setsigmask(&attributes, &empty);
   posix_spawnattr_setsigdefault(&attributes, &defaults);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  // Its own process group: a terminal's Ctrl-C reaches this process, which
+  // decides how to stop, not a child in the middle of its work.
+  posix_spawnattr_setpgroup(&attributes, 0);
+  posix_spawnattr_setflags(&attributes,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
   pid_t pid = -1;
   const int error = posix_spawn(&pid, argv[0].c_str(), &actions, &attributes, c_argv.data(),
                                 c_environment.data());

@@ -25,7 +25,9 @@ struct SubprocessOptions {
 // stdin and stdout are pumped concurrently (poll), so payloads of any size
 // pass in both directions without deadlock. The child's stderr is copied to
 // this process's stderr line by line as it arrives, so its log lines appear
-// in ours. Blocks the calling thread until the child exits; thread-safe.
+// in ours. The child runs in its own process group, so a terminal's Ctrl-C
+// reaches only this process. Blocks the calling thread until the child
+// exits; thread-safe.
 //
 // Errors: kNotFound / kPermissionDenied if the program cannot be started
 // (the message names the path); kInternal if it exits with a non-zero code

@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <random>
 #include <string>
 
@@ -79,6 +81,13 @@ TEST(SubprocessTest, KilledBySignalNamesTheSignal) {
   ASSERT_FALSE(out.ok());
   EXPECT_EQ(out.status().code(), absl::StatusCode::kInternal);
   EXPECT_THAT(out.status().message(), HasSubstr("killed by signal 9 (SIGKILL)"));
+}
+
+TEST(SubprocessTest, ChildRunsInItsOwnProcessGroup) {
+  // A terminal's SIGINT to our group must not reach the child.
+  absl::StatusOr<std::string> out = RunSubprocess({.argv = {"/bin/sh", "-c", "cut -d' ' -f5 /proc/$$/stat"}});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_NE(std::stol(*out), static_cast<long>(getpgrp()));
 }
 
 TEST(SubprocessTest, EmptyArgvIsInvalid) {
