@@ -145,7 +145,7 @@ absl::Status Coordinator::Initialise() {
   if (!options_.test_dataset.empty()) {
     // A test set that cannot be read or does not fit the model fails
     // start-up (before a new federation stores anything), not a round.
-    SV_ASSIGN_OR_RETURN(auto test_metrics, EvaluateOnTestSet(initial));
+    SV_ASSIGN_OR_RETURN(auto test_metrics, EvaluateOnTestSet(EncodeParameters(initial)));
     log->info("test set {}: the starting model has test_accuracy {:.4f}", options_.test_dataset,
               test_metrics["test_accuracy"]);
   }
@@ -623,7 +623,7 @@ absl::Status Coordinator::RunRound() {
       }
     }
     if (!options_.test_dataset.empty()) {
-      SV_ASSIGN_OR_RETURN(auto test_metrics, EvaluateOnTestSet(*engine_->global_model()));
+      SV_ASSIGN_OR_RETURN(auto test_metrics, EvaluateOnTestSet(*encoded));
       record.metrics.insert(test_metrics.begin(), test_metrics.end());
     }
     record.finished_unix_ms = UnixMillis(absl::Now());
@@ -737,8 +737,8 @@ std::string Coordinator::FinishSecureRound(const RoundPlan& plan, SecureRound* s
 }
 
 absl::StatusOr<std::map<std::string, double>> Coordinator::EvaluateOnTestSet(
-    const ModelParameters& parameters) {
-  return EvaluateModel(HelperFor(options_), options_.test_dataset, EncodeParameters(parameters));
+    const std::string& encoded_model) {
+  return EvaluateModel(HelperFor(options_), options_.test_dataset, encoded_model);
 }
 
 }  // namespace samverka::coordinator

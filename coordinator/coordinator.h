@@ -183,7 +183,9 @@ class Coordinator {
   bool WaitFor(std::function<bool()> done, absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void Assign(const std::vector<std::string>& clients, const ClientTask& task)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
-  absl::StatusOr<std::map<std::string, double>> EvaluateOnTestSet(const ModelParameters& model);
+  // test_loss, test_accuracy (and test_auc) of the SVTB-encoded `model` on
+  // options_.test_dataset, from a samverka-torch child.
+  absl::StatusOr<std::map<std::string, double>> EvaluateOnTestSet(const std::string& encoded_model);
   // Sets up secure aggregation for `plan`'s cohort (nullptr when off).
   absl::StatusOr<std::shared_ptr<SecureRound>> StartSecureRound(const RoundPlan& plan)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
