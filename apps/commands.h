@@ -2,21 +2,46 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <functional>
 #include <string>
 #include <string_view>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
 namespace samverka::apps {
 
 // Each Add*Command registers a subcommand whose callback runs the command
 // and records its exit code.
-void AddSimulateCommand(CLI::App& app, const std::string* log_level);
+//
+// `samverka` (never links LibTorch):
 void AddAuditCommand(CLI::App& app);  // audit verify
 void AddPkiCommand(CLI::App& app);
 void AddPrivacyCommand(CLI::App& app);  // privacy: epsilon planning
-// coordinator, client, status and export.
-void AddFederationCommands(CLI::App& app, const std::string* log_level);
+// coordinator and status.
+void AddCoordinatorCommands(CLI::App& app, const std::string* log_level);
+//
+// `samverka-torch`:
+void AddSimulateCommand(CLI::App& app, const std::string* log_level);
+// client, export, and the coordinator's internal `model` command.
+void AddTorchFederationCommands(CLI::App& app, const std::string* log_level);
+
+// The commands of samverka-torch that users run as `samverka COMMAND`: the
+// front end lists them in its help and executes samverka-torch for them.
+inline constexpr const char* kClientSummary = "Run a site's client daemon (dials out to the coordinator)";
+inline constexpr const char* kSimulateSummary =
+    "Train across many virtual clients in this process (same code as a real federation)";
+inline constexpr const char* kExportSummary = "Write a round's global model as TorchScript";
+struct TorchCommand {
+  const char* name;
+  const char* summary;
+};
+inline constexpr TorchCommand kTorchCommands[] = {
+    {"simulate", kSimulateSummary}, {"client", kClientSummary}, {"export", kExportSummary}};
+
+// Runs `run` while a watcher thread turns SIGTERM / SIGINT into `stop()`.
+absl::Status RunUntilSignal(const std::function<absl::Status()>& run,
+                            const std::function<void()>& stop);
 
 // The exit code of the subcommand that ran (0 if none failed).
 int ExitCode();

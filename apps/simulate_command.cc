@@ -13,8 +13,6 @@
 namespace samverka::apps {
 namespace {
 
-int exit_code = 0;
-
 // Flags override the config file: each flag writes a scratch variable, and
 // only flags the user gave are copied into the options after the file.
 struct Overrides {
@@ -42,17 +40,8 @@ void PrintRound(const simulation::RoundReport& r) {
 
 }  // namespace
 
-int ExitCode() { return exit_code; }
-void SetExitCode(int code) { exit_code = code; }
-void Fail(std::string_view message) {
-  std::fprintf(stderr, "samverka: error: %.*s\n", static_cast<int>(message.size()),
-               message.data());
-  exit_code = 1;
-}
-
 void AddSimulateCommand(CLI::App& app, const std::string* log_level) {
-  CLI::App* cmd = app.add_subcommand(
-      "simulate", "Train across many virtual clients in this process (same code as a real federation)");
+  CLI::App* cmd = app.add_subcommand("simulate", kSimulateSummary);
   auto options = std::make_shared<simulation::SimulationOptions>();
   auto overrides = std::make_shared<Overrides>();
   auto config_path = std::make_shared<std::string>();

@@ -41,4 +41,10 @@ bool SetLogLevel(std::string_view level) {
   return true;
 }
 
+std::string LogLevelName() {
+  std::lock_guard<std::mutex> lock(LoggerMutex());
+  const spdlog::string_view_t name = spdlog::level::to_string_view(CurrentLevel());
+  return std::string(name.data(), name.size());
+}
+
 }  // namespace samverka

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include <spdlog/spdlog.h>
@@ -32,5 +33,9 @@ std::shared_ptr<spdlog::logger> Logger(std::string_view area);
 // Sets the level of every Samverka logger ("trace", "debug", "info",
 // "warn", "error", "off"); false for an unknown name.
 bool SetLogLevel(std::string_view level);
+
+// The level last set by SetLogLevel ("info" by default), as SetLogLevel
+// takes it: for passing --log-level on to a child process.
+std::string LogLevelName();
 
 }  // namespace samverka

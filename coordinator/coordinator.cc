@@ -11,7 +11,8 @@
 #include "common/codec.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
-#include "models/model.h"
+#include "common/model_names.h"
+#include "coordinator/model_helper.h"
 
 namespace samverka::coordinator {
 namespace {
@@ -31,6 +32,12 @@ MetricValue Metric(const std::map<std::string, double>& metrics, const std::stri
   return it == metrics.end() ? MetricValue() : MetricValue(it->second);
 }
 
+// How to run the `samverka-torch model` children for `options`' model.
+ModelHelperOptions HelperFor(const CoordinatorOptions& options) {
+  return {options.model_helper.empty() ? DefaultModelHelperPath() : options.model_helper,
+          options.model, options.input_shape, options.num_classes, options.seed};
+}
+
 }  // namespace
 
 absl::Status CoordinatorOptions::Validate() const {
@@ -48,7 +55,7 @@ absl::Status CoordinatorOptions::Validate() const {
     return absl::InvalidArgumentError(
         "max_concurrent_uploads and max_concurrent_downloads must be >= 1");
   }
-  SV_RETURN_IF_ERROR(models::CheckModelName(model));
+  SV_RETURN_IF_ERROR(CheckModelName(model));
   SV_RETURN_IF_ERROR(secure_aggregation.Validate());
   if (secure_aggregation.enabled) {
     if (ca_pem.empty()) {
@@ -117,11 +124,8 @@ Coordinator::~Coordinator() = default;
 
 absl::Status Coordinator::Initialise() {
   auto log = Logger("coordinator");
-  SV_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> model,
-                      models::CreateModel({options_.model, options_.input_shape,
-                                           options_.num_classes},
-                                          options_.seed));
-  ModelParameters initial = model->GetParameters();
+  // In a samverka-torch child: a bad model file or shape fails start-up here.
+  SV_ASSIGN_OR_RETURN(ModelParameters initial, BuildInitialModel(HelperFor(options_)));
   SV_ASSIGN_OR_RETURN(std::optional<Checkpoint> checkpoint, store_->LoadLatest());
   int64_t first_round = 1;
   if (checkpoint.has_value()) {
@@ -137,7 +141,15 @@ absl::Status Coordinator::Initialise() {
     log->info("resuming federation '{}' at round {} from the checkpoint of round {} ({})",
               options_.federation_id, first_round, checkpoint->round,
               checkpoint->model_digest.substr(0, 16));
-  } else {
+  }
+  if (!options_.test_dataset.empty()) {
+    // A test set that cannot be read or does not fit the model fails
+    // start-up (before a new federation stores anything), not a round.
+    SV_ASSIGN_OR_RETURN(auto test_metrics, EvaluateOnTestSet(EncodeParameters(initial)));
+    log->info("test set {}: the starting model has test_accuracy {:.4f}", options_.test_dataset,
+              test_metrics["test_accuracy"]);
+  }
+  if (!checkpoint.has_value()) {
     const std::string encoded = EncodeParameters(initial);
     SV_RETURN_IF_ERROR(store_->SaveInitial(encoded, Sha256Hex(encoded)));
     log->info("new federation '{}': model {} with {} parameters", options_.federation_id,
@@ -628,8 +640,8 @@ absl::Status Coordinator::RunRound() {
         eval_.reset();
       }
     }
-    if (options_.test_set != nullptr) {
-      SV_ASSIGN_OR_RETURN(auto test_metrics, EvaluateOnTestSet(*engine_->global_model()));
+    if (!options_.test_dataset.empty()) {
+      SV_ASSIGN_OR_RETURN(auto test_metrics, EvaluateOnTestSet(*encoded));
       record.metrics.insert(test_metrics.begin(), test_metrics.end());
     }
     record.finished_unix_ms = UnixMillis(absl::Now());
@@ -743,17 +755,8 @@ std::string Coordinator::FinishSecureRound(const RoundPlan& plan, SecureRound* s
 }
 
 absl::StatusOr<std::map<std::string, double>> Coordinator::EvaluateOnTestSet(
-    const ModelParameters& parameters) {
-  SV_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> model,
-                      models::CreateModel({options_.model, options_.input_shape,
-                                           options_.num_classes},
-                                          options_.seed));
-  SV_RETURN_IF_ERROR(model->SetParameters(parameters.values));
-  SV_ASSIGN_OR_RETURN(models::EvalStats stats, model->Evaluate(*options_.test_set, {}));
-  std::map<std::string, double> out = {{"test_loss", stats.loss()},
-                                       {"test_accuracy", stats.accuracy()}};
-  if (std::optional<double> auc = stats.auc()) out["test_auc"] = *auc;
-  return out;
+    const std::string& encoded_model) {
+  return EvaluateModel(HelperFor(options_), options_.test_dataset, encoded_model);
 }
 
 }  // namespace samverka::coordinator

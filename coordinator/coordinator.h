@@ -13,7 +13,6 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "common/dataset.h"
 #include "common/metrics.h"
 #include "common/task.h"
 #include "coordinator/round_engine.h"
@@ -57,9 +56,16 @@ struct CoordinatorOptions {
   int max_concurrent_downloads = 8;
   uint64_t seed = 0;
   std::string state_dir;
-  // Optional test set evaluated at the coordinator after each round (loaded
-  // by the caller, e.g. apps/, so the coordinator never reads site data).
-  std::shared_ptr<const Dataset> test_set;
+  // Optional test set evaluated at the coordinator after each round, as a
+  // data set spec (csv:PATH:LABEL or an IDX data set; the whole of it is the
+  // test set). Loaded and evaluated by a `samverka-torch model evaluate`
+  // child, never in this process.
+  std::string test_dataset;
+  // The samverka-torch executable whose `model` command builds the initial
+  // model and evaluates on test_dataset in child processes, so this process
+  // never loads LibTorch or a TorchScript file. Empty: samverka-torch next
+  // to the running executable.
+  std::string model_helper;
   // Secure aggregation (on by default): the coordinator learns only the
   // sum of each round's updates. Needs the federation CA (PEM) to check the
   // keys sites sign, and cohorts of at least 3.
@@ -195,7 +201,9 @@ class Coordinator {
   bool WaitFor(std::function<bool()> done, absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void Assign(const std::vector<std::string>& clients, const ClientTask& task)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
-  absl::StatusOr<std::map<std::string, double>> EvaluateOnTestSet(const ModelParameters& model);
+  // test_loss, test_accuracy (and test_auc) of the SVTB-encoded `model` on
+  // options_.test_dataset, from a samverka-torch child.
+  absl::StatusOr<std::map<std::string, double>> EvaluateOnTestSet(const std::string& encoded_model);
   // Sets up secure aggregation for `plan`'s cohort (nullptr when off).
   absl::StatusOr<std::shared_ptr<SecureRound>> StartSecureRound(const RoundPlan& plan)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);

@@ -65,7 +65,8 @@ absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path)
   SV_RETURN_IF_ERROR(file.Get("weight_decay", &o.round.train.weight_decay));
   SV_RETURN_IF_ERROR(file.Get("proximal_mu", &o.round.train.proximal_mu));
   SV_RETURN_IF_ERROR(ApplyStrategyConfig(file, &o.strategy));
-  SV_RETURN_IF_ERROR(file.Get("test_dataset", &config.test_dataset));
+  SV_RETURN_IF_ERROR(file.Get("test_dataset", &o.test_dataset));
+  SV_RETURN_IF_ERROR(file.Get("model_helper", &o.model_helper));
   SV_RETURN_IF_ERROR(file.Get("allowed_clients", &config.allowed_clients));
   SV_RETURN_IF_ERROR(file.Get("tls.ca_certificate", &config.tls.ca_certificate));
   SV_RETURN_IF_ERROR(file.Get("tls.certificate", &config.tls.certificate));
@@ -134,9 +135,8 @@ absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path)
   config.tls.certificate = Resolve(base, config.tls.certificate);
   config.tls.private_key = Resolve(base, config.tls.private_key);
   config.crl = Resolve(base, config.crl);
-  if (config.test_dataset.starts_with("csv:")) {
-    config.test_dataset = "csv:" + Resolve(base, config.test_dataset.substr(4));
-  }
+  if (o.test_dataset.starts_with("csv:")) o.test_dataset = "csv:" + Resolve(base, o.test_dataset.substr(4));
+  if (!o.model_helper.empty()) o.model_helper = Resolve(base, o.model_helper);
   if (config.crl.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": tls.crl must name the federation's revocation list (samverka pki writes "

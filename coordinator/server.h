@@ -25,8 +25,6 @@ struct CoordinatorConfig {
   // Sites (certificate names) allowed to join; empty allows every site
   // with a certificate of the federation CA.
   std::vector<std::string> allowed_clients;
-  // Optional test set at the coordinator: csv:PATH:LABEL or an IDX data set.
-  std::string test_dataset;
   // gRPC's HTTP/2 BDP probing grows each stream's receive window; good for
   // throughput over long-distance links, but uploads queued for an upload
   // slot then park several MB each in gRPC's buffers. false bounds memory.

@@ -4,9 +4,8 @@
 #include <cmath>
 #include <filesystem>
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "common/metrics.h"
+#include "common/model_names.h"
 
 namespace samverka::models {
 
@@ -25,24 +24,11 @@ void EvalStats::Merge(const EvalStats& other) {
 }
 
 namespace internal {
-bool LooksLikeFile(const std::string& name) {
-  return name.find('/') != std::string::npos || name.ends_with(".pt") ||
-         name.ends_with(".pth");
-}
+bool LooksLikeFile(const std::string& name) { return LooksLikeModelFile(name); }
 }  // namespace internal
 
 absl::Status CheckModelName(const std::string& name_or_path) {
-  if (internal::LooksLikeFile(name_or_path)) {
-    if (std::filesystem::is_regular_file(name_or_path)) return absl::OkStatus();
-    return absl::NotFoundError(absl::StrCat("model file ", name_or_path, " does not exist"));
-  }
-  const std::vector<std::string> builtins = BuiltinModelNames();
-  if (std::find(builtins.begin(), builtins.end(), name_or_path) != builtins.end()) {
-    return absl::OkStatus();
-  }
-  return absl::NotFoundError(absl::StrCat("unknown model '", name_or_path,
-                                          "'; built-in models are ", absl::StrJoin(builtins, ", "),
-                                          ", or give a TorchScript file (.pt)"));
+  return ::samverka::CheckModelName(name_or_path);
 }
 
 ModelParameters Model::GetParameters() const {

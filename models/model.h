@@ -91,12 +91,13 @@ struct ModelSpec {
   int64_t num_classes = 0;
 };
 
-// Names of the built-in architectures.
+// Names of the built-in architectures (the same as samverka::
+// BuiltinModelNames in common/model_names.h, which needs no LibTorch).
 std::vector<std::string> BuiltinModelNames();
 
-// OK if `name_or_path` names a built-in or an existing file; kNotFound
-// (listing the built-ins) otherwise. Cheap: use it to validate options
-// before loading data.
+// samverka::CheckModelName (common/model_names.h): OK if `name_or_path`
+// names a built-in or an existing file; kNotFound (listing the built-ins)
+// otherwise.
 absl::Status CheckModelName(const std::string& name_or_path);
 
 // Builds a model, initialising built-ins from `seed`. kNotFound for an

@@ -16,6 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 class CliTest : public ::testing::Test {
@@ -115,6 +116,33 @@ TEST_F(CliTest, GoodRunPrintsProgressAndFlagsOverrideConfig) {
   for (const char* file : {"metrics.jsonl", "metrics.csv", "model.pt", "config.toml"}) {
     EXPECT_TRUE(fs::exists(dir_ / "out" / file)) << file;
   }
+}
+
+TEST_F(CliTest, HelpListsEveryCommandAndTorchCommandsShowTheirOwnHelp) {
+  CommandResult help = RunCommand(std::string(SAMVERKA_BIN) + " --help");
+  EXPECT_EQ(help.exit_code, 0) << help.output;
+  for (const char* command : {"pki", "audit", "privacy", "coordinator", "status", "client", "simulate", "export"}) {
+    EXPECT_THAT(help.output, HasSubstr(std::string("\n  ") + command + " ")) << command;
+  }
+  EXPECT_THAT(help.output, Not(HasSubstr("  model ")));  // internal, for the coordinator
+  // Passed through to samverka-torch, which names itself samverka.
+  CommandResult client = RunCommand(std::string(SAMVERKA_BIN) + " --log-level warn client --help");
+  EXPECT_EQ(client.exit_code, 0) << client.output;
+  EXPECT_THAT(client.output, HasSubstr("Usage: samverka client"));
+  EXPECT_THAT(client.output, HasSubstr("client.toml"));
+}
+
+TEST_F(CliTest, TorchCommandsWithoutSamverkaTorchNameThePathTheyLookedFor) {
+  // samverka alone in a directory: its own commands work, the torch ones
+  // say which file is missing.
+  fs::copy_file(SAMVERKA_BIN, dir_ / "samverka");
+  fs::permissions(dir_ / "samverka", fs::perms::owner_all);
+  CommandResult privacy = RunCommand((dir_ / "samverka").string() +
+                                     " privacy --sampling-rate 1 --noise-multiplier 1 --rounds 1");
+  EXPECT_EQ(privacy.exit_code, 0) << privacy.output;
+  CommandResult client = RunCommand((dir_ / "samverka").string() + " client --config x.toml");
+  EXPECT_NE(client.exit_code, 0);
+  ExpectOneError(client, "cannot run " + (dir_ / "samverka-torch").string());
 }
 
 }  // namespace

@@ -17,8 +17,15 @@ namespace samverka {
 namespace {
 
 namespace fs = std::filesystem;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
+
+// The files a process has mapped (/proc/PID/maps).
+std::string MappedFiles(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/maps");
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
 
 class FederationTest : public ::testing::Test {
  protected:
@@ -42,15 +49,21 @@ class FederationTest : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << args << "\n" << r.output;
   }
 
-  // Writes coordinator.toml and starts the coordinator; returns its port.
-  int StartCoordinator(int rounds, int per_round, int min_clients, const std::string& extra = "") {
+  // Writes coordinator.toml (and the state dir).
+  void WriteCoordinatorConfig(int rounds, int per_round, int min_clients, const std::string& extra,
+                              const std::string& model = "logreg") {
     std::ofstream(dir_ / "coordinator.toml")
         << "federation_id = \"test-federation\"\nlisten = \"127.0.0.1:0\"\nstate_dir = \"state\"\n"
-        << "rounds = " << rounds << "\nmodel = \"logreg\"\ninput_shape = [30]\nnum_classes = 2\n"
+        << "rounds = " << rounds << "\nmodel = \"" << model << "\"\ninput_shape = [30]\nnum_classes = 2\n"
         << "clients_per_round = " << per_round << "\nmin_clients = " << min_clients << "\n"
         << "heartbeat_seconds = 1\nmax_poll_seconds = 2\ntrain_deadline_seconds = 60\n"
         << "eval_deadline_seconds = 30\nlr = 0.1\n" << extra << CoordinatorTlsSection();
     fs::create_directories(dir_ / "state");
+  }
+
+  // Writes coordinator.toml and starts the coordinator; returns its port.
+  int StartCoordinator(int rounds, int per_round, int min_clients, const std::string& extra = "") {
+    WriteCoordinatorConfig(rounds, per_round, min_clients, extra);
     coordinator_ = std::make_unique<Process>(std::vector<std::string>{
         SAMVERKA_BIN, "coordinator", "--config", (dir_ / "coordinator.toml").string()});
     EXPECT_TRUE(coordinator_->WaitFor("with mutual TLS")) << coordinator_->output();
@@ -90,11 +103,24 @@ class FederationTest : public ::testing::Test {
 };
 
 TEST_F(FederationTest, ThreeHospitalsTrainTogether) {
-  const int port = StartCoordinator(3, 3, 3);
+  const int port = StartCoordinator(3, 3, 3, "test_dataset = \"csv:" SAMVERKA_SOURCE_DIR
+                                             "/examples/healthcare/holdout.csv:malignant\"\n");
   ASSERT_GT(port, 0);
+  // The coordinator (samverka) never loads LibTorch: it built the model and
+  // evaluated the test set in samverka-torch children.
+  const std::string maps = MappedFiles(coordinator_->pid());
+  ASSERT_THAT(maps, HasSubstr("libgrpc"));
+  EXPECT_THAT(maps, Not(HasSubstr("libtorch")));
+  EXPECT_THAT(maps, Not(HasSubstr("libc10")));
+  EXPECT_THAT(coordinator_->output(), HasSubstr("the starting model has test_accuracy"));
   Process* a = StartClient("site-a", port, "hospital-a.csv");
   StartClient("site-b", port, "hospital-b.csv");
   StartClient("site-c", port, "hospital-c.csv");
+  // `samverka client` replaced itself (same pid) with samverka-torch.
+  ASSERT_TRUE(a->WaitFor("sent a masked update of")) << a->output();
+  EXPECT_EQ(fs::read_symlink("/proc/" + std::to_string(a->pid()) + "/exe"),
+            fs::canonical(SAMVERKA_TORCH_BIN));
+  EXPECT_THAT(MappedFiles(a->pid()), HasSubstr("libtorch"));
   ASSERT_EQ(coordinator_->Wait(), 0) << coordinator_->output();
   EXPECT_THAT(coordinator_->output(), HasSubstr("round 3/3: 3 sites"));
   for (auto& client : clients_) EXPECT_EQ(client->Wait(), 0) << client->output();
@@ -112,6 +138,8 @@ TEST_F(FederationTest, ThreeHospitalsTrainTogether) {
     EXPECT_EQ(r.participants.size(), 3u);
     EXPECT_TRUE(r.metrics.contains("eval_accuracy"));
     EXPECT_TRUE(r.metrics.contains("eval_auc"));
+    EXPECT_TRUE(r.metrics.contains("test_accuracy"));
+    EXPECT_TRUE(r.metrics.contains("test_auc"));
   }
   CommandResult audit = RunCommand(std::string(SAMVERKA_BIN) + " audit verify --state-dir " + (dir_ / "state").string());
   EXPECT_EQ(audit.exit_code, 0) << audit.output;
@@ -125,6 +153,37 @@ TEST_F(FederationTest, ThreeHospitalsTrainTogether) {
                                       (dir_ / "coordinator.toml").string() + " --out " + (dir_ / "m.pt").string());
   EXPECT_EQ(exported.exit_code, 0) << exported.output;
   EXPECT_THAT(exported.output, HasSubstr(rounds.back().model_digest.substr(0, 16)));
+}
+
+TEST_F(FederationTest, ModelAndTestSetProblemsFailTheCoordinatorAtStart) {
+  // Each failure ends `samverka coordinator` with a clear error line.
+  auto start_error = [&](const std::string& model, const std::string& extra) {
+    WriteCoordinatorConfig(3, 3, 3, extra, model);
+    CommandResult r = RunCommand(std::string(SAMVERKA_BIN) + " coordinator --config " +
+                                 (dir_ / "coordinator.toml").string());
+    EXPECT_NE(r.exit_code, 0) << r.output;
+    // The last error line is the coordinator's; lines before it are the
+    // samverka-torch child's own log.
+    const std::regex error("samverka: error: [^\n]*");
+    std::string last;
+    for (auto it = std::sregex_iterator(r.output.begin(), r.output.end(), error);
+         it != std::sregex_iterator(); ++it) {
+      last = it->str();
+    }
+    EXPECT_FALSE(last.empty()) << r.output;
+    return last;
+  };
+  std::ofstream(dir_ / "not-torchscript.pt") << "a text file, not a TorchScript archive\n";
+  EXPECT_THAT(start_error("not-torchscript.pt", ""),
+              AllOf(HasSubstr("building model '"), HasSubstr("not-torchscript.pt"),
+                    HasSubstr("cannot create model")));
+  EXPECT_THAT(start_error("missing.pt", ""), HasSubstr("missing.pt does not exist"));
+  // input_shape [30] does not fit the CNN.
+  EXPECT_THAT(start_error("cnn", ""), AllOf(HasSubstr("building model 'cnn'"), HasSubstr("cnn")));
+  EXPECT_THAT(start_error("logreg", "test_dataset = \"csv:no-such.csv:malignant\"\n"),
+              AllOf(HasSubstr("evaluating on test set"), HasSubstr("no-such.csv")));
+  EXPECT_THAT(start_error("logreg", "model_helper = \"/nonexistent/samverka-torch\"\n"),
+              HasSubstr("cannot start /nonexistent/samverka-torch"));
 }
 
 TEST_F(FederationTest, AKilledClientDoesNotStopTheFederation) {

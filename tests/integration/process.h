@@ -88,6 +88,7 @@ class Process {
     std::lock_guard<std::mutex> lock(mutex_);
     return output_;
   }
+  pid_t pid() const { return pid_; }
   void Kill(int signal) {
     if (pid_ > 0 && !exited_) kill(pid_, signal);
   }

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <random>
 
+#include "common/model_names.h"
+
 namespace samverka::models {
 namespace {
 
@@ -43,6 +45,15 @@ TEST(ModelTest, BuiltinsHaveThePublishedParameterCounts) {
   // Logistic regression on 30 features, 2 classes: 30*2 + 2.
   EXPECT_EQ(Make("logreg", {30}, 2)->layout().num_elements(), 62);
   EXPECT_EQ(Make("cnn", {1, 28, 28}, 10)->layout().tensors[0].name, "conv1.weight");
+}
+
+TEST(ModelTest, TorchFreeNameListMatchesTheBuiltins) {
+  // The coordinator validates model names with common/model_names.h and
+  // never loads LibTorch; the two lists must agree, and each name builds.
+  EXPECT_EQ(samverka::BuiltinModelNames(), BuiltinModelNames());
+  for (const std::string& name : samverka::BuiltinModelNames()) {
+    EXPECT_TRUE(CreateModel({name, {1, 28, 28}, 10}, 1).ok()) << name;
+  }
 }
 
 TEST(ModelTest, UnknownModelListsBuiltins) {
