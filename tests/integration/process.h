@@ -92,7 +92,6 @@ class Process {
   void Kill(int signal) {
     if (pid_ > 0 && !exited_) kill(pid_, signal);
   }
-  pid_t pid() const { return pid_; }
   // The exit code (128 + signal if killed), or -1 if still running after
   // `timeout` (waiting on the process's end of output, then reaping it).
   int Wait(std::chrono::seconds timeout = std::chrono::seconds(300)) {
