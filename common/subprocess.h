@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -13,8 +14,9 @@ namespace samverka {
 struct SubprocessOptions {
   // argv[0] is the executable's path, run as given (no PATH search).
   std::vector<std::string> argv;
-  // Written to the child's stdin, which is then closed.
-  std::string stdin_data;
+  // Written to the child's stdin, which is then closed. Not copied: the
+  // bytes (a whole model, for evaluation) must outlive the run.
+  std::string_view stdin_data;
   // Set in the child's environment on top of (or replacing) this process's.
   std::vector<std::pair<std::string, std::string>> environment;
   // Set in the child's environment only where this process has no value.
