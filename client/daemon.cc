@@ -1,6 +1,12 @@
 #include "client/daemon.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <thread>
@@ -14,6 +20,31 @@
 
 namespace samverka::client {
 namespace {
+
+// Two daemons sharing a state_dir would overwrite each other's policy
+// ledger (the site's budget): the first holds an exclusive lock on
+// state_dir/client.lock until it exits (the kernel drops it even after
+// kill -9), and a second is refused at start.
+absl::StatusOr<int> LockStateDir(const std::string& dir) {
+  const std::string path = (std::filesystem::path(dir) / "client.lock").string();
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
+    close(fd);
+    if (error == EWOULDBLOCK) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "another client daemon is running with state_dir ", dir, " (it holds ", path,
+          "); give each daemon its own state_dir"));
+    }
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot lock ", path, ": ", std::strerror(error)));
+  }
+  return fd;
+}
 
 std::string Short(const std::string& digest) { return digest.substr(0, 16); }
 
@@ -129,6 +160,7 @@ absl::StatusOr<std::unique_ptr<ClientDaemon>> ClientDaemon::Create(ClientDaemonO
       return absl::FailedPreconditionError(absl::StrCat(
           "cannot create state_dir ", daemon->options_.state_dir, ": ", ec.message()));
     }
+    SV_ASSIGN_OR_RETURN(daemon->state_lock_, LockStateDir(daemon->options_.state_dir));
   }
   const std::string ledger =
       daemon->options_.state_dir.empty()
@@ -148,7 +180,9 @@ ClientDaemon::ClientDaemon(ClientDaemonOptions options, DatasetSplit data)
       backoff_(options_.initial_backoff),
       jitter_state_(options_.seed ^ static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()))) {}
 
-ClientDaemon::~ClientDaemon() = default;
+ClientDaemon::~ClientDaemon() {
+  if (state_lock_ >= 0) close(state_lock_);
+}
 
 absl::Status ClientDaemon::Connect() {
   SV_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,

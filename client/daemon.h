@@ -101,6 +101,8 @@ class ClientDaemon {
   absl::Duration heartbeat_interval_ = absl::Seconds(5);
   bool registered_ = false;
   std::string last_error_;
+  // An exclusive lock on state_dir/client.lock, held while the daemon runs.
+  int state_lock_ = -1;
   uint64_t jitter_state_;
 
   absl::Notification stop_;

@@ -223,6 +223,19 @@ TEST_F(FederationTest, AKilledClientDoesNotStopTheFederation) {
   EXPECT_GE(without_c, 2) << "rounds after the kill go on with the other three sites";
 }
 
+TEST_F(FederationTest, TwoDaemonsCannotShareAStateDir) {
+  // A second daemon with the same state_dir would overwrite the first's
+  // policy ledger; it is refused at start and the first trains on.
+  const int port = StartCoordinator(1000, 1, 1, "secure_aggregation = false\n");
+  ASSERT_GT(port, 0);
+  StartClient("site-a", port, "hospital-a.csv");
+  ASSERT_TRUE(coordinator_->WaitFor("site site-a joined")) << coordinator_->output();
+  Process* second = StartClient("site-a", port, "hospital-a.csv");
+  EXPECT_NE(second->Wait(std::chrono::seconds(120)), 0) << second->output();
+  EXPECT_THAT(second->output(), HasSubstr("another client daemon is running with state_dir"));
+  EXPECT_TRUE(coordinator_->WaitFor("1/1000: 1 sites, train_loss")) << coordinator_->output();
+}
+
 TEST_F(FederationTest, SitesRefuseTasksThatBreakTheirPolicy) {
   // Plain aggregation, cohorts of all five sites, model logreg.
   const int port =
