@@ -185,6 +185,7 @@ absl::StatusOr<std::string> RunSubprocess(const SubprocessOptions& options) {
   std::string output;
   StderrRelay relay;
   char buffer[1 << 16];
+  const absl::Time deadline = absl::Now() + options.timeout;  // infinite stays infinite
   while (from_child.open() || child_log.open()) {
     pollfd fds[3];
     int n = 0;
@@ -192,7 +193,23 @@ absl::StatusOr<std::string> RunSubprocess(const SubprocessOptions& options) {
     if (to_child.open()) fds[in_index = n++] = {to_child.get(), POLLOUT, 0};
     if (from_child.open()) fds[out_index = n++] = {from_child.get(), POLLIN, 0};
     if (child_log.open()) fds[err_index = n++] = {child_log.get(), POLLIN, 0};
-    if (poll(fds, n, -1) < 0) {
+    int wait_ms = -1;
+    if (deadline != absl::InfiniteFuture()) {
+      const absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) {
+        kill(-*pid, SIGKILL);  // its process group: the child and anything it started
+        while (waitpid(*pid, nullptr, 0) < 0 && errno == EINTR) {
+        }
+        relay.Finish();
+        return absl::DeadlineExceededError(
+            absl::StrCat(program, " did not finish within ", absl::FormatDuration(options.timeout),
+                         " and was stopped"));
+      }
+      wait_ms = static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 1 << 30));
+    }
+    const int ready = poll(fds, n, wait_ms);
+    if (ready == 0) continue;  // the deadline check above ends the run
+    if (ready < 0) {
       if (errno == EINTR) continue;
       const int error = errno;
       kill(*pid, SIGKILL);

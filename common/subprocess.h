@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace samverka {
 
@@ -21,6 +22,8 @@ struct SubprocessOptions {
   std::vector<std::pair<std::string, std::string>> environment;
   // Set in the child's environment only where this process has no value.
   std::vector<std::pair<std::string, std::string>> environment_defaults;
+  // The child's process group is killed if it has not finished by then.
+  absl::Duration timeout = absl::InfiniteDuration();
 };
 
 // Runs a child program to its end and returns what it wrote to stdout.
@@ -34,7 +37,8 @@ struct SubprocessOptions {
 // Errors: kNotFound / kPermissionDenied if the program cannot be started
 // (the message names the path); kInternal if it exits with a non-zero code
 // (the message has the code and the last line it wrote to stderr) or is
-// killed by a signal (the message names the signal).
+// killed by a signal (the message names the signal); kDeadlineExceeded if
+// it ran past `timeout` (it and its children are then killed).
 absl::StatusOr<std::string> RunSubprocess(const SubprocessOptions& options);
 
 }  // namespace samverka

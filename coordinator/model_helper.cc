@@ -83,6 +83,7 @@ absl::StatusOr<std::map<std::string, double>> EvaluateModel(const ModelHelperOpt
   run.argv.push_back("--dataset");
   run.argv.push_back(dataset_spec);
   run.stdin_data = encoded_parameters;
+  run.timeout = options.evaluate_timeout;
   SV_ASSIGN_OR_RETURN(std::string out,
                       RunHelper(std::move(run), absl::StrCat("evaluating on test set ", dataset_spec)));
   const nlohmann::json json = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/parameters.h"
 
 namespace samverka::coordinator {
@@ -23,6 +24,8 @@ struct ModelHelperOptions {
   std::vector<int64_t> input_shape;
   int64_t num_classes = 0;
   uint64_t seed = 0;
+  // An evaluation still running after this is stopped (kDeadlineExceeded).
+  absl::Duration evaluate_timeout = absl::InfiniteDuration();
 };
 
 // samverka-torch in the directory of the running executable.
@@ -37,8 +40,8 @@ absl::StatusOr<ModelParameters> BuildInitialModel(const ModelHelperOptions& opti
 // `samverka-torch model evaluate`: the model with `encoded_parameters`
 // (SVTB) evaluated on the whole of `dataset_spec` (both parts of the
 // loader's split). Returns test_loss, test_accuracy and, for binary tasks,
-// test_auc. Errors as BuildInitialModel; kInternal for output that is not
-// the expected JSON.
+// test_auc. Errors as BuildInitialModel; kDeadlineExceeded after
+// `evaluate_timeout`; kInternal for output that is not the expected JSON.
 absl::StatusOr<std::map<std::string, double>> EvaluateModel(const ModelHelperOptions& options,
                                                             const std::string& dataset_spec,
                                                             const std::string& encoded_parameters);

@@ -63,6 +63,23 @@ TEST(SubprocessTest, AChildThatStopsReadingDoesNotKillTheParent) {
   EXPECT_THAT(out.status().message(), HasSubstr("exited with code 4 (no message on stderr)"));
 }
 
+TEST(SubprocessTest, AChildPastItsTimeoutIsKilledWithItsChildren) {
+  // The shell starts a grandchild that keeps the pipes open; the whole
+  // process group goes, so the call returns rather than waiting 600 s.
+  absl::StatusOr<std::string> out = RunSubprocess(
+      {.argv = {"/bin/sh", "-c", "sleep 600 & wait"}, .timeout = absl::Milliseconds(200)});
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(out.status().message(), HasSubstr("/bin/sh did not finish within 200ms"));
+}
+
+TEST(SubprocessTest, AChildWithinItsTimeoutRunsToTheEnd) {
+  absl::StatusOr<std::string> out = RunSubprocess(
+      {.argv = {"/bin/sh", "-c", "echo done"}, .timeout = absl::Seconds(120)});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out, "done\n");
+}
+
 TEST(SubprocessTest, MissingProgramIsNotFoundAndNamesThePath) {
   absl::StatusOr<std::string> out = RunSubprocess({.argv = {"/nonexistent/samverka-torch", "model"}});
   ASSERT_FALSE(out.ok());

@@ -236,6 +236,30 @@ TEST_F(FederationTest, TwoDaemonsCannotShareAStateDir) {
   EXPECT_TRUE(coordinator_->WaitFor("1/1000: 1 sites, train_loss")) << coordinator_->output();
 }
 
+TEST_F(FederationTest, ATestSetLostMidFederationCostsOnlyTestMetrics) {
+  // The test set is read at start-up, then removed: later rounds still
+  // succeed and are committed, without test metrics, and the federation
+  // goes on.
+  fs::copy_file(SAMVERKA_SOURCE_DIR "/examples/healthcare/holdout.csv", dir_ / "holdout.csv");
+  const int port = StartCoordinator(3, 1, 1,
+                                    "secure_aggregation = false\nfederated_evaluation = false\n"
+                                    "test_dataset = \"csv:holdout.csv:malignant\"\n");
+  ASSERT_GT(port, 0);
+  ASSERT_THAT(coordinator_->output(), HasSubstr("the starting model has test_accuracy"));
+  fs::remove(dir_ / "holdout.csv");
+  StartClient("site-a", port, "hospital-a.csv");
+  ASSERT_TRUE(coordinator_->WaitFor("finished 3 rounds")) << coordinator_->output();
+  EXPECT_EQ(coordinator_->Count("no test metrics this round"), 3) << coordinator_->output();
+  coordinator_->Kill(SIGTERM);
+  ASSERT_EQ(coordinator_->Wait(), 0) << coordinator_->output();
+  std::vector<coordinator::RoundRecord> rounds = Rounds();
+  ASSERT_EQ(rounds.size(), 3u);
+  for (const auto& r : rounds) {
+    EXPECT_TRUE(r.succeeded) << "round " << r.round << ": " << r.failure_reason;
+    EXPECT_FALSE(r.metrics.contains("test_accuracy"));
+  }
+}
+
 TEST_F(FederationTest, SitesRefuseTasksThatBreakTheirPolicy) {
   // Plain aggregation, cohorts of all five sites, model logreg.
   const int port =
