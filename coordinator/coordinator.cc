@@ -146,18 +146,23 @@ absl::Status Coordinator::Initialise() {
               options_.federation_id, first_round, checkpoint->round,
               checkpoint->model_digest.substr(0, 16));
   }
-  if (!options_.test_dataset.empty()) {
-    // A test set that cannot be read or does not fit the model fails
-    // start-up (before a new federation stores anything), not a round.
-    SV_ASSIGN_OR_RETURN(auto test_metrics, EvaluateOnTestSet(EncodeParameters(initial)));
-    log->info("test set {}: the starting model has test_accuracy {:.4f}", options_.test_dataset,
-              test_metrics["test_accuracy"]);
-  }
-  if (!checkpoint.has_value()) {
-    const std::string encoded = EncodeParameters(initial);
-    SV_RETURN_IF_ERROR(store_->SaveInitial(encoded, Sha256Hex(encoded)));
-    log->info("new federation '{}': model {} with {} parameters", options_.federation_id,
-              options_.model, initial.layout.num_elements());
+  {
+    // The starting model's encoding, made once (after a restart: the
+    // checkpoint's own bytes) and freed before the engine encodes it.
+    const std::string encoded = checkpoint.has_value() ? std::move(checkpoint->encoded_model)
+                                                       : EncodeParameters(initial);
+    if (!options_.test_dataset.empty()) {
+      // A test set that cannot be read or does not fit the model fails
+      // start-up (before a new federation stores anything), not a round.
+      SV_ASSIGN_OR_RETURN(auto test_metrics, EvaluateOnTestSet(encoded));
+      log->info("test set {}: the starting model has test_accuracy {:.4f}", options_.test_dataset,
+                test_metrics["test_accuracy"]);
+    }
+    if (!checkpoint.has_value()) {
+      SV_RETURN_IF_ERROR(store_->SaveInitial(encoded, Sha256Hex(encoded)));
+      log->info("new federation '{}': model {} with {} parameters", options_.federation_id,
+                options_.model, initial.layout.num_elements());
+    }
   }
   SV_ASSIGN_OR_RETURN(std::unique_ptr<Strategy> strategy, MakeStrategy(options_.strategy));
   SV_ASSIGN_OR_RETURN(engine_, RoundEngine::Create(options_.round, std::move(strategy), std::move(initial),
@@ -309,12 +314,8 @@ absl::Status Coordinator::SubmitResult(const std::string& client, const TaskOutc
                           {"bytes", outcome.update.size()},
                           {"digest", Sha256Hex(outcome.update)}});
   }
-  const bool decoded = received.bytes > 0;
-  SV_RETURN_IF_ERROR(decoded ? engine_->SubmitUpdate(client, outcome.round, outcome.num_samples,
-                                                     received.values, received.bytes,
-                                                     outcome.metrics)
-                             : engine_->SubmitUpdate(client, outcome.round, outcome.num_samples,
-                                                     outcome.update, outcome.metrics));
+  SV_RETURN_IF_ERROR(engine_->SubmitUpdate(client, outcome.round, outcome.num_samples,
+                                           received.values, received.bytes, outcome.metrics));
   // Absorbed: the last update's release of mutex_ below may close the round
   // on this thread, which should not hold a model's worth more meanwhile.
   std::vector<float>().swap(received.values);
@@ -324,8 +325,8 @@ absl::Status Coordinator::SubmitResult(const std::string& client, const TaskOutc
   }
   return store_->Audit("update", client,
                        {{"round", outcome.round},
-                        {"bytes", decoded ? received.bytes : outcome.update.size()},
-                        {"update_digest", decoded ? received.digest : Sha256Hex(outcome.update)},
+                        {"bytes", received.bytes},
+                        {"update_digest", received.digest},
                         {"samples", outcome.num_samples}});
 }
 

@@ -149,12 +149,11 @@ class Coordinator {
   // can refuse an upload before reading it. The errors of SubmitResult's
   // first checks.
   absl::Status ExpectResult(const std::string& client, const TaskOutcome& outcome);
-  // A finished task. A plain update comes either encoded in
-  // `outcome.update` or, as the service sends it, decoded while it streamed
-  // in (`received`, when its `bytes` is not 0; its values are freed once
-  // absorbed, before the round may close on this thread). Errors as
-  // RoundEngine::SubmitUpdate, plus kFailedPrecondition for a task that is
-  // no longer open.
+  // A finished task: an evaluation's metrics, a masked input in
+  // `outcome.update`, or a plain update, which arrives decoded in
+  // `received` (its values are freed once absorbed, before the round may
+  // close on this thread). Errors as RoundEngine::SubmitUpdate, plus
+  // kFailedPrecondition for a task that is no longer open.
   absl::Status SubmitResult(const std::string& client, const TaskOutcome& outcome,
                             ReceivedUpdate received = {});
   // Secure aggregation: a site's message of `stage` for its task, and what
@@ -212,11 +211,11 @@ class Coordinator {
   // With DP, sets `epsilon` to the guarantee after this round.
   std::string FinishSecureRound(const RoundPlan& plan, SecureRound* secure,
                                 std::optional<double>* epsilon);
-  // The open secure round of `client`'s task `task_id`, refreshing its
-  // liveness; kFailedPrecondition if there is none.
   // ExpectResult's checks, under mutex_.
   absl::Status CheckResultLocked(const std::string& client, const TaskOutcome& outcome)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // The open secure round of `client`'s task `task_id`, refreshing its
+  // liveness; kFailedPrecondition if there is none.
   absl::StatusOr<std::shared_ptr<SecureRound>> SecureRoundOf(const std::string& client,
                                                              const std::string& task_id);
 

@@ -125,18 +125,26 @@ absl::StatusOr<RoundPlan> RoundEngine::StartRound(absl::Time now) {
   return plan;
 }
 
-absl::Status RoundEngine::CheckSubmission(const std::string& client_id, int64_t round) const {
-  absl::MutexLock lock(&mutex_);
-  if (!open_ || round != current_.round) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "update from ", client_id, " is for round ", round, ", which is not open"));
+absl::Status RoundEngine::CheckSubmission(const std::string& client_id, int64_t round,
+                                          int64_t num_samples) const {
+  {
+    absl::MutexLock lock(&mutex_);
+    if (!open_ || round != current_.round) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "update from ", client_id, " is for round ", round, ", which is not open"));
+    }
+    if (!cohort_.contains(client_id)) {
+      return absl::PermissionDeniedError(
+          absl::StrCat(client_id, " is not in the cohort of round ", round));
+    }
+    if (answered_.contains(client_id)) {
+      return absl::AlreadyExistsError(absl::StrCat(client_id, " already answered round ", round));
+    }
   }
-  if (!cohort_.contains(client_id)) {
-    return absl::PermissionDeniedError(
-        absl::StrCat(client_id, " is not in the cohort of round ", round));
-  }
-  if (answered_.contains(client_id)) {
-    return absl::AlreadyExistsError(absl::StrCat(client_id, " already answered round ", round));
+  if (num_samples <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("update from ", client_id, " for round ", round,
+                                                   ": sample count ", num_samples,
+                                                   " must be positive"));
   }
   return absl::OkStatus();
 }
@@ -144,7 +152,7 @@ absl::Status RoundEngine::CheckSubmission(const std::string& client_id, int64_t 
 absl::Status RoundEngine::SubmitUpdate(const std::string& client_id, int64_t round,
                                        int64_t num_samples, std::string_view encoded_update,
                                        const std::map<std::string, double>& metrics) {
-  SV_RETURN_IF_ERROR(CheckSubmission(client_id, round));
+  SV_RETURN_IF_ERROR(CheckSubmission(client_id, round, num_samples));
   // Decode outside the lock: it is the expensive part.
   const std::string who = absl::StrCat("update from ", client_id, " for round ", round);
   absl::StatusOr<ModelParameters> update = DecodeParameters(encoded_update);
@@ -163,13 +171,9 @@ absl::Status RoundEngine::SubmitUpdate(const std::string& client_id, int64_t rou
                                        int64_t num_samples, std::span<const float> update,
                                        uint64_t encoded_bytes,
                                        const std::map<std::string, double>& metrics) {
-  SV_RETURN_IF_ERROR(CheckSubmission(client_id, round));
+  SV_RETURN_IF_ERROR(CheckSubmission(client_id, round, num_samples));
   // Validate outside the lock.
   const std::string who = absl::StrCat("update from ", client_id, " for round ", round);
-  if (num_samples <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat(who, ": sample count ", num_samples,
-                                                   " must be positive"));
-  }
   if (update.size() != num_values_) {
     return absl::InvalidArgumentError(
         absl::StrCat(who, ": ", update.size(), " values; the model has ", num_values_));

@@ -135,8 +135,10 @@ class RoundEngine {
   RoundEngine(RoundOptions options, std::unique_ptr<Strategy> strategy, ModelParameters initial,
               uint64_t seed, int64_t first_round);
   int CohortSize(int online) const;
-  // OK if `client_id` may still submit to `round`.
-  absl::Status CheckSubmission(const std::string& client_id, int64_t round) const;
+  // OK if `client_id` may still submit to `round` with this weight (the
+  // checks that need no decoding).
+  absl::Status CheckSubmission(const std::string& client_id, int64_t round,
+                               int64_t num_samples) const;
   RoundResult Close() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // The next global model: the strategy's step from the round's model.
   absl::StatusOr<ModelParameters> FinishRound() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
