@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/config.h"
 #include "common/logging.h"
+#include "common/malloc_tuning.h"
 #include "common/status_macros.h"
 #include "common/wire.h"
 
@@ -165,8 +166,10 @@ namespace {
 // get its own arena. Measured with bench/coordinator_scale (50 sites, 38
 // MiB model): 56 MiB of the peak was such retained memory. A fixed
 // threshold sends every block of 256 KiB or more (model copies, 1 MiB
-// chunks) to mmap, returned on free; fewer arenas bound the rest.
+// chunks) to mmap, returned on free; fewer arenas bound the rest. A user's
+// own settings in the environment win.
 void TuneMallocForServing() {
+  if (MallocTunedByEnvironment()) return;
   mallopt(M_MMAP_THRESHOLD, 256 << 10);
   mallopt(M_ARENA_MAX, 2);
 }

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/malloc_tuning.h"
 #include "common/random.h"
 #include "common/status_macros.h"
 #include "models/internal/net.h"
@@ -340,12 +341,7 @@ void KeepTrainingMemoryInHeap() {
 #if defined(__GLIBC__)
   static std::once_flag once;
   std::call_once(once, [] {
-    const char* tunables = std::getenv("GLIBC_TUNABLES");
-    if ((tunables != nullptr && std::strstr(tunables, "glibc.malloc.") != nullptr) ||
-        std::getenv("MALLOC_MMAP_THRESHOLD_") != nullptr ||
-        std::getenv("MALLOC_TRIM_THRESHOLD_") != nullptr) {
-      return;
-    }
+    if (MallocTunedByEnvironment()) return;
     mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum on 64-bit
     mallopt(M_TRIM_THRESHOLD, 128 << 20);
   });
