@@ -164,7 +164,8 @@ namespace {
 // MiB), so later megabyte-sized message buffers come from per-thread arenas
 // that are seldom returned to the system, and each of gRPC's threads may
 // get its own arena. Measured with bench/coordinator_scale (50 sites, 38
-// MiB model): 56 MiB of the peak was such retained memory. A fixed
+// MiB model): a 238 MiB peak with these settings, 319 MiB with glibc's
+// defaults (docs/performance.md). A fixed
 // threshold sends every block of 256 KiB or more (model copies, 1 MiB
 // chunks) to mmap, returned on free; fewer arenas bound the rest. A user's
 // own settings in the environment win.
