@@ -9,9 +9,9 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "client/task_heartbeat.h"
 #include "common/codec.h"
 #include "common/config.h"
 #include "common/logging.h"
@@ -196,6 +196,12 @@ absl::Status ClientDaemon::Connect() {
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 10'000);
   channel_ = grpc::CreateCustomChannel(options_.coordinator, credentials, args);
   stub_ = v1::Federation::NewStub(channel_);
+  // Heartbeats get a connection of their own: on the shared one they would
+  // wait behind a model upload for HTTP/2 flow-control window, and a
+  // coordinator busy setting up a large upload would then hear nothing.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  heartbeat_stub_ = v1::Federation::NewStub(
+      grpc::CreateCustomChannel(options_.coordinator, credentials, args));
   Logger("client")->info("{} training and {} evaluation samples loaded; coordinator {}",
                          data_.train.num_samples(), data_.test.num_samples(),
                          options_.coordinator);
@@ -367,10 +373,23 @@ absl::StatusOr<std::string> ClientDaemon::Download(const std::string& digest) {
   return model;
 }
 
+std::optional<bool> ClientDaemon::SendHeartbeat(const std::string& task_id) {
+  v1::HeartbeatRequest request;
+  request.set_task_id(task_id);
+  v1::HeartbeatResponse response;
+  std::unique_ptr<grpc::ClientContext> context = NewContext(absl::Seconds(10));
+  const grpc::Status status = heartbeat_stub_->Heartbeat(context.get(), request, &response);
+  Forget(context.get());
+  if (!status.ok()) return std::nullopt;
+  return response.task_active();
+}
+
 absl::Status ClientDaemon::Execute(const ClientTask& task) {
   auto log = Logger("client");
   log->info("round {}: {} task on model {}", task.round,
             task.kind == TaskKind::kTrain ? "training" : "evaluation", Short(task.model_digest));
+  // Alive at the coordinator from now until the result is sent.
+  TaskHeartbeat heartbeat(heartbeat_interval_, [&] { return SendHeartbeat(task.task_id); });
   absl::StatusOr<models::Model*> model = ModelFor(task);
   if (!model.ok()) return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest}, std::string(model.status().message()));
   // The site's policy, before the task touches any data.
@@ -412,24 +431,10 @@ absl::Status ClientDaemon::Execute(const ClientTask& task) {
     session = std::move(*started);
   }
 
-  // Train on a worker thread; heartbeats keep the site alive meanwhile.
-  absl::StatusOr<TaskOutcome> outcome = absl::UnknownError("not run");
-  absl::Notification finished;
-  std::thread worker([&] {
-    outcome = handler_.Run(task, global, **model);
-    finished.Notify();
-  });
-  bool wanted = true;
-  while (!finished.WaitForNotificationWithTimeout(heartbeat_interval_)) {
-    v1::HeartbeatRequest request;
-    request.set_task_id(task.task_id);
-    v1::HeartbeatResponse response;
-    std::unique_ptr<grpc::ClientContext> context = NewContext(absl::Seconds(10));
-    if (stub_->Heartbeat(context.get(), request, &response).ok()) wanted = response.task_active();
-    Forget(context.get());
+  absl::StatusOr<TaskOutcome> outcome = handler_.Run(task, global, **model);
+  if (!heartbeat.wanted()) {
+    return absl::AbortedError("the coordinator no longer wants this task (its round closed)");
   }
-  worker.join();
-  if (!wanted) return absl::AbortedError("the coordinator no longer wants this task (its round closed)");
   if (!outcome.ok()) {
     log->error("round {}: the task failed: {}", task.round, outcome.status().message());
     return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest},

@@ -76,6 +76,9 @@ class ClientDaemon {
   absl::Status Register();
   absl::StatusOr<v1::PollTaskResponse> Poll();
   absl::Status Execute(const ClientTask& task);
+  // One heartbeat for `task_id`: whether the coordinator still wants the
+  // task, nullopt if the call failed.
+  std::optional<bool> SendHeartbeat(const std::string& task_id);
   absl::StatusOr<std::string> Download(const std::string& digest);
   absl::Status Upload(const TaskOutcome& outcome, const std::string& failure_reason);
   // The secure-aggregation calls of `task`, for SecureAggregationSession.
@@ -96,6 +99,8 @@ class ClientDaemon {
   TaskHandler handler_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Federation::Stub> stub_;
+  // The same coordinator over a connection used for heartbeats only.
+  std::unique_ptr<v1::Federation::Stub> heartbeat_stub_;
   std::map<std::string, std::unique_ptr<models::Model>> models_;
   absl::Duration backoff_;
   absl::Duration heartbeat_interval_ = absl::Seconds(5);

@@ -122,7 +122,9 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOpti
 }
 
 Coordinator::Coordinator(CoordinatorOptions options, std::unique_ptr<StateStore> store)
-    : options_(std::move(options)), store_(std::move(store)) {}
+    : options_(std::move(options)),
+      store_(std::move(store)),
+      liveness_(3 * options_.heartbeat_interval + options_.max_poll) {}
 
 Coordinator::~Coordinator() = default;
 
@@ -205,8 +207,8 @@ absl::Status Coordinator::Register(const std::string& client, int64_t train_samp
     info.name = client;
     info.train_samples = train_samples;
     info.eval_samples = eval_samples;
-    info.last_seen = absl::Now();
     info.online = true;
+    liveness_.Touch(client, absl::Now());
     if (train_samples > 0) engine_->AddClient(client);
     if (!rejoin) {
       Logger("coordinator")->info("site {} joined ({} training, {} evaluation samples)", client,
@@ -222,13 +224,13 @@ absl::StatusOr<PollResult> Coordinator::PollTask(const std::string& client, absl
   if (it == clients_.end() || !it->second.online) {
     return absl::NotFoundError(absl::StrCat("site ", client, " is not registered; register first"));
   }
-  it->second.last_seen = absl::Now();
+  liveness_.Touch(client, absl::Now());
   std::function<bool()> ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     return assigned_.contains(client) || done_ || stop_;
   };
   const absl::Duration capped = std::clamp(wait, absl::ZeroDuration(), options_.max_poll);
   mutex_.AwaitWithTimeout(absl::Condition(&Call, &ready), capped);
-  clients_[client].last_seen = absl::Now();
+  liveness_.Touch(client, absl::Now());
   PollResult result;
   result.federation_done = done_;
   if (done_) told_done_.insert(client);
@@ -277,10 +279,10 @@ absl::Status Coordinator::ExpectResult(const std::string& client, const TaskOutc
 absl::Status Coordinator::SubmitResult(const std::string& client, const TaskOutcome& outcome,
                                        ReceivedUpdate received) {
   std::shared_ptr<SecureRound> secure;
+  liveness_.Refresh(client, absl::Now());
   {
     absl::MutexLock lock(&mutex_);
     SV_RETURN_IF_ERROR(CheckResultLocked(client, outcome));
-    clients_[client].last_seen = absl::Now();
     if (outcome.masked) secure = secure_;
     if (outcome.kind == TaskKind::kEvaluate) {
       if (!eval_.has_value() || outcome.num_samples <= 0) {
@@ -332,6 +334,7 @@ absl::Status Coordinator::SubmitResult(const std::string& client, const TaskOutc
 
 absl::StatusOr<std::shared_ptr<SecureRound>> Coordinator::SecureRoundOf(
     const std::string& client, const std::string& task_id) {
+  liveness_.Refresh(client, absl::Now());
   absl::MutexLock lock(&mutex_);
   auto it = assigned_.find(client);
   if (it == assigned_.end() || it->second.task_id != task_id) {
@@ -342,7 +345,6 @@ absl::StatusOr<std::shared_ptr<SecureRound>> Coordinator::SecureRoundOf(
     return absl::FailedPreconditionError(
         absl::StrCat("task '", task_id.substr(0, 64), "' does not use secure aggregation"));
   }
-  clients_[client].last_seen = absl::Now();
   return secure_;
 }
 
@@ -369,15 +371,15 @@ absl::StatusOr<std::optional<std::string>> Coordinator::SecAggFetch(const std::s
 }
 
 void Coordinator::Touch(const std::string& client) {
-  absl::MutexLock lock(&mutex_);
-  if (auto it = clients_.find(client); it != clients_.end()) it->second.last_seen = absl::Now();
+  // Never waits for mutex_: a sign of life counts the moment it arrives.
+  liveness_.Refresh(client, absl::Now());
 }
 
 bool Coordinator::Heartbeat(const std::string& client, const std::string& task_id) {
+  Touch(client);
   absl::MutexLock lock(&mutex_);
   auto info = clients_.find(client);
-  if (info == clients_.end()) return false;
-  info->second.last_seen = absl::Now();
+  if (info == clients_.end() || !info->second.online) return false;
   auto it = assigned_.find(client);
   return it != assigned_.end() && it->second.task_id == task_id;
 }
@@ -416,7 +418,12 @@ CoordinatorStatus Coordinator::Status() {
     status.next_round = engine_->next_round();
     status.rounds = options_.rounds;
     status.done = done_;
-    for (const auto& [name, info] : clients_) status.clients.push_back(info);
+    for (const auto& [name, info] : clients_) {
+      status.clients.push_back(info);
+      if (std::optional<absl::Time> seen = liveness_.LastSeen(name)) {
+        status.clients.back().last_seen = *seen;
+      }
+    }
     status.refusals.assign(refusals_.begin(), refusals_.end());
   }
   absl::StatusOr<std::vector<RoundRecord>> rounds = store_->Rounds(10);
@@ -441,13 +448,14 @@ void Coordinator::Stop() {
 }
 
 void Coordinator::MarkDeadClients(absl::Time now) {
-  const absl::Duration timeout = 3 * options_.heartbeat_interval + options_.max_poll;
-  for (auto& [name, info] : clients_) {
-    if (!info.online || now - info.last_seen < timeout) continue;
+  for (const auto& [name, silence] : liveness_.TakeSilent(now)) {
+    ClientInfo& info = clients_[name];
+    if (!info.online) continue;
     info.online = false;
+    info.last_seen = now - silence;
     engine_->RemoveClient(name);
     Logger("coordinator")->warn("site {} went silent ({} s); taken for offline", name,
-                                absl::ToInt64Seconds(now - info.last_seen));
+                                absl::ToInt64Seconds(silence));
     if (auto it = assigned_.find(name); it != assigned_.end()) {
       if (it->second.kind == TaskKind::kTrain) {
         if (secure_ != nullptr) {
@@ -574,15 +582,20 @@ absl::Status Coordinator::RunRound() {
   }
   std::optional<double> epsilon;
   if (secure != nullptr) secure_failure = FinishSecureRound(plan, secure.get(), &epsilon);
+  bool stopping = false;
   {
     absl::MutexLock lock(&mutex_);
-    std::function<bool()> closed = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
-      // Poll closes the round once; later evaluations keep that result.
-      if (!result.has_value()) result = engine_->Poll(absl::Now());
-      return result.has_value();
+    std::function<bool()> closable = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+      return engine_->ReadyToClose(absl::Now());
     };
-    WaitFor(closed, absl::InfiniteFuture());
-    if (!result.has_value()) result = engine_->Poll(absl::InfiniteFuture());  // stopping
+    stopping = !WaitFor(closable, absl::InfiniteFuture());
+  }
+  // Closing a round (the strategy's step, encoding the next model) takes
+  // seconds for a large model: it runs without mutex_, so the sites' calls
+  // (and their signs of life) go on meanwhile.
+  result = engine_->Poll(stopping ? absl::InfiniteFuture() : absl::Now());
+  {
+    absl::MutexLock lock(&mutex_);
     secure_.reset();
     for (const std::string& member : plan.cohort) {
       if (auto it = assigned_.find(member); it != assigned_.end() && it->second.round == plan.round) {

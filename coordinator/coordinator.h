@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "common/metrics.h"
 #include "common/task.h"
+#include "coordinator/federation/liveness.h"
 #include "coordinator/round_engine.h"
 #include "coordinator/secure_round.h"
 #include "security/dp/dp.h"
@@ -224,6 +225,8 @@ class Coordinator {
   std::unique_ptr<RoundEngine> engine_;
   std::unique_ptr<MetricsLog> metrics_;
   std::unique_ptr<security::dp::DpFedAvgServer> dp_;  // null when DP is off
+  // Signs of life of the registered sites (its own lock, never mutex_).
+  SiteLiveness liveness_;
 
   absl::Mutex mutex_;
   std::map<std::string, ClientInfo> clients_ ABSL_GUARDED_BY(mutex_);

@@ -241,9 +241,17 @@ void RoundEngine::ReportFailure(const std::string& client_id, int64_t round,
 
 std::optional<RoundResult> RoundEngine::Poll(absl::Time now) {
   absl::MutexLock lock(&mutex_);
-  if (!open_) return std::nullopt;
-  if (answered_.size() < cohort_.size() && now < deadline_) return std::nullopt;
+  if (!ReadyToCloseLocked(now)) return std::nullopt;
   return Close();
+}
+
+bool RoundEngine::ReadyToClose(absl::Time now) const {
+  absl::MutexLock lock(&mutex_);
+  return ReadyToCloseLocked(now);
+}
+
+bool RoundEngine::ReadyToCloseLocked(absl::Time now) const {
+  return open_ && (answered_.size() >= cohort_.size() || now >= deadline_);
 }
 
 RoundResult RoundEngine::Close() {

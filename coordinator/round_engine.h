@@ -119,8 +119,11 @@ class RoundEngine {
   void ReportFailure(const std::string& client_id, int64_t round, std::string_view reason);
 
   // Closes the open round once every member answered or the deadline
-  // passed; nullopt while it is still open (or none is).
+  // passed; nullopt while it is still open (or none is). Closing runs the
+  // strategy and encodes the next model (seconds for a large model).
   std::optional<RoundResult> Poll(absl::Time now);
+  // Whether Poll(now) would close the open round (cheap).
+  bool ReadyToClose(absl::Time now) const;
 
   // The current global model, decoded (a copy: the engine keeps only the
   // encoded form, one model's worth of memory), and the next round's number.
@@ -140,6 +143,7 @@ class RoundEngine {
   absl::Status CheckSubmission(const std::string& client_id, int64_t round,
                                int64_t num_samples) const;
   RoundResult Close() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  bool ReadyToCloseLocked(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // The next global model: the strategy's step from the round's model.
   absl::StatusOr<ModelParameters> FinishRound() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 

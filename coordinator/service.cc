@@ -1,5 +1,7 @@
 #include "coordinator/service.h"
 
+#include <functional>
+
 #include <grpc/support/log.h>
 
 #include "absl/strings/match.h"
@@ -144,6 +146,10 @@ grpc::Status FederationService::DownloadModel(grpc::ServerContext* context,
     if (!writer->Write(chunk)) {
       return grpc::Status(grpc::StatusCode::CANCELLED, "client went away during the download");
     }
+    // A chunk the site took is a sign of life: a download of minutes on a
+    // slow link never makes the site look silent. Write blocks while the
+    // site does not read, so a stalled stream stops counting.
+    coordinator_->Touch(*site);
   }
   return grpc::Status::OK;
 }
@@ -153,10 +159,11 @@ namespace {
 // Reads an upload's chunks into `sink` (a ChunkAssembler or an
 // UpdateReceiver): every chunk in order, all declaring the same payload
 // digest and chunk count, which the last one must reach. `on_first` sees
-// the first chunk's declared total size. Returns the declared digest.
+// the first chunk's declared total size; `on_chunk` runs after each chunk
+// (the site is alive while its bytes arrive). Returns the declared digest.
 template <typename Sink, typename OnFirst>
 absl::StatusOr<std::string> ReadChunks(grpc::ServerReader<v1::UploadMessage>* reader, Sink& sink,
-                                       OnFirst on_first) {
+                                       OnFirst on_first, const std::function<void()>& on_chunk) {
   v1::UploadMessage message;
   std::string digest;
   uint64_t total_chunks = 0;
@@ -171,6 +178,7 @@ absl::StatusOr<std::string> ReadChunks(grpc::ServerReader<v1::UploadMessage>* re
       return absl::InvalidArgumentError("chunks of one upload disagree on the payload");
     }
     SV_RETURN_IF_ERROR(sink.Add(chunk.index(), chunk.data()));
+    on_chunk();
   }
   if (sink.chunks() != total_chunks) {
     return absl::InvalidArgumentError(
@@ -182,13 +190,15 @@ absl::StatusOr<std::string> ReadChunks(grpc::ServerReader<v1::UploadMessage>* re
 // A plain update, decoded as it streams in: one model's worth of floats,
 // never the assembled bytes next to a decoded copy.
 absl::StatusOr<ReceivedUpdate> ReceiveUpdate(grpc::ServerReader<v1::UploadMessage>* reader,
-                                             const std::string& model) {
+                                             const std::string& model,
+                                             const std::function<void()>& on_chunk) {
   SV_ASSIGN_OR_RETURN(std::unique_ptr<UpdateReceiver> receiver,
                       UpdateReceiver::Create(model, kMaxChunkBytes));
+  on_chunk();  // the site waited while the receiver was set up
   SV_ASSIGN_OR_RETURN(std::string digest,
                       ReadChunks(reader, *receiver, [&](uint64_t declared) {
                         return receiver->CheckDeclaredSize(declared);
-                      }));
+                      }, on_chunk));
   ReceivedUpdate update;
   update.bytes = receiver->size();
   SV_ASSIGN_OR_RETURN(update.values, receiver->Finish(digest));
@@ -199,12 +209,13 @@ absl::StatusOr<ReceivedUpdate> ReceiveUpdate(grpc::ServerReader<v1::UploadMessag
 // Any other result (a masked input, an evaluation's empty payload),
 // assembled; `limit` bounds its size.
 absl::StatusOr<std::string> ReceivePayload(grpc::ServerReader<v1::UploadMessage>* reader,
-                                           uint64_t limit, bool check_digest) {
+                                           uint64_t limit, bool check_digest,
+                                           const std::function<void()>& on_chunk) {
   ChunkAssembler assembler(kMaxChunkBytes, limit);
   SV_ASSIGN_OR_RETURN(std::string digest, ReadChunks(reader, assembler, [&](uint64_t declared) {
                         assembler.Reserve(declared);
                         return absl::OkStatus();
-                      }));
+                      }, on_chunk));
   std::string payload = assembler.Take();
   if (check_digest && Sha256Hex(payload) != digest) {
     return absl::DataLossError(
@@ -265,15 +276,19 @@ grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
     coordinator_->Heartbeat(*site, header.task_id());
   }
   ReceivedUpdate received;
+  const std::function<void()> alive = [&] { coordinator_->Touch(*site); };
+  // Setting up the receiver of a large update takes a while; the site was
+  // waiting meanwhile, not silent.
+  alive();
   if (outcome.kind == TaskKind::kTrain && !outcome.masked) {
-    absl::StatusOr<ReceivedUpdate> update = ReceiveUpdate(reader, **model);
+    absl::StatusOr<ReceivedUpdate> update = ReceiveUpdate(reader, **model, alive);
     if (!update.ok()) return reject(update.status());
     received = std::move(*update);
   } else {
     // A masked input has one ring element (4 or 8 bytes) per parameter.
     const uint64_t limit = (outcome.masked ? 2 : 1) * (*model)->size() + (64 << 10);
     absl::StatusOr<std::string> payload =
-        ReceivePayload(reader, limit, outcome.kind == TaskKind::kTrain);
+        ReceivePayload(reader, limit, outcome.kind == TaskKind::kTrain, alive);
     if (!payload.ok()) return reject(payload.status());
     outcome.update = std::move(*payload);
   }

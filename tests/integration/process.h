@@ -88,6 +88,14 @@ class Process {
     std::lock_guard<std::mutex> lock(mutex_);
     return output_;
   }
+  // The output up to the end of the first line containing `text` (all of
+  // it if absent): what happened by then, whatever the process did later.
+  std::string OutputUntil(const std::string& text) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const size_t at = output_.find(text);
+    if (at == std::string::npos) return output_;
+    return output_.substr(0, output_.find('\n', at));
+  }
   pid_t pid() const { return pid_; }
   void Kill(int signal) {
     if (pid_ > 0 && !exited_) kill(pid_, signal);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,17 +47,23 @@ inline v1::Task PollForTask(v1::Federation::Stub& stub) {
   return v1::Task();
 }
 
-// The model with `digest`, downloaded in chunks; empty on failure.
-inline std::string DownloadModel(v1::Federation::Stub& stub, const std::string& digest) {
+// The model with `digest`, downloaded in chunks of `chunk_bytes` (0: the
+// coordinator's default); `after_chunk` runs after each chunk is read (a
+// test's slow link). Empty on failure.
+inline std::string DownloadModel(v1::Federation::Stub& stub, const std::string& digest,
+                                 uint64_t chunk_bytes = 0,
+                                 const std::function<void()>& after_chunk = nullptr) {
   grpc::ClientContext context;
   v1::DownloadModelRequest request;
   request.set_model_digest(digest);
+  request.set_chunk_bytes(chunk_bytes);
   auto reader = stub.DownloadModel(&context, request);
   std::string model;
   v1::TensorChunk chunk;
   while (reader->Read(&chunk)) {
     if (model.empty()) model.reserve(chunk.total_bytes());
     model += chunk.data();
+    if (after_chunk) after_chunk();
   }
   grpc::Status status = reader->Finish();
   EXPECT_TRUE(status.ok()) << status.error_message();
@@ -114,19 +121,23 @@ inline grpc::Status Upload(v1::Federation::Stub& stub,
   return writer->Finish();
 }
 
-// Uploads `payload` as the result of `task`, building each chunk message
-// only when it is sent (a large payload is not held twice).
+// Uploads `payload` as the result of `task` in chunks of `chunk_bytes`,
+// building each chunk message only when it is sent (a large payload is not
+// held twice); `after_chunk` runs after each chunk is written.
 inline grpc::Status StreamUpload(v1::Federation::Stub& stub, const v1::Task& task,
-                                 const std::string& payload, std::chrono::seconds deadline) {
+                                 const std::string& payload, std::chrono::seconds deadline,
+                                 size_t chunk_bytes = kChunkBytes,
+                                 const std::function<void()>& after_chunk = nullptr) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + deadline);
   v1::UploadResponse response;
   auto writer = stub.UploadResult(&context, &response);
-  const std::vector<std::string_view> pieces = SplitIntoChunks(payload, kChunkBytes);
+  const std::vector<std::string_view> pieces = SplitIntoChunks(payload, chunk_bytes);
   const std::string digest = Sha256Hex(payload);
   bool open = writer->Write(ResultHeaderFor(task, task.round()));
   for (size_t i = 0; open && i < pieces.size(); ++i) {
     open = writer->Write(ChunkMessage(pieces, i, digest, payload.size()));
+    if (after_chunk) after_chunk();
   }
   writer->WritesDone();
   return writer->Finish();
