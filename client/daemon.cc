@@ -59,12 +59,14 @@ bool Retryable(absl::StatusCode code) {
 struct CallbackTransport : SecureAggregationTransport {
   std::function<absl::Status(SecureStage, std::string)> send;
   std::function<absl::StatusOr<std::string>(SecureStage)> fetch;
-  std::function<absl::Status(std::string)> upload;
+  std::function<absl::Status(std::string, std::string)> upload;
   absl::Status Send(SecureStage stage, std::string payload) override {
     return send(stage, std::move(payload));
   }
   absl::StatusOr<std::string> Fetch(SecureStage stage) override { return fetch(stage); }
-  absl::Status UploadMaskedInput(std::string payload) override { return upload(std::move(payload)); }
+  absl::Status UploadMaskedInput(std::string payload, std::string commitment) override {
+    return upload(std::move(payload), std::move(commitment));
+  }
 };
 
 }  // namespace
@@ -162,6 +164,12 @@ absl::StatusOr<std::unique_ptr<ClientDaemon>> ClientDaemon::Create(ClientDaemonO
     }
     SV_ASSIGN_OR_RETURN(daemon->state_lock_, LockStateDir(daemon->options_.state_dir));
   }
+  // What this site released of secure sums (one per model and data set).
+  SV_ASSIGN_OR_RETURN(daemon->ledger_,
+                      security::secagg::ConsentLedger::Open(daemon->options_.state_dir));
+  site.ledger = daemon->ledger_.get();
+  site.dataset = daemon->options_.data.spec;
+
   const std::string ledger =
       daemon->options_.state_dir.empty()
           ? ""
@@ -193,7 +201,7 @@ absl::Status ClientDaemon::Connect() {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 10'000);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5'000);
   channel_ = grpc::CreateCustomChannel(options_.coordinator, credentials, args);
   stub_ = v1::Federation::NewStub(channel_);
   // Heartbeats get a connection of their own: on the shared one they would
@@ -214,9 +222,18 @@ void ClientDaemon::Stop() {
   for (grpc::ClientContext* context : live_contexts_) context->TryCancel();
 }
 
-std::unique_ptr<grpc::ClientContext> ClientDaemon::NewContext(absl::Duration timeout) {
+std::unique_ptr<grpc::ClientContext> ClientDaemon::NewContext(absl::Duration timeout,
+                                                              bool wait_for_connection) {
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  // Every call waits (within its deadline) for a connection rather than
+  // failing at once while the channel is in backoff. gRPC's sync API moves a
+  // connection attempt forward only while a call waits on it (otherwise
+  // every 5 s, from its backup poller), so with fail-fast calls a site found
+  // a restarted coordinator 15-20 s late, or, with a short connect timeout,
+  // never. Transfers, whose deadlines are long, follow a call that just
+  // succeeded and fail fast instead.
+  context->set_wait_for_ready(wait_for_connection);
   absl::MutexLock lock(&mutex_);
   live_contexts_.insert(context.get());
   if (stop_.HasBeenNotified()) context->TryCancel();
@@ -251,7 +268,7 @@ absl::Status ClientDaemon::Register() {
   request.set_num_eval_samples(handler_.num_eval_samples());
   request.set_client_version("samverka 0.1");
   v1::RegisterResponse response;
-  std::unique_ptr<grpc::ClientContext> context = NewContext(absl::Seconds(30));
+  std::unique_ptr<grpc::ClientContext> context = NewContext(absl::Seconds(15));
   absl::Status status = FromGrpc(stub_->Register(context.get(), request, &response));
   Forget(context.get());
   SV_RETURN_IF_ERROR(status);
@@ -261,6 +278,7 @@ absl::Status ClientDaemon::Register() {
   Logger("client")->info("registered with federation '{}' as {}", response.federation_id(),
                          response.client_name());
   site_.name = response.client_name();
+  site_.federation_id = response.federation_id();
   registered_ = true;
   last_error_.clear();
   backoff_ = options_.initial_backoff;
@@ -349,7 +367,8 @@ absl::StatusOr<std::string> ClientDaemon::Download(const std::string& digest) {
   v1::DownloadModelRequest request;
   request.set_model_digest(digest);
   request.set_chunk_bytes(kChunkBytes);
-  std::unique_ptr<grpc::ClientContext> context = NewContext(absl::Minutes(30));
+  std::unique_ptr<grpc::ClientContext> context =
+      NewContext(absl::Minutes(30), /*wait_for_connection=*/false);
   std::unique_ptr<grpc::ClientReader<v1::TensorChunk>> reader = stub_->DownloadModel(context.get(), request);
   ChunkAssembler assembler(kMaxChunkBytes, uint64_t{64} << 30);
   v1::TensorChunk chunk;
@@ -387,9 +406,24 @@ std::optional<bool> ClientDaemon::SendHeartbeat(const std::string& task_id) {
 absl::Status ClientDaemon::Execute(const ClientTask& task) {
   auto log = Logger("client");
   log->info("round {}: {} task on model {}", task.round,
-            task.kind == TaskKind::kTrain ? "training" : "evaluation", Short(task.model_digest));
+            task.kind == TaskKind::kTrain      ? "training"
+            : task.kind == TaskKind::kEvaluate ? "evaluation"
+                                               : "secure sum consent",
+            Short(task.model_digest));
   // Alive at the coordinator from now until the result is sent.
   TaskHeartbeat heartbeat(heartbeat_interval_, [&] { return SendHeartbeat(task.task_id); });
+  const security::secagg::ContributionScope scope{site_.federation_id, site_.dataset,
+                                                  task.model_digest};
+  if (task.kind == TaskKind::kConsent) return ExecuteConsent(task, scope);
+  if (task.secure_aggregation.has_value()) {
+    // Before any work: a second secure sum from a model this site already
+    // released one from is refused (it would reveal the site's update).
+    if (absl::Status open = ledger_->CheckCanContribute(scope); !open.ok()) {
+      const std::string reason = absl::StrCat("site policy: ", open.message());
+      log->warn("round {}: refused the task: {}", task.round, reason);
+      return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest}, reason);
+    }
+  }
   absl::StatusOr<models::Model*> model = ModelFor(task);
   if (!model.ok()) return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest}, std::string(model.status().message()));
   // The site's policy, before the task touches any data.
@@ -412,10 +446,11 @@ absl::Status ClientDaemon::Execute(const ClientTask& task) {
       return SecAggSend(task, stage, std::move(payload));
     };
     transport.fetch = [&](SecureStage stage) { return SecAggFetch(task, stage); };
-    transport.upload = [&](std::string payload) {
+    transport.upload = [&](std::string payload, std::string commitment) {
       TaskOutcome masked{task.task_id, task.round, task.kind, task.model_digest};
       masked.update = std::move(payload);
       masked.masked = true;
+      masked.consent_commitment = std::move(commitment);
       return Upload(masked, "");
     };
     absl::StatusOr<std::unique_ptr<SecureAggregationSession>> started =
@@ -477,6 +512,30 @@ absl::Status ClientDaemon::Execute(const ClientTask& task) {
   return absl::OkStatus();
 }
 
+absl::Status ClientDaemon::ExecuteConsent(const ClientTask& task,
+                                          const security::secagg::ContributionScope& scope) {
+  auto log = Logger("client");
+  CallbackTransport transport;
+  transport.send = [&](SecureStage stage, std::string payload) {
+    return SecAggSend(task, stage, std::move(payload));
+  };
+  transport.fetch = [&](SecureStage stage) { return SecAggFetch(task, stage); };
+  const std::string& instance = task.secure_aggregation->consent_instance;
+  absl::Status released =
+      client::ReleaseConsent(*ledger_, scope, instance, task.round, &transport);
+  if (released.code() == absl::StatusCode::kFailedPrecondition) {
+    const std::string reason = absl::StrCat("site policy: ", released.message());
+    log->warn("round {}: refused to release secure sum {}: {}", task.round, instance.substr(0, 16),
+              reason);
+    return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest}, reason);
+  }
+  SV_RETURN_IF_ERROR(released);
+  log->info("round {}: released its consent to secure sum {} (model {}), which the coordinator "
+            "stored before it stopped; nothing else left the site",
+            task.round, instance.substr(0, 16), Short(task.model_digest));
+  return absl::OkStatus();
+}
+
 absl::Status ClientDaemon::SecAggSend(const ClientTask& task, SecureStage stage,
                                       std::string payload) {
   v1::SecAggSendRequest request;
@@ -517,7 +576,8 @@ absl::StatusOr<std::string> ClientDaemon::SecAggFetch(const ClientTask& task, Se
 }
 
 absl::Status ClientDaemon::Upload(const TaskOutcome& outcome, const std::string& failure_reason) {
-  std::unique_ptr<grpc::ClientContext> context = NewContext(absl::Minutes(30));
+  std::unique_ptr<grpc::ClientContext> context =
+      NewContext(absl::Minutes(30), /*wait_for_connection=*/false);
   v1::UploadResponse response;
   std::unique_ptr<grpc::ClientWriter<v1::UploadMessage>> writer =
       stub_->UploadResult(context.get(), &response);
@@ -530,6 +590,7 @@ absl::Status ClientDaemon::Upload(const TaskOutcome& outcome, const std::string&
   header->set_num_samples(outcome.num_samples);
   header->set_failure_reason(failure_reason);
   header->set_masked_input(outcome.masked);
+  header->set_consent_commitment(outcome.consent_commitment);
   for (const auto& [name, value] : outcome.metrics) {
     v1::Metric* metric = header->add_metrics();
     metric->set_name(name);

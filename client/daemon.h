@@ -76,6 +76,10 @@ class ClientDaemon {
   absl::Status Register();
   absl::StatusOr<v1::PollTaskResponse> Poll();
   absl::Status Execute(const ClientTask& task);
+  // A consent task: releases this site's consent seed of a stored secure
+  // sum if its ledger allows it (else reports the refusal).
+  absl::Status ExecuteConsent(const ClientTask& task,
+                              const security::secagg::ContributionScope& scope);
   // One heartbeat for `task_id`: whether the coordinator still wants the
   // task, nullopt if the call failed.
   std::optional<bool> SendHeartbeat(const std::string& task_id);
@@ -88,7 +92,10 @@ class ClientDaemon {
   // Sleeps for the current backoff (or until Stop) and doubles it.
   void Backoff(const absl::Status& why);
   // A context with a deadline, registered so Stop() can cancel it.
-  std::unique_ptr<grpc::ClientContext> NewContext(absl::Duration timeout);
+  // `wait_for_connection`: the call waits (within `timeout`) for the channel
+  // to connect instead of failing at once while it is in backoff.
+  std::unique_ptr<grpc::ClientContext> NewContext(absl::Duration timeout,
+                                                  bool wait_for_connection = true);
   void Forget(grpc::ClientContext* context);
 
   const ClientDaemonOptions options_;
@@ -96,6 +103,7 @@ class ClientDaemon {
   // The site's certificate, key and CA, for signing secure-aggregation keys.
   SecureSiteOptions site_;
   std::optional<SitePolicyEnforcer> policy_;
+  std::unique_ptr<security::secagg::ConsentLedger> ledger_;
   TaskHandler handler_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Federation::Stub> stub_;

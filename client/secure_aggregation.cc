@@ -4,10 +4,13 @@
 #include <cmath>
 #include <vector>
 
+#include <openssl/crypto.h>
+
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "security/secagg/client.h"
+#include "security/secagg/consent.h"
 #include "security/secagg/encoding.h"
 #include "security/secagg/messages.h"
 #include "security/signature.h"
@@ -17,10 +20,43 @@ namespace samverka::client {
 namespace sa = security::secagg;
 
 
+namespace {
+
+sa::ContributionScope ScopeOf(const SecureSiteOptions& site, const std::string& model_digest) {
+  return {site.federation_id, site.dataset, model_digest};
+}
+
+}  // namespace
+
 SecureAggregationSession::SecureAggregationSession(std::unique_ptr<sa::SecAggClient> client,
                                                    SecureAggregationTransport* transport,
-                                                   int64_t round)
-    : client_(std::move(client)), transport_(transport), round_(round) {}
+                                                   int64_t round, const SecureSiteOptions& site,
+                                                   std::string model_digest, std::string instance)
+    : client_(std::move(client)),
+      transport_(transport),
+      round_(round),
+      ledger_(site.ledger),
+      federation_id_(site.federation_id),
+      dataset_(site.dataset),
+      model_digest_(std::move(model_digest)),
+      instance_(std::move(instance)) {}
+
+absl::Status ReleaseConsent(sa::ConsentLedger& ledger, const sa::ContributionScope& scope,
+                            const std::string& instance, int64_t round,
+                            SecureAggregationTransport* transport) {
+  SV_ASSIGN_OR_RETURN(std::string request, transport->Fetch(SecureStage::kConsent));
+  if (request != instance) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the coordinator asked to release instance ", request.substr(0, 16), ", not this run's ",
+        instance.substr(0, 16)));
+  }
+  SV_ASSIGN_OR_RETURN(security::SecretBytes seed,
+                      ledger.Release(scope, instance, round));
+  std::string payload(reinterpret_cast<const char*>(seed.data()), seed.size());
+  absl::Status sent = transport->Send(SecureStage::kConsent, payload);
+  OPENSSL_cleanse(payload.data(), payload.size());
+  return sent;
+}
 
 SecureAggregationSession::~SecureAggregationSession() = default;
 
@@ -36,6 +72,8 @@ absl::StatusOr<std::unique_ptr<SecureAggregationSession>> SecureAggregationSessi
   if (config.vector_length < kSecureExtraCoordinates) {
     return absl::InvalidArgumentError("the secure aggregation vector is too short");
   }
+  if (site.ledger == nullptr) return absl::FailedPreconditionError("the site has no consent ledger");
+  SV_RETURN_IF_ERROR(site.ledger->CheckCanContribute(ScopeOf(site, model_digest)));
   sa::ClientOptions options;
   options.client_name = site.name;
   options.certificate_chain = site.certificate_chain;
@@ -52,7 +90,8 @@ absl::StatusOr<std::unique_ptr<SecureAggregationSession>> SecureAggregationSessi
   SV_ASSIGN_OR_RETURN(sa::ShareBundle bundle, client->ShareKeys(roster));
   SV_RETURN_IF_ERROR(transport->Send(SecureStage::kShareKeys, sa::Serialize(bundle)));
   return std::unique_ptr<SecureAggregationSession>(
-      new SecureAggregationSession(std::move(client), transport, round));
+      new SecureAggregationSession(std::move(client), transport, round, site, model_digest,
+                                   sa::ConsentInstance(roster_bytes)));
 }
 
 absl::StatusOr<SecureContribution> SecureAggregationSession::Contribute(
@@ -79,16 +118,24 @@ absl::StatusOr<SecureContribution> SecureAggregationSession::Contribute(
   SV_ASSIGN_OR_RETURN(sa::EncodedInput encoded, sa::EncodeInput(input, capped, encoding));
   input.clear();
   input.shrink_to_fit();
+  // The consent mask, recorded in the ledger before the masked input leaves.
+  const sa::ContributionScope scope{federation_id_, dataset_, model_digest_};
+  SV_ASSIGN_OR_RETURN(security::SecretBytes seed,
+                      ledger_->BeginContribution(scope, instance_, round_));
+  SV_RETURN_IF_ERROR(
+      sa::ApplyConsentMask(encoded.values, seed, instance_, security::MaskSign::kAdd));
+  std::string commitment = sa::ConsentCommitment(instance_, seed);
   SV_ASSIGN_OR_RETURN(std::string delivery_bytes, transport_->Fetch(SecureStage::kMaskedInput));
   SV_ASSIGN_OR_RETURN(sa::ShareDelivery delivery, sa::ParseShareDelivery(delivery_bytes));
   SV_ASSIGN_OR_RETURN(sa::MaskedInput masked, client_->MaskInput(delivery, encoded.values));
   std::string payload = sa::Serialize(masked);
   out.masked_bytes = payload.size();
-  SV_RETURN_IF_ERROR(transport_->UploadMaskedInput(std::move(payload)));
+  SV_RETURN_IF_ERROR(transport_->UploadMaskedInput(std::move(payload), std::move(commitment)));
   SV_ASSIGN_OR_RETURN(std::string request_bytes, transport_->Fetch(SecureStage::kUnmask));
   SV_ASSIGN_OR_RETURN(sa::UnmaskRequest request, sa::ParseUnmaskRequest(request_bytes));
   SV_ASSIGN_OR_RETURN(sa::UnmaskResponse response, client_->Unmask(request));
   SV_RETURN_IF_ERROR(transport_->Send(SecureStage::kUnmask, sa::Serialize(response)));
+  SV_RETURN_IF_ERROR(ReleaseConsent(*ledger_, scope, instance_, round_, transport_));
   out.neighbours = client_->parameters().num_neighbours;
   out.threshold = client_->parameters().threshold;
   return out;

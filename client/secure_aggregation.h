@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "security/secagg/consent_ledger.h"
 #include "common/task.h"
 #include "security/secret_bytes.h"
 
@@ -28,8 +29,9 @@ class SecureAggregationTransport {
   // client's share delivery, its unmask request) and returns it. kAborted
   // when the round aborted.
   virtual absl::StatusOr<std::string> Fetch(SecureStage stage) = 0;
-  // Uploads the masked input (it may be as large as the model).
-  virtual absl::Status UploadMaskedInput(std::string payload) = 0;
+  // Uploads the masked input (it may be as large as the model) with the
+  // commitment to the site's consent seed.
+  virtual absl::Status UploadMaskedInput(std::string payload, std::string consent_commitment) = 0;
 };
 
 // The site's identity and its own rules for secure aggregation.
@@ -42,6 +44,12 @@ struct SecureSiteOptions {
   // Refuse rounds whose roster is smaller than this (at least 3: with two
   // sites each could subtract its own update from the sum).
   int min_clients = 3;
+  // The site's consent ledger (not owned; required): a site releases at
+  // most one secure sum per model and data set (security/secagg/consent.h).
+  security::secagg::ConsentLedger* ledger = nullptr;
+  std::string federation_id;
+  // The name of the data set the site trains on (part of the ledger's scope).
+  std::string dataset;
 };
 
 // What one site's secure contribution cost and revealed (for its log).
@@ -58,8 +66,10 @@ struct SecureContribution {
 // seeds with its neighbours; after local training, Contribute masks the
 // update (plus the training loss, the clipped fraction and the DP
 // within-clip bit as three extra coordinates, weighted like the update) and
-// answers the unmask request.
-// Only the masked vector and Shamir shares leave the site. Any check that
+// answers the unmask request; once the coordinator has stored the masked
+// sum, it releases its consent seed, which the ledger allows for one
+// instance per model and data set (security/secagg/consent.h).
+// Only the masked vector, Shamir shares and the consent seed leave the site. Any check that
 // fails (a key not signed by the federation CA, another model digest among
 // the neighbours, an inconsistent unmask request) stops the session: the
 // site reveals nothing more. Thread-compatible.
@@ -77,17 +87,32 @@ class SecureAggregationSession {
   // Masks `update` (local minus global model) with weight `weight` (the
   // training samples, at most the round's maximum; 1 under DP-FedAvg),
   // `train_loss` and, under DP-FedAvg, `dp_within_clip` (1 if the update
-  // was within the clip norm), uploads it and answers the unmask request.
+  // was within the clip norm), uploads it, answers the unmask request and
+  // releases the consent seed. kFailedPrecondition if the ledger refuses.
   absl::StatusOr<SecureContribution> Contribute(std::span<const float> update, double weight,
                                                 double train_loss, double dp_within_clip = 0);
 
  private:
   SecureAggregationSession(std::unique_ptr<security::secagg::SecAggClient> client,
-                           SecureAggregationTransport* transport, int64_t round);
+                           SecureAggregationTransport* transport, int64_t round,
+                           const SecureSiteOptions& site, std::string model_digest,
+                           std::string instance);
 
   std::unique_ptr<security::secagg::SecAggClient> client_;
   SecureAggregationTransport* transport_;
   int64_t round_;
+  security::secagg::ConsentLedger* ledger_;
+  std::string federation_id_, dataset_, model_digest_;
+  std::string instance_;  // the roster's digest
 };
+
+// Releases the site's consent seed of `instance` (a run in `scope` the site
+// sent a masked input to) over `transport`'s consent stage, if `ledger`
+// allows it (kFailedPrecondition otherwise). Used at the end of a session,
+// and for a consent task from a restarted coordinator.
+absl::Status ReleaseConsent(security::secagg::ConsentLedger& ledger,
+                            const security::secagg::ContributionScope& scope,
+                            const std::string& instance, int64_t round,
+                            SecureAggregationTransport* transport);
 
 }  // namespace samverka::client

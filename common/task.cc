@@ -32,6 +32,7 @@ const char* SecureStageName(SecureStage stage) {
     case SecureStage::kShareKeys: return "share keys";
     case SecureStage::kMaskedInput: return "masked input";
     case SecureStage::kUnmask: return "unmask";
+    case SecureStage::kConsent: return "consent";
   }
   return "unknown stage";
 }

@@ -40,11 +40,21 @@ struct DpOptions {
   double delta = 0;
 };
 
-enum class TaskKind { kTrain, kEvaluate };
+// kConsent: release the consent seed of a secure sum the site contributed
+// to (after a coordinator restart, to complete that sum; no training).
+enum class TaskKind { kTrain, kEvaluate, kConsent };
 
 // The message stages of secure aggregation (SecAgg+, docs/protocol.md), in
-// order: advertise keys, share keys, masked input, unmask.
-enum class SecureStage { kAdvertiseKeys = 0, kShareKeys = 1, kMaskedInput = 2, kUnmask = 3 };
+// order: advertise keys, share keys, masked input, unmask, and consent (the
+// site releases its consent seed once the masked sum is stored;
+// security/secagg/consent.h).
+enum class SecureStage {
+  kAdvertiseKeys = 0,
+  kShareKeys = 1,
+  kMaskedInput = 2,
+  kUnmask = 3,
+  kConsent = 4,
+};
 const char* SecureStageName(SecureStage stage);
 
 // Coordinates a site appends to its update in a secure round, so only their
@@ -59,6 +69,8 @@ struct SecureAggregationTask {
   std::string round_config;
   // This client's participant id in the round.
   uint32_t participant_id = 0;
+  // Consent tasks only: the instance (roster digest) whose sum to release.
+  std::string consent_instance;
 };
 
 // One unit of work for a client in a round (the gRPC adapters convert the
@@ -96,6 +108,9 @@ struct TaskOutcome {
   // `masked` the serialised SecAgg+ MaskedInput.
   std::string update;
   bool masked = false;
+  // With a masked input: the site's commitment to its consent seed
+  // (security/secagg/consent.h).
+  std::string consent_commitment;
   // train_loss; for evaluation loss, accuracy and (binary tasks) auc.
   std::map<std::string, double> metrics;
 };

@@ -6,7 +6,12 @@
 namespace samverka {
 
 v1::TaskKind ToProto(TaskKind kind) {
-  return kind == TaskKind::kEvaluate ? v1::TASK_KIND_EVALUATE : v1::TASK_KIND_TRAIN;
+  switch (kind) {
+    case TaskKind::kTrain: return v1::TASK_KIND_TRAIN;
+    case TaskKind::kEvaluate: return v1::TASK_KIND_EVALUATE;
+    case TaskKind::kConsent: return v1::TASK_KIND_SECAGG_CONSENT;
+  }
+  return v1::TASK_KIND_UNSPECIFIED;
 }
 
 v1::Task ToProto(const ClientTask& task) {
@@ -35,6 +40,8 @@ v1::Task ToProto(const ClientTask& task) {
   if (task.secure_aggregation.has_value()) {
     out.mutable_secure_aggregation()->set_round_config(task.secure_aggregation->round_config);
     out.mutable_secure_aggregation()->set_participant_id(task.secure_aggregation->participant_id);
+    out.mutable_secure_aggregation()->set_consent_instance(
+        task.secure_aggregation->consent_instance);
   }
   return out;
 }
@@ -46,6 +53,7 @@ absl::StatusOr<ClientTask> FromProto(const v1::Task& task) {
   switch (task.kind()) {
     case v1::TASK_KIND_TRAIN: out.kind = TaskKind::kTrain; break;
     case v1::TASK_KIND_EVALUATE: out.kind = TaskKind::kEvaluate; break;
+    case v1::TASK_KIND_SECAGG_CONSENT: out.kind = TaskKind::kConsent; break;
     default:
       return absl::InvalidArgumentError(absl::StrCat("task ", task.task_id(), " has unknown kind ",
                                                      static_cast<int>(task.kind())));
@@ -70,13 +78,19 @@ absl::StatusOr<ClientTask> FromProto(const v1::Task& task) {
     out.dp = DpOptions{dp.clip_norm(), dp.noise_multiplier(), dp.sampling_rate(), dp.delta()};
   }
   if (task.has_secure_aggregation()) {
-    if (task.kind() != v1::TASK_KIND_TRAIN || task.secure_aggregation().round_config().empty() ||
-        task.secure_aggregation().participant_id() == 0) {
+    const v1::SecureAggregationTask& secure = task.secure_aggregation();
+    const bool consent = task.kind() == v1::TASK_KIND_SECAGG_CONSENT;
+    if ((task.kind() != v1::TASK_KIND_TRAIN && !consent) || secure.participant_id() == 0 ||
+        (!consent && secure.round_config().empty()) ||
+        consent != !secure.consent_instance().empty() || secure.consent_instance().size() > 64) {
       return absl::InvalidArgumentError(absl::StrCat(
           "task ", task.task_id(), " has incomplete secure aggregation settings"));
     }
-    out.secure_aggregation = SecureAggregationTask{task.secure_aggregation().round_config(),
-                                                   task.secure_aggregation().participant_id()};
+    out.secure_aggregation = SecureAggregationTask{secure.round_config(), secure.participant_id(),
+                                                   secure.consent_instance()};
+  } else if (task.kind() == v1::TASK_KIND_SECAGG_CONSENT) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("consent task ", task.task_id(), " names no secure aggregation"));
   }
   if (out.kind == TaskKind::kTrain) SV_RETURN_IF_ERROR(out.train.Validate());
   return out;

@@ -131,6 +131,7 @@ Coordinator::~Coordinator() = default;
 absl::Status Coordinator::Initialise() {
   auto log = Logger("coordinator");
   // In a samverka-torch child: a bad model file or shape fails start-up here.
+  SV_ASSIGN_OR_RETURN(sealed_store_, SealedSumStore::Open(options_.state_dir));
   SV_ASSIGN_OR_RETURN(ModelParameters initial, BuildInitialModel(HelperFor(options_)));
   SV_ASSIGN_OR_RETURN(std::optional<Checkpoint> checkpoint, store_->LoadLatest());
   int64_t first_round = 1;
@@ -173,6 +174,8 @@ absl::Status Coordinator::Initialise() {
     absl::MutexLock lock(&mutex_);
     models_[engine_->global_digest()] = engine_->encoded_global_model();
   }
+  // Sealed sums of earlier models belong to rounds that were committed.
+  SV_RETURN_IF_ERROR(sealed_store_->RemoveAllExcept(engine_->global_digest()));
   if (options_.dp.mode != security::dp::DpMode::kOff) {
     SV_ASSIGN_OR_RETURN(dp_, security::dp::DpFedAvgServer::Create(
                                  options_.dp, options_.dp_population, options_.ExpectedCohort()));
@@ -225,6 +228,12 @@ absl::StatusOr<PollResult> Coordinator::PollTask(const std::string& client, absl
     return absl::NotFoundError(absl::StrCat("site ", client, " is not registered; register first"));
   }
   liveness_.Touch(client, absl::Now());
+  if (auto consent = consent_tasks_.find(client);
+      consent != consent_tasks_.end() && !assigned_.contains(client)) {
+    // A site back after a restart: the stored sum still needs its consent.
+    assigned_[client] = consent->second;
+    consent_tasks_.erase(consent);
+  }
   std::function<bool()> ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     return assigned_.contains(client) || done_ || stop_;
   };
@@ -310,7 +319,8 @@ absl::Status Coordinator::SubmitResult(const std::string& client, const TaskOutc
   }
   if (secure != nullptr) {
     // The task stays assigned: the site still has to answer the unmask stage.
-    SV_RETURN_IF_ERROR(secure->SubmitMaskedInput(client, outcome.update));
+    SV_RETURN_IF_ERROR(
+        secure->SubmitMaskedInput(client, outcome.update, outcome.consent_commitment));
     return store_->Audit("masked_input", client,
                          {{"round", outcome.round},
                           {"bytes", outcome.update.size()},
@@ -352,7 +362,7 @@ absl::Status Coordinator::SecAggSend(const std::string& client, const std::strin
                                      SecureStage stage, std::string_view payload) {
   SV_ASSIGN_OR_RETURN(std::shared_ptr<SecureRound> secure, SecureRoundOf(client, task_id));
   SV_RETURN_IF_ERROR(secure->Send(client, stage, payload));
-  if (stage == SecureStage::kUnmask) {
+  if (stage == SecureStage::kConsent) {
     // The site's part is done; its task is no longer handed out.
     absl::MutexLock lock(&mutex_);
     if (auto it = assigned_.find(client); it != assigned_.end() && it->second.task_id == task_id) {
@@ -389,7 +399,7 @@ void Coordinator::ReportTaskFailure(const std::string& client, const std::string
   absl::MutexLock lock(&mutex_);
   auto it = assigned_.find(client);
   if (it == assigned_.end() || it->second.task_id != task_id) return;
-  if (it->second.kind == TaskKind::kTrain) {
+  if (it->second.kind != TaskKind::kEvaluate) {
     // In a secure round the round's end reports every non-contributor.
     if (secure_ != nullptr) {
       secure_->ReportDropout(client);
@@ -457,7 +467,7 @@ void Coordinator::MarkDeadClients(absl::Time now) {
     Logger("coordinator")->warn("site {} went silent ({} s); taken for offline", name,
                                 absl::ToInt64Seconds(silence));
     if (auto it = assigned_.find(name); it != assigned_.end()) {
-      if (it->second.kind == TaskKind::kTrain) {
+      if (it->second.kind != TaskKind::kEvaluate) {  // training or consent
         if (secure_ != nullptr) {
           secure_->ReportDropout(name);
         } else {
@@ -518,7 +528,11 @@ absl::Status Coordinator::RunRound() {
   RoundRecord record;
   RoundPlan plan;
   std::optional<RoundResult> result;
-  {
+  std::shared_ptr<SecureRound> secure;
+  std::string secure_failure;
+  SV_ASSIGN_OR_RETURN(const bool resumed, ResumeSealedRound(&plan, &record, &secure));
+  if (resumed && secure == nullptr) return absl::OkStatus();  // stopping
+  if (!resumed) {
     absl::MutexLock lock(&mutex_);
     const int needed = started_ ? options_.round.min_clients
                                 : std::max(options_.round.min_clients, options_.wait_for_clients);
@@ -545,13 +559,12 @@ absl::Status Coordinator::RunRound() {
   // Audited before the tasks are handed out, so no result precedes its task
   // in the log.
   for (const std::string& member : plan.cohort) {
+    if (resumed) break;
     SV_RETURN_IF_ERROR(store_->Audit("task", member, {{"round", plan.round},
                                                       {"kind", "train"},
                                                       {"model_digest", plan.task.model_digest}}));
   }
-  std::shared_ptr<SecureRound> secure;
-  std::string secure_failure;
-  {
+  if (!resumed) {
     absl::MutexLock lock(&mutex_);
     absl::StatusOr<std::shared_ptr<SecureRound>> made = StartSecureRound(plan);
     if (!made.ok()) {
@@ -597,6 +610,7 @@ absl::Status Coordinator::RunRound() {
   {
     absl::MutexLock lock(&mutex_);
     secure_.reset();
+    consent_tasks_.clear();
     for (const std::string& member : plan.cohort) {
       if (auto it = assigned_.find(member); it != assigned_.end() && it->second.round == plan.round) {
         assigned_.erase(it);
@@ -672,6 +686,10 @@ absl::Status Coordinator::RunRound() {
     }
     record.finished_unix_ms = UnixMillis(absl::Now());
     SV_RETURN_IF_ERROR(store_->CommitRound(record, *encoded));
+    // Committed: the sealed sum of this round's start model is spent.
+    if (absl::Status removed = sealed_store_->Remove(plan.task.model_digest); !removed.ok()) {
+      log->warn("round {}: {}", plan.round, removed.message());
+    }
   } else {
     log->warn("round {} failed: {}; the next round starts from model {}", plan.round,
               result->failure_reason, result->model_digest.substr(0, 16));
@@ -715,9 +733,91 @@ absl::StatusOr<std::shared_ptr<SecureRound>> Coordinator::StartSecureRound(const
   setup.start = absl::Now();
   setup.input_deadline = setup.start + options_.round.train_deadline;
   setup.min_clients = options_.round.min_clients;
+  AddSealing(setup);
   SV_ASSIGN_OR_RETURN(std::unique_ptr<SecureRound> round,
                       SecureRound::Create(options_.secure_aggregation, std::move(setup)));
   return std::shared_ptr<SecureRound>(std::move(round));
+}
+
+void Coordinator::AddSealing(SecureRound::Setup& setup) {
+  // Durable before anything else: the sealed sum before any site is asked to
+  // release it, each consent seed before it counts. A restart then completes
+  // the round from them instead of running it again.
+  const int64_t round = setup.round;
+  const std::string digest = setup.model_digest;
+  setup.seal = [this, round](const SealedSum& sealed) {
+    SV_RETURN_IF_ERROR(sealed_store_->Save(sealed));
+    return store_->Audit("secure_sum_sealed", options_.federation_id,
+                         {{"round", round},
+                          {"model_digest", sealed.model_digest},
+                          {"instance", sealed.instance},
+                          {"contributors", sealed.contributors.size()}});
+  };
+  setup.on_consent = [this, round, digest, cohort = setup.cohort](
+                         uint32_t participant, const security::SecretBytes& seed) {
+    SV_RETURN_IF_ERROR(sealed_store_->SaveConsent(digest, participant, seed));
+    return store_->Audit("secure_consent", cohort[participant - 1], {{"round", round}});
+  };
+}
+
+absl::StatusOr<bool> Coordinator::ResumeSealedRound(RoundPlan* plan, RoundRecord* record,
+                                                    std::shared_ptr<SecureRound>* secure) {
+  auto log = Logger("coordinator");
+  if (!options_.secure_aggregation.enabled) return false;
+  SV_ASSIGN_OR_RETURN(std::optional<SealedSum> sealed,
+                      sealed_store_->Load(engine_->global_digest()));
+  if (!sealed.has_value()) return false;
+  SV_ASSIGN_OR_RETURN(auto consents, sealed_store_->LoadConsents(sealed->model_digest));
+  std::vector<std::string> contributors, awaiting;
+  for (uint32_t id : sealed->contributors) {
+    if (id < 1 || id > sealed->cohort.size()) {
+      return absl::DataLossError("a sealed sum names a contributor outside its cohort");
+    }
+    contributors.push_back(sealed->cohort[id - 1]);
+    if (!consents.contains(id)) awaiting.push_back(sealed->cohort[id - 1]);
+  }
+  absl::MutexLock lock(&mutex_);
+  log->info("round {}: completing the secure sum of round {} from model {} (stored before the "
+            "coordinator stopped): {} of {} sites have released it",
+            engine_->next_round(), sealed->round, sealed->model_digest.substr(0, 16),
+            contributors.size() - awaiting.size(), contributors.size());
+  if (stop_) return true;
+  SV_ASSIGN_OR_RETURN(*plan, engine_->ResumeRound(absl::Now(), contributors));
+  started_ = true;
+  plan->task.model = options_.model;
+  plan->task.cohort_size = static_cast<int>(plan->cohort.size());
+  record->round = plan->round;
+  record->started_unix_ms = UnixMillis(absl::Now());
+  SecureRound::Setup setup;
+  setup.federation_id = options_.federation_id;
+  setup.round = plan->round;
+  setup.cohort = sealed->cohort;
+  setup.model_length = plan->num_values;
+  setup.model_digest = sealed->model_digest;
+  setup.ca_pem = options_.ca_pem;
+  setup.start = absl::Now();
+  setup.min_clients = options_.round.min_clients;
+  AddSealing(setup);
+  SV_ASSIGN_OR_RETURN(std::unique_ptr<SecureRound> resumed,
+                      SecureRound::Resume(options_.secure_aggregation, std::move(setup),
+                                          std::move(*sealed), std::move(consents)));
+  *secure = std::shared_ptr<SecureRound>(std::move(resumed));
+  secure_ = *secure;
+  ClientTask consent = plan->task;
+  consent.task_id = absl::StrCat("round-", plan->round, "-consent");
+  consent.kind = TaskKind::kConsent;
+  consent.deadline_seconds = absl::ToDoubleSeconds(options_.secure_aggregation.stage_deadline);
+  // Sites online now get their consent task at once, the others when they
+  // next poll (PollTask).
+  for (const std::string& site : awaiting) {
+    consent_tasks_[site] = consent;
+    consent_tasks_[site].secure_aggregation = *(*secure)->TaskFor(site);
+    if (clients_[site].online) {
+      assigned_[site] = consent_tasks_[site];
+      consent_tasks_.erase(site);
+    }
+  }
+  return true;
 }
 
 std::string Coordinator::FinishSecureRound(const RoundPlan& plan, SecureRound* secure,
@@ -772,6 +872,8 @@ std::string Coordinator::FinishSecureRound(const RoundPlan& plan, SecureRound* s
   }
   store_->Audit("secure_aggregate", options_.federation_id,
                 {{"round", plan.round},
+                 {"model_digest", plan.task.model_digest},
+                 {"instance", sum->instance},
                  {"contributors", sum->contributors.size()},
                  {"dropped", sum->dropped.size()},
                  {"neighbours", sum->parameters.num_neighbours},

@@ -17,6 +17,7 @@
 #include "common/task.h"
 #include "coordinator/federation/liveness.h"
 #include "coordinator/round_engine.h"
+#include "coordinator/sealed_sum_store.h"
 #include "coordinator/secure_round.h"
 #include "security/dp/dp.h"
 #include "coordinator/state_store.h"
@@ -207,6 +208,15 @@ class Coordinator {
   // Sets up secure aggregation for `plan`'s cohort (nullptr when off).
   absl::StatusOr<std::shared_ptr<SecureRound>> StartSecureRound(const RoundPlan& plan)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Adds the callbacks that make a secure round's sealed sum and consent
+  // seeds durable (sealed_store_, audit log).
+  void AddSealing(SecureRound::Setup& setup);
+  // If a sealed sum of a round from the current model is stored, opens the
+  // next round as its completion (cohort: its contributors; consent tasks
+  // to those that have not released it yet) and returns true (with a null
+  // `secure` if the coordinator is stopping).
+  absl::StatusOr<bool> ResumeSealedRound(RoundPlan* plan, RoundRecord* record,
+                                         std::shared_ptr<SecureRound>* secure);
   // Runs the secure round to its end and hands the sum to the engine;
   // returns the abort reason if it aborted (empty otherwise).
   // With DP, sets `epsilon` to the guarantee after this round.
@@ -222,6 +232,8 @@ class Coordinator {
 
   const CoordinatorOptions options_;
   std::unique_ptr<StateStore> store_;
+  // Sealed secure sums and consent seeds awaiting their round's commit.
+  std::unique_ptr<SealedSumStore> sealed_store_;
   std::unique_ptr<RoundEngine> engine_;
   std::unique_ptr<MetricsLog> metrics_;
   std::unique_ptr<security::dp::DpFedAvgServer> dp_;  // null when DP is off
@@ -232,6 +244,8 @@ class Coordinator {
   std::map<std::string, ClientInfo> clients_ ABSL_GUARDED_BY(mutex_);
   // Work handed out and not yet finished, by client.
   std::map<std::string, ClientTask> assigned_ ABSL_GUARDED_BY(mutex_);
+  // Consent tasks of a resumed secure round for sites not yet online.
+  std::map<std::string, ClientTask> consent_tasks_ ABSL_GUARDED_BY(mutex_);
   std::map<std::string, std::shared_ptr<const std::string>> models_ ABSL_GUARDED_BY(mutex_);
   std::optional<EvalAccumulator> eval_ ABSL_GUARDED_BY(mutex_);
   std::shared_ptr<SecureRound> secure_ ABSL_GUARDED_BY(mutex_);

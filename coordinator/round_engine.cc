@@ -98,7 +98,22 @@ absl::StatusOr<RoundPlan> RoundEngine::StartRound(absl::Time now) {
     std::swap(pool[i], pool[i + UniformBelow(rng_, pool.size() - i)]);
   }
   pool.resize(size);
+  return OpenRound(now, std::move(pool));
+}
 
+absl::StatusOr<RoundPlan> RoundEngine::ResumeRound(absl::Time now,
+                                                   std::vector<std::string> cohort) {
+  absl::MutexLock lock(&mutex_);
+  if (open_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("round ", current_.round, " is still open"));
+  }
+  if (cohort.empty()) return absl::InvalidArgumentError("a resumed round needs its cohort");
+  return OpenRound(now, std::move(cohort));
+}
+
+absl::StatusOr<RoundPlan> RoundEngine::OpenRound(absl::Time now, std::vector<std::string> pool) {
+  const int size = static_cast<int>(pool.size());
   open_ = true;
   current_ = RoundResult{};
   current_.round = next_round_;

@@ -87,6 +87,10 @@ class RoundEngine {
   // Opens the next round. kFailedPrecondition if a round is open or fewer
   // than min_clients clients are available.
   absl::StatusOr<RoundPlan> StartRound(absl::Time now);
+  // Opens the next round with exactly `cohort` (who need not be online):
+  // a secure round completed from its stored sealed sum after a restart.
+  // kFailedPrecondition if a round is open.
+  absl::StatusOr<RoundPlan> ResumeRound(absl::Time now, std::vector<std::string> cohort);
 
   // Validates and absorbs one cohort member's encoded update (the codec
   // bundle of local model minus global model). The update is rejected,
@@ -143,6 +147,8 @@ class RoundEngine {
   absl::Status CheckSubmission(const std::string& client_id, int64_t round,
                                int64_t num_samples) const;
   RoundResult Close() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  absl::StatusOr<RoundPlan> OpenRound(absl::Time now, std::vector<std::string> cohort)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   bool ReadyToCloseLocked(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // The next global model: the strategy's step from the round's model.
   absl::StatusOr<ModelParameters> FinishRound() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);

@@ -4,8 +4,10 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "security/secagg/consent.h"
 #include "security/secagg/encoding.h"
 #include "security/secagg/messages.h"
 
@@ -13,7 +15,6 @@ namespace samverka::coordinator {
 namespace {
 
 namespace sa = security::secagg;
-
 
 bool Call(std::function<bool()>* predicate) { return (*predicate)(); }
 
@@ -93,6 +94,42 @@ SecureRound::SecureRound(const SecureAggregationOptions& options, Setup setup,
 
 SecureRound::~SecureRound() = default;
 
+absl::StatusOr<std::unique_ptr<SecureRound>> SecureRound::Resume(
+    const SecureAggregationOptions& options, Setup setup, SealedSum sealed,
+    std::map<uint32_t, security::SecretBytes> consents) {
+  SV_RETURN_IF_ERROR(options.Validate());
+  auto inconsistent = [&](const char* what) {
+    return absl::DataLossError(absl::StrCat("the sealed sum of round ", sealed.round, " from model ",
+                                            sealed.model_digest.substr(0, 16), " ", what));
+  };
+  if (setup.cohort != sealed.cohort) return inconsistent("belongs to another cohort");
+  SV_ASSIGN_OR_RETURN(sa::RoundConfig config, sa::ParseRoundConfig(sealed.round_config));
+  SV_ASSIGN_OR_RETURN(sa::EncodingParameters encoding, sa::EncodingFor(config));
+  if (sealed.sum.bits() != encoding.options.modulus_bits ||
+      sealed.sum.size() != config.vector_length + 1) {
+    return inconsistent("does not fit its round configuration");
+  }
+  for (uint32_t id : sealed.contributors) {
+    if (id < 1 || id > sealed.cohort.size() || !sealed.commitments.contains(id)) {
+      return inconsistent("names a contributor outside its cohort or without a commitment");
+    }
+  }
+  std::string config_bytes = sealed.round_config;
+  auto round = std::unique_ptr<SecureRound>(
+      new SecureRound(options, std::move(setup), std::move(config_bytes), nullptr));
+  absl::MutexLock lock(&round->mutex_);
+  round->stage_ = SecureStage::kConsent;
+  round->instance_ = sealed.instance;
+  for (auto& [id, seed] : consents) {
+    const std::string& name = sealed.cohort[id - 1];
+    if (!sa::CheckConsent(sealed.instance, seed, sealed.commitments[id]).ok()) continue;
+    round->answered_.insert(name);
+    round->consents_.emplace(id, std::move(seed));
+  }
+  round->sealed_ = std::move(sealed);
+  return round;
+}
+
 absl::StatusOr<sa::ParticipantId> SecureRound::IdOf(const std::string& client) const {
   auto it = ids_.find(client);
   if (it == ids_.end()) {
@@ -104,7 +141,11 @@ absl::StatusOr<sa::ParticipantId> SecureRound::IdOf(const std::string& client) c
 
 absl::StatusOr<SecureAggregationTask> SecureRound::TaskFor(const std::string& client) const {
   SV_ASSIGN_OR_RETURN(sa::ParticipantId id, IdOf(client));
-  return SecureAggregationTask{config_bytes_, id};
+  absl::MutexLock lock(&mutex_);
+  if (sealed_.has_value() && stage_ == SecureStage::kConsent && server_ == nullptr) {
+    return SecureAggregationTask{config_bytes_, id, instance_};  // a consent task
+  }
+  return SecureAggregationTask{config_bytes_, id, ""};
 }
 
 absl::Status SecureRound::CheckOpen() const {
@@ -134,6 +175,10 @@ absl::Status SecureRound::Send(const std::string& client, SecureStage stage,
   std::optional<sa::KeyAdvertisement> advertisement;
   std::optional<sa::ShareBundle> bundle;
   std::optional<sa::UnmaskResponse> response;
+  if (stage == SecureStage::kConsent) {
+    absl::MutexLock lock(&mutex_);
+    return AcceptConsent(client, payload);
+  }
   switch (stage) {
     case SecureStage::kAdvertiseKeys: {
       SV_ASSIGN_OR_RETURN(advertisement, sa::ParseKeyAdvertisement(payload));
@@ -157,6 +202,8 @@ absl::Status SecureRound::Send(const std::string& client, SecureStage stage,
     }
     case SecureStage::kMaskedInput:
       return absl::InvalidArgumentError("masked inputs are uploaded, not sent");
+    case SecureStage::kConsent:
+      break;  // handled above
   }
   absl::MutexLock lock(&mutex_);
   SV_RETURN_IF_ERROR(CheckOpen());
@@ -178,8 +225,39 @@ absl::Status SecureRound::Send(const std::string& client, SecureStage stage,
   return status;
 }
 
-absl::Status SecureRound::SubmitMaskedInput(const std::string& client, std::string_view payload) {
+absl::Status SecureRound::AcceptConsent(const std::string& client, std::string_view payload) {
   SV_ASSIGN_OR_RETURN(sa::ParticipantId id, IdOf(client));
+  if (done_ && !result_.ok()) return CheckOpen();
+  if (stage_ != SecureStage::kConsent || !sealed_.has_value() || finishing_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "round ", setup_.round, ": the consent stage is not open (the coordinator is at '",
+        SecureStageName(stage_), "')"));
+  }
+  auto commitment = sealed_->commitments.find(id);
+  if (commitment == sealed_->commitments.end() ||
+      std::find(sealed_->contributors.begin(), sealed_->contributors.end(), id) ==
+          sealed_->contributors.end()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(client, " is not among the contributors of round ", setup_.round));
+  }
+  security::SecretBytes seed = security::SecretBytes::CopyFrom(payload);
+  SV_RETURN_IF_ERROR(sa::CheckConsent(instance_, seed, commitment->second));
+  if (consents_.contains(id)) return absl::OkStatus();  // sent again after a lost answer
+  if (setup_.on_consent) SV_RETURN_IF_ERROR(setup_.on_consent(id, seed));
+  consents_.emplace(id, std::move(seed));
+  answered_.insert(client);
+  ++changes_;
+  return absl::OkStatus();
+}
+
+absl::Status SecureRound::SubmitMaskedInput(const std::string& client, std::string_view payload,
+                                            std::string_view consent_commitment) {
+  SV_ASSIGN_OR_RETURN(sa::ParticipantId id, IdOf(client));
+  if (consent_commitment.size() != 64 ||
+      consent_commitment.find_first_not_of("0123456789abcdef") != std::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        client, " sent a masked input without a commitment to its consent seed"));
+  }
   SV_ASSIGN_OR_RETURN(sa::MaskedInput input, sa::ParseMaskedInput(payload));
   if (input.sender != id) {
     return absl::PermissionDeniedError(absl::StrCat(
@@ -196,6 +274,7 @@ absl::Status SecureRound::SubmitMaskedInput(const std::string& client, std::stri
   ++changes_;
   if (status.ok()) {
     answered_.insert(client);
+    commitments_[client] = std::string(consent_commitment);
     masked_bytes_ += payload.size();
   } else if (server_->rejected().contains(id)) {
     dropped_.insert(client);
@@ -211,13 +290,25 @@ absl::StatusOr<std::optional<std::string>> SecureRound::Fetch(const std::string&
     return absl::InvalidArgumentError("nothing to fetch before advertising keys");
   }
   absl::MutexLock lock(&mutex_);
+  // Unmasking (finishing_ before the consent stage) does not answer a
+  // consent fetch: the site waits for the sealed sum.
   std::function<bool()> ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    if (stage == SecureStage::kConsent) return done_ || stage_ == SecureStage::kConsent;
     return done_ || finishing_ || static_cast<int>(stage_) >= static_cast<int>(stage);
   };
   mutex_.AwaitWithTimeout(absl::Condition(&Call, &ready), wait);
   if (done_ && !result_.ok()) return CheckOpen();
   if (!ready()) return std::nullopt;
   if (stage == SecureStage::kShareKeys) return roster_;
+  if (stage == SecureStage::kConsent) {
+    if (done_) return CheckOpen();
+    if (std::find(sealed_->contributors.begin(), sealed_->contributors.end(), id) ==
+        sealed_->contributors.end()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(client, " is not among the contributors of round ", setup_.round));
+    }
+    return instance_;
+  }
   // Later stages read the server, which Finish owns once finishing.
   SV_RETURN_IF_ERROR(CheckOpen());
   if (stage == SecureStage::kMaskedInput) {
@@ -244,6 +335,21 @@ absl::Time SecureRound::StageDeadline() const {
                                              : stage_started_ + options_.stage_deadline;
 }
 
+std::vector<std::string> SecureRound::AwaitingConsent() const {
+  absl::MutexLock lock(&mutex_);
+  std::vector<std::string> missing;
+  if (!sealed_.has_value()) return missing;
+  for (uint32_t id : sealed_->contributors) {
+    if (!consents_.contains(id)) missing.push_back(setup_.cohort[id - 1]);
+  }
+  return missing;
+}
+
+bool SecureRound::sealed() const {
+  absl::MutexLock lock(&mutex_);
+  return sealed_.has_value();
+}
+
 bool SecureRound::StageComplete() const {
   std::vector<sa::ParticipantId> expected;
   switch (stage_) {
@@ -253,6 +359,12 @@ bool SecureRound::StageComplete() const {
     case SecureStage::kShareKeys: expected = server_->roster(); break;
     case SecureStage::kMaskedInput: expected = server_->share_senders(); break;
     case SecureStage::kUnmask: expected = server_->contributors(); break;
+    case SecureStage::kConsent:
+      // Every contributor's seed is needed; a dropout does not end the wait.
+      for (uint32_t id : sealed_->contributors) {
+        if (!consents_.contains(id)) return false;
+      }
+      return true;
   }
   for (sa::ParticipantId id : expected) {
     const std::string& name = setup_.cohort[id - 1];
@@ -263,18 +375,23 @@ bool SecureRound::StageComplete() const {
 
 bool SecureRound::Advance(absl::Time now) {
   auto log = Logger("secagg");
+  enum class Work { kNone, kSeal, kRelease };
+  Work work = Work::kNone;
   sa::SecAggServer* server = nullptr;
+  SealedSum sealed;
+  std::map<uint32_t, security::SecretBytes> seeds;
+  auto abort = [&](const absl::Status& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    result_ = why;
+    done_ = true;
+    finishing_ = false;
+    ++changes_;
+    log->warn("round {}: secure aggregation aborted, nothing is revealed: {}", setup_.round,
+              why.message());
+    return true;
+  };
   {
     absl::MutexLock lock(&mutex_);
     if (done_ || finishing_) return done_;
-    auto abort = [&](const absl::Status& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
-      result_ = why;
-      done_ = true;
-      ++changes_;
-      log->warn("round {}: secure aggregation aborted, nothing is revealed: {}", setup_.round,
-                why.message());
-      return true;
-    };
     while (true) {
       if (!StageComplete() && now < StageDeadline()) return false;
       absl::Status closed;
@@ -283,6 +400,7 @@ bool SecureRound::Advance(absl::Time now) {
           absl::StatusOr<sa::KeyRoster> roster = server_->CloseAdvertisements();
           if (!roster.ok()) return abort(roster.status());
           roster_ = sa::Serialize(*roster);
+          instance_ = sa::ConsentInstance(roster_);
           const sa::GraphParameters& p = server_->parameters();
           log->info(
               "round {}: secure aggregation among {} sites: {} graph, {} neighbours, threshold {}, "
@@ -304,47 +422,129 @@ bool SecureRound::Advance(absl::Time now) {
         case SecureStage::kUnmask:
           finishing_ = true;
           server = server_.get();
+          sealed.instance = instance_;
+          for (const auto& [name, commitment] : commitments_) {
+            sealed.commitments[ids_.at(name)] = commitment;
+          }
+          work = Work::kSeal;
           break;
+        case SecureStage::kConsent: {
+          if (!StageComplete()) {
+            const std::vector<std::string> missing = [&] {
+              std::vector<std::string> names;
+              for (uint32_t id : sealed_->contributors) {
+                if (!consents_.contains(id)) names.push_back(setup_.cohort[id - 1]);
+              }
+              return names;
+            }();
+            return abort(absl::UnavailableError(absl::StrCat(
+                missing.size(), " of ", sealed_->contributors.size(),
+                " sites did not release the sealed sum in time (", absl::StrJoin(missing, ", "),
+                "); it is kept, and the next attempt from this model completes it")));
+          }
+          finishing_ = true;
+          sealed = std::move(*sealed_);
+          seeds = std::move(consents_);
+          work = Work::kRelease;
+          break;
+        }
       }
       if (!closed.ok()) return abort(closed);
-      if (server != nullptr) break;
+      if (work != Work::kNone) break;
       stage_started_ = now;
       answered_.clear();
       ++changes_;
     }
   }
-  // Unmasking regenerates every mask: run it without the lock, so sites'
-  // calls are answered (with "closed") meanwhile.
-  absl::StatusOr<SecureRoundResult> out = [&]() -> absl::StatusOr<SecureRoundResult> {
-    SV_ASSIGN_OR_RETURN(sa::AggregateResult aggregate, server->Finish());
-    SV_ASSIGN_OR_RETURN(sa::DecodedSum sum,
-                        sa::DecodeSum(aggregate.sum, server->encoding(),
-                                      static_cast<int>(aggregate.contributors.size())));
-    SecureRoundResult r;
-    for (sa::ParticipantId id : aggregate.contributors) r.contributors.push_back(setup_.cohort[id - 1]);
-    for (sa::ParticipantId id : aggregate.dropped) r.dropped.push_back(setup_.cohort[id - 1]);
-    r.weighted_train_loss = sum.weighted_sum[setup_.model_length];
-    r.clipped_fraction =
-        sum.total_weight > 0 ? sum.weighted_sum[setup_.model_length + 1] / sum.total_weight : 0;
-    r.weighted_within_clip = sum.weighted_sum[setup_.model_length + 2];
-    sum.weighted_sum.resize(setup_.model_length);
-    r.weighted_sum = std::move(sum.weighted_sum);
-    r.total_weight = sum.total_weight;
-    r.parameters = aggregate.parameters;
-    return r;
-  }();
+  if (work == Work::kSeal) {
+    // Unmasking regenerates every mask: run it without the lock, so sites'
+    // calls are answered (with "closed") meanwhile; then the sealed sum is
+    // made durable before any site is asked for its consent.
+    absl::StatusOr<SealedSum> made = Seal(server, std::move(sealed));
+    absl::MutexLock lock(&mutex_);
+    if (!made.ok()) return abort(made.status());
+    log->info("round {}: the sum of {} sites is unmasked but still sealed by their consent "
+              "masks; stored it and asked the sites to release it",
+              setup_.round, made->contributors.size());
+    sealed_ = std::move(*made);
+    finishing_ = false;
+    stage_ = SecureStage::kConsent;
+    stage_started_ = now;
+    answered_.clear();
+    for (const auto& [id, seed] : consents_) answered_.insert(setup_.cohort[id - 1]);
+    ++changes_;
+    return false;
+  }
+  absl::StatusOr<SecureRoundResult> out = Release(std::move(sealed), seeds);
   absl::MutexLock lock(&mutex_);
+  if (!out.ok()) return abort(out.status());
   finishing_ = false;
   done_ = true;
   ++changes_;
-  if (!out.ok()) {
-    log->warn("round {}: secure aggregation aborted, nothing is revealed: {}", setup_.round,
-              out.status().message());
-  } else {
-    out->masked_bytes = masked_bytes_;
-  }
   result_ = std::move(out);
   return true;
+}
+
+absl::StatusOr<SealedSum> SecureRound::Seal(sa::SecAggServer* server, SealedSum sealed) {
+  SV_ASSIGN_OR_RETURN(sa::AggregateResult aggregate, server->Finish());
+  sealed.round = setup_.round;
+  sealed.model_digest = setup_.model_digest;
+  sealed.round_config = config_bytes_;
+  sealed.cohort = setup_.cohort;
+  std::map<uint32_t, std::string> commitments = std::move(sealed.commitments);
+  for (sa::ParticipantId id : aggregate.contributors) {
+    auto it = commitments.find(id);
+    if (it == commitments.end()) {
+      return absl::InternalError(absl::StrCat("contributor ", setup_.cohort[id - 1],
+                                              " has no consent commitment"));
+    }
+    sealed.contributors.push_back(id);
+    sealed.commitments[id] = it->second;
+  }
+  for (sa::ParticipantId id : aggregate.dropped) sealed.dropped.push_back(id);
+  sealed.sum = std::move(aggregate.sum);
+  sealed.parameters = aggregate.parameters;
+  {
+    absl::MutexLock lock(&mutex_);
+    sealed.masked_bytes = masked_bytes_;
+  }
+  if (setup_.seal) {
+    if (absl::Status stored = setup_.seal(sealed); !stored.ok()) {
+      return absl::InternalError(
+          absl::StrCat("cannot store the sealed sum, so no site is asked to release it: ",
+                       stored.message()));
+    }
+  }
+  return sealed;
+}
+
+absl::StatusOr<SecureRoundResult> SecureRound::Release(
+    SealedSum sealed, const std::map<uint32_t, security::SecretBytes>& seeds) {
+  SV_ASSIGN_OR_RETURN(sa::RoundConfig config, sa::ParseRoundConfig(sealed.round_config));
+  SV_ASSIGN_OR_RETURN(sa::EncodingParameters encoding, sa::EncodingFor(config));
+  const std::string context = sa::ConsentMaskContext(sealed.instance);
+  std::vector<security::MaskTerm> terms;
+  for (uint32_t id : sealed.contributors) {
+    terms.push_back({&seeds.at(id), context, security::MaskSign::kSubtract});
+  }
+  SV_RETURN_IF_ERROR(sealed.sum.AddMasks(terms));
+  SV_ASSIGN_OR_RETURN(sa::DecodedSum sum,
+                      sa::DecodeSum(sealed.sum, encoding,
+                                    static_cast<int>(sealed.contributors.size())));
+  SecureRoundResult r;
+  for (uint32_t id : sealed.contributors) r.contributors.push_back(sealed.cohort[id - 1]);
+  for (uint32_t id : sealed.dropped) r.dropped.push_back(sealed.cohort[id - 1]);
+  r.weighted_train_loss = sum.weighted_sum[setup_.model_length];
+  r.clipped_fraction =
+      sum.total_weight > 0 ? sum.weighted_sum[setup_.model_length + 1] / sum.total_weight : 0;
+  r.weighted_within_clip = sum.weighted_sum[setup_.model_length + 2];
+  sum.weighted_sum.resize(setup_.model_length);
+  r.weighted_sum = std::move(sum.weighted_sum);
+  r.total_weight = sum.total_weight;
+  r.parameters = sealed.parameters;
+  r.masked_bytes = sealed.masked_bytes;
+  r.instance = sealed.instance;
+  return r;
 }
 
 void SecureRound::WaitForChange(absl::Duration timeout) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -14,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/task.h"
+#include "coordinator/sealed_sum_store.h"
 #include "security/secagg/graph.h"
 #include "security/secagg/server.h"
 
@@ -51,6 +53,8 @@ struct SecureRoundResult {
   double weighted_within_clip = 0;   // sum_i w_i * [DP: update within the clip norm]
   uint64_t masked_bytes = 0;
   security::secagg::GraphParameters parameters;
+  // The run's instance (roster digest), whose sealed sum this released.
+  std::string instance;
 };
 
 // One round of SecAgg+ at the coordinator: wraps security::secagg's
@@ -65,6 +69,14 @@ struct SecureRoundResult {
 // coordinates, the client's training loss, the fraction of its update that
 // was clipped, and (DP-FedAvg) whether its update was within the clip norm,
 // so the coordinator learns their weighted sums only.
+//
+// After unmasking, the sum is still under every contributor's consent mask
+// (security/secagg/consent.h): the round hands this sealed sum to
+// Setup::seal (which makes it durable) before it opens the consent stage,
+// collects each contributor's seed (checked against the commitment sent with
+// its masked input; Setup::on_consent makes it durable), and only then
+// removes the consent masks. A round resumed after a restart (Resume) starts
+// at the consent stage from the stored sealed sum.
 class SecureRound {
  public:
   struct Setup {
@@ -80,16 +92,29 @@ class SecureRound {
     absl::Time input_deadline = absl::InfiniteFuture();
     // Rosters below this abort the round (at least 3).
     int min_clients = 3;
+    // Makes the sealed sum durable before any site is asked to consent;
+    // an error aborts the round (nothing is released). May be empty (tests).
+    std::function<absl::Status(const SealedSum&)> seal;
+    // Makes a consent seed durable before it counts; an error refuses it
+    // (the site retries). May be empty.
+    std::function<absl::Status(uint32_t participant, const security::SecretBytes& seed)>
+        on_consent;
   };
 
   // kInvalidArgument for bad options or a cohort the threat model cannot
   // serve; the reason names the rule.
   static absl::StatusOr<std::unique_ptr<SecureRound>> Create(
       const SecureAggregationOptions& options, Setup setup);
+  // A round at its consent stage from a stored sealed sum (and the seeds
+  // already received for it). `setup.cohort` must be `sealed.cohort`.
+  // kDataLoss if the sealed sum is inconsistent.
+  static absl::StatusOr<std::unique_ptr<SecureRound>> Resume(
+      const SecureAggregationOptions& options, Setup setup, SealedSum sealed,
+      std::map<uint32_t, security::SecretBytes> consents);
   ~SecureRound();
 
-  // The settings to send with `client`'s task; kPermissionDenied if it is
-  // not in the cohort.
+  // The settings to send with `client`'s task (for a resumed round, its
+  // consent task); kPermissionDenied if it is not in the cohort.
   absl::StatusOr<SecureAggregationTask> TaskFor(const std::string& client) const;
 
   // A message of `stage` (kAdvertiseKeys, kShareKeys, kUnmask) from
@@ -97,10 +122,13 @@ class SecureRound {
   // kFailedPrecondition out of stage, kAborted after an abort, and the
   // server's codes for a malformed or invalid message.
   absl::Status Send(const std::string& client, SecureStage stage, std::string_view payload);
-  // The masked input of `client` (serialised MaskedInput).
-  absl::Status SubmitMaskedInput(const std::string& client, std::string_view payload);
+  // The masked input of `client` (serialised MaskedInput) and its
+  // commitment to its consent seed (64 hex digits, else kInvalidArgument).
+  absl::Status SubmitMaskedInput(const std::string& client, std::string_view payload,
+                                 std::string_view consent_commitment);
   // What `client` needs to run `stage`: the roster (kShareKeys), its share
-  // delivery (kMaskedInput) or its unmask request (kUnmask). nullopt if the
+  // delivery (kMaskedInput), its unmask request (kUnmask) or the instance
+  // whose sealed sum to release (kConsent, contributors only). nullopt if the
   // previous stage is still open after `wait`; kAborted after an abort,
   // kFailedPrecondition if the client is no longer part of the round.
   absl::StatusOr<std::optional<std::string>> Fetch(const std::string& client, SecureStage stage,
@@ -117,10 +145,25 @@ class SecureRound {
 
   // After Advance returned true: the sums, or why the round aborted.
   absl::StatusOr<SecureRoundResult> result() const;
+  // The contributors whose consent seed is still missing (consent stage).
+  std::vector<std::string> AwaitingConsent() const;
+  // True once the sealed sum exists (it is durable if Setup::seal is set).
+  bool sealed() const;
 
  private:
   SecureRound(const SecureAggregationOptions& options, Setup setup, std::string config_bytes,
               std::unique_ptr<security::secagg::SecAggServer> server);
+  // Unmasks (server Finish) and seals the sum into `sealed` (which holds
+  // the instance and commitments), storing it with Setup::seal; runs
+  // without mutex_.
+  absl::StatusOr<SealedSum> Seal(security::secagg::SecAggServer* server, SealedSum sealed);
+  // Removes the consent masks of `sealed` with `seeds` and decodes it;
+  // runs without mutex_.
+  absl::StatusOr<SecureRoundResult> Release(
+      SealedSum sealed, const std::map<uint32_t, security::SecretBytes>& seeds);
+  // Handles a consent message of `client` (under mutex_).
+  absl::Status AcceptConsent(const std::string& client, std::string_view payload)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // The participant id of `client`, or kPermissionDenied.
   absl::StatusOr<security::secagg::ParticipantId> IdOf(const std::string& client) const;
   bool StageComplete() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
@@ -146,6 +189,11 @@ class SecureRound {
   uint64_t changes_ ABSL_GUARDED_BY(mutex_) = 0;
   absl::StatusOr<SecureRoundResult> result_ ABSL_GUARDED_BY(mutex_) =
       absl::UnavailableError("the round has not finished");
+  // The run's instance (digest of roster_), once the roster is fixed.
+  std::string instance_ ABSL_GUARDED_BY(mutex_);
+  std::map<std::string, std::string> commitments_ ABSL_GUARDED_BY(mutex_);
+  std::optional<SealedSum> sealed_ ABSL_GUARDED_BY(mutex_);
+  std::map<uint32_t, security::SecretBytes> consents_ ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace samverka::coordinator

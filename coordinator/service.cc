@@ -252,6 +252,7 @@ grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
   outcome.model_digest = header.model_digest();
   outcome.num_samples = header.num_samples();
   outcome.masked = header.masked_input();
+  outcome.consent_commitment = header.consent_commitment().substr(0, 128);
   for (const v1::Metric& m : header.metrics()) outcome.metrics[m.name()] = m.value();
   auto reject = [&](const absl::Status& status) {
     Logger("coordinator")->warn("round {}: rejected the result of {}: {}", header.round(), *site,
@@ -317,6 +318,7 @@ absl::StatusOr<SecureStage> StageFromProto(v1::SecAggStage stage) {
     case v1::SECAGG_STAGE_SHARE_KEYS: return SecureStage::kShareKeys;
     case v1::SECAGG_STAGE_MASKED_INPUT: return SecureStage::kMaskedInput;
     case v1::SECAGG_STAGE_UNMASK: return SecureStage::kUnmask;
+    case v1::SECAGG_STAGE_CONSENT: return SecureStage::kConsent;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("unknown secure aggregation stage ", static_cast<int>(stage)));

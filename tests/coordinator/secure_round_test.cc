@@ -11,6 +11,8 @@
 
 #include "absl/synchronization/blocking_counter.h"
 #include "client/secure_aggregation.h"
+#include "security/secagg/consent_ledger.h"
+#include "security/secagg/messages.h"
 #include "security/pki.h"
 #include "security/tls.h"
 
@@ -36,17 +38,18 @@ class LoopbackTransport : public client::SecureAggregationTransport {
     }
     return absl::DeadlineExceededError("stage never opened");
   }
-  absl::Status UploadMaskedInput(std::string payload) override {
-    return round_->SubmitMaskedInput(name_, payload);
+  absl::Status UploadMaskedInput(std::string payload, std::string commitment) override {
+    return round_->SubmitMaskedInput(name_, payload, commitment);
   }
 
- private:
+ protected:
   SecureRound* round_;
   std::string name_;
 };
 
 struct Site {
   std::string name;
+  std::unique_ptr<security::secagg::ConsentLedger> ledger;
   client::SecureSiteOptions options;
   std::vector<float> update;
   double weight = 0;
@@ -81,6 +84,10 @@ class SecureRoundTest : public ::testing::Test {
       site.options.private_key =
           security::SecretBytes::CopyFrom(*security::ReadFileToString(issued->key_path));
       site.options.ca_pem = ca_->ca_certificate_pem();
+      site.ledger = std::move(*security::secagg::ConsentLedger::Open(""));
+      site.options.ledger = site.ledger.get();
+      site.options.federation_id = "test-federation";
+      site.options.dataset = "test-data";
       for (int j = 0; j < 5; ++j) site.update.push_back(static_cast<float>((i + 1) * (j - 2) / 10.0));
       site.weight = 10.0 * (i + 1);
       site.loss = 0.5 * (i + 1);
@@ -89,7 +96,8 @@ class SecureRoundTest : public ::testing::Test {
     return sites;
   }
 
-  std::unique_ptr<SecureRound> MakeRound(const std::vector<Site>& sites, double dropout_rate) {
+  std::unique_ptr<SecureRound> MakeRound(const std::vector<Site>& sites, double dropout_rate,
+                                         SecureRound::Setup* kept = nullptr) {
     SecureAggregationOptions options;
     options.threat.dropout_rate = dropout_rate;
     SecureRound::Setup setup;
@@ -101,6 +109,15 @@ class SecureRoundTest : public ::testing::Test {
     setup.model_digest = "digest-of-the-model";
     setup.ca_pem = ca_->ca_certificate_pem();
     setup.start = absl::Now();
+    setup.seal = [this](const SealedSum& sealed) {
+      sealed_.push_back(sealed);
+      return absl::OkStatus();
+    };
+    setup.on_consent = [this](uint32_t id, const security::SecretBytes& seed) {
+      consents_.emplace(id, security::SecretBytes::CopyFrom(seed.span()));
+      return absl::OkStatus();
+    };
+    if (kept != nullptr) *kept = setup;
     auto round = SecureRound::Create(options, setup);
     EXPECT_TRUE(round.ok()) << round.status();
     return round.ok() ? std::move(*round) : nullptr;
@@ -125,6 +142,9 @@ class SecureRoundTest : public ::testing::Test {
         auto session = client::SecureAggregationSession::Start(sites[i].options, *task, 7,
                                                                "digest-of-the-model", &transport);
         if (!session.ok()) {
+          // The site reports it cannot take part, and the coordinator
+          // counts it as dropped (as ReportTaskFailure does).
+          round->ReportDropout(sites[i].name);
           outcome[i] = session.status();
           return;
         }
@@ -141,8 +161,20 @@ class SecureRoundTest : public ::testing::Test {
     return outcome;
   }
 
+  // The expected weighted sum of `sites[i]` for i in `which`.
+  static std::vector<double> WeightedSum(const std::vector<Site>& sites, std::vector<int> which) {
+    std::vector<double> sum(5, 0.0);
+    for (int i : which) {
+      for (int j = 0; j < 5; ++j) sum[j] += sites[i].weight * sites[i].update[j];
+    }
+    return sum;
+  }
+
   std::filesystem::path dir_;
   std::unique_ptr<security::CertificateAuthority> ca_;
+  // What the round stored through Setup::seal and Setup::on_consent.
+  std::vector<SealedSum> sealed_;
+  std::map<uint32_t, security::SecretBytes> consents_;
 };
 
 TEST_F(SecureRoundTest, RevealsTheWeightedSumOfAllSites) {
@@ -287,6 +319,123 @@ TEST_F(SecureRoundTest, TheCoordinatorsOwnCertificateCannotJoin) {
   absl::StatusOr<SecureRoundResult> result = round->result();
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_THAT(result->contributors, ::testing::ElementsAre("site-a", "site-b", "site-c"));
+}
+
+// A transport that loses the consent stage (its coordinator went away
+// after the sum was stored).
+class NoConsentTransport : public LoopbackTransport {
+ public:
+  using LoopbackTransport::LoopbackTransport;
+  absl::StatusOr<std::string> Fetch(SecureStage stage) override {
+    if (stage == SecureStage::kConsent) return absl::UnavailableError("connection lost");
+    return LoopbackTransport::Fetch(stage);
+  }
+};
+
+TEST_F(SecureRoundTest, TheUnmaskedSumStaysSealedUntilEverySiteReleasesIt) {
+  std::vector<Site> sites = MakeSites(4);
+  std::unique_ptr<SecureRound> round = MakeRound(sites, 0.1);
+  ASSERT_NE(round, nullptr);
+  std::vector<absl::Status> outcome = RunSites(round.get(), sites);
+  for (const absl::Status& s : outcome) EXPECT_TRUE(s.ok()) << s;
+  ASSERT_EQ(sealed_.size(), 1u);
+  EXPECT_EQ(consents_.size(), 4u);
+  absl::StatusOr<SecureRoundResult> result = round->result();
+  ASSERT_TRUE(result.ok()) << result.status();
+  // Decoded as it was stored, before the consent masks came off, the sealed
+  // sum is noise, not the round's sum.
+  auto config = security::secagg::ParseRoundConfig(sealed_[0].round_config);
+  ASSERT_TRUE(config.ok());
+  auto decoded = security::secagg::DecodeSum(sealed_[0].sum, *security::secagg::EncodingFor(*config), 4);
+  const std::vector<double> expected = WeightedSum(sites, {0, 1, 2, 3});
+  int far = 0;
+  for (int j = 0; j < 5; ++j) {
+    EXPECT_NEAR(result->weighted_sum[j], expected[j], 1e-4);
+    if (!decoded.ok() || std::abs(decoded->weighted_sum[j] - expected[j]) > 1) ++far;
+  }
+  EXPECT_EQ(far, 5);
+  EXPECT_EQ(result->instance, sealed_[0].instance);
+}
+
+TEST_F(SecureRoundTest, ARoundResumedFromItsSealedSumReleasesTheSameSum) {
+  std::vector<Site> sites = MakeSites(4);
+  SecureRound::Setup setup;
+  std::unique_ptr<SecureRound> round = MakeRound(sites, 0.1, &setup);
+  ASSERT_NE(round, nullptr);
+  // site-d masks and unmasks, then loses the coordinator before its consent.
+  std::vector<absl::Status> outcome(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      std::unique_ptr<LoopbackTransport> transport =
+          i == 3 ? std::make_unique<NoConsentTransport>(round.get(), sites[i].name)
+                 : std::make_unique<LoopbackTransport>(round.get(), sites[i].name);
+      auto session = client::SecureAggregationSession::Start(
+          sites[i].options, *round->TaskFor(sites[i].name), 7, "digest-of-the-model", transport.get());
+      outcome[i] = session.ok() ? (*session)->Contribute(sites[i].update, sites[i].weight,
+                                                         sites[i].loss).status()
+                                : session.status();
+    });
+  }
+  while (!round->Advance(absl::Now()) &&
+         round->AwaitingConsent() != std::vector<std::string>{"site-d"}) {
+    round->WaitForChange(absl::Milliseconds(200));
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(outcome[3].code(), absl::StatusCode::kUnavailable);
+  // The coordinator "stops": past the deadline the round aborts, releasing
+  // nothing, and keeps the sealed sum.
+  ASSERT_TRUE(round->Advance(absl::Now() + absl::Seconds(500)));
+  EXPECT_EQ(round->result().status().code(), absl::StatusCode::kUnavailable);
+  ASSERT_EQ(sealed_.size(), 1u);
+  ASSERT_EQ(consents_.size(), 3u);
+
+  // A restarted coordinator resumes at the consent stage.
+  auto resumed = SecureRound::Resume(SecureAggregationOptions{}, setup, sealed_[0],
+                                     std::move(consents_));
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  auto task = (*resumed)->TaskFor("site-d");
+  ASSERT_TRUE(task.ok());
+  EXPECT_EQ(task->consent_instance, sealed_[0].instance);
+  // A seed that does not open site-d's commitment is refused.
+  EXPECT_EQ((*resumed)->Send("site-d", SecureStage::kConsent, std::string(32, 'x')).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*resumed)->Fetch("intruder", SecureStage::kConsent, absl::ZeroDuration()).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  LoopbackTransport transport(resumed->get(), "site-d");
+  const security::secagg::ContributionScope scope{"test-federation", "test-data",
+                                                  "digest-of-the-model"};
+  ASSERT_TRUE(client::ReleaseConsent(*sites[3].ledger, scope, task->consent_instance, 8,
+                                     &transport).ok());
+  ASSERT_TRUE((*resumed)->Advance(absl::Now()));
+  absl::StatusOr<SecureRoundResult> result = (*resumed)->result();
+  ASSERT_TRUE(result.ok()) << result.status();
+  const std::vector<double> expected = WeightedSum(sites, {0, 1, 2, 3});
+  for (int j = 0; j < 5; ++j) EXPECT_NEAR(result->weighted_sum[j], expected[j], 1e-4);
+  EXPECT_NEAR(result->total_weight, 100, 1e-4);
+}
+
+// The differencing attack: the same model again with a subset of the
+// cohort ({a,b,c,d}, then {a,b,c}) would reveal site-d's update as the
+// difference. The sites that released the first sum refuse the second run.
+TEST_F(SecureRoundTest, ASecondRunFromTheSameModelIsRefusedBySitesThatReleasedOne) {
+  std::vector<Site> sites = MakeSites(4);
+  std::unique_ptr<SecureRound> first = MakeRound(sites, 0.1);
+  ASSERT_NE(first, nullptr);
+  for (const absl::Status& s : RunSites(first.get(), sites)) ASSERT_TRUE(s.ok()) << s;
+  ASSERT_TRUE(first->result().ok());
+
+  std::vector<Site> subset;
+  for (int i = 0; i < 3; ++i) subset.push_back(std::move(sites[i]));
+  std::unique_ptr<SecureRound> second = MakeRound(subset, 0.1);
+  ASSERT_NE(second, nullptr);
+  std::vector<absl::Status> outcome = RunSites(second.get(), subset);
+  for (const absl::Status& s : outcome) {
+    EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+    EXPECT_THAT(std::string(s.message()), HasSubstr("subtract"));
+  }
+  EXPECT_FALSE(second->result().ok());
+  EXPECT_EQ(sealed_.size(), 1u);  // the second run never produced a sum
 }
 
 TEST(SecureAggregationOptionsTest, RejectsBadSettings) {
