@@ -331,8 +331,9 @@ class Daemon:
                     if match:
                         return match
                 seen = len(self.lines)
-                check(not self.done, f"{self.name} ended (exit {self.process.wait()}) "
-                      f"without logging /{pattern}/")
+                if self.done:
+                    raise Failure(f"{self.name} ended (exit {self.process.wait()}) "
+                                  f"without logging /{pattern}/")
                 remaining = deadline - time.monotonic()
                 check(remaining > 0, f"{self.name} did not log /{pattern}/ within {seconds} s")
                 self.changed.wait(remaining)
