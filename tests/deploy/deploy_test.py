@@ -15,7 +15,9 @@ certificates come from a `samverka pki` made for the test.
            tell IT teams to create it (deployment.md, pki.md for the CRL);
            `systemd-analyze verify --root=ROOT` accepts the unit without a
            warning (and does warn about a misspelt key, so the check can
-           fail).
+           fail). verify runs offline, without systemd as PID 1; it needs
+           ExecStart's program to exist, hence ROOT, into which the host's
+           /lib/systemd/system is copied for the targets the units name.
   sandbox  the real daemons, started as each unit's ExecStart says, in a
            mount namespace built from the unit: the whole file system read-
            only (ProtectSystem=strict) except ROOT/var/lib/<StateDirectory>
