@@ -1,6 +1,7 @@
 #include "common/wire.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/peer_text.h"
 #include "common/status_macros.h"
 
 namespace samverka {
@@ -103,7 +104,9 @@ grpc::Status ToGrpc(const absl::Status& status) {
 
 absl::Status FromGrpc(const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  // The peer wrote the message: escaped before it can reach a log.
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      PeerText(status.error_message(), 4096));
 }
 
 }  // namespace samverka

@@ -12,7 +12,9 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/model_names.h"
+#include "common/peer_text.h"
 #include "coordinator/model_helper.h"
+#include "coordinator/reported_numbers.h"
 
 namespace samverka::coordinator {
 namespace {
@@ -59,6 +61,7 @@ absl::Status CoordinatorOptions::Validate() const {
     return absl::InvalidArgumentError(
         "max_concurrent_uploads and max_concurrent_downloads must be >= 1");
   }
+  if (max_samples_per_site < 1) return absl::InvalidArgumentError("max_samples_per_site must be >= 1");
   SV_RETURN_IF_ERROR(CheckModelName(model));
   SV_RETURN_IF_ERROR(secure_aggregation.Validate());
   if (secure_aggregation.enabled) {
@@ -200,9 +203,8 @@ absl::Status Coordinator::Initialise() {
 
 absl::Status Coordinator::Register(const std::string& client, int64_t train_samples,
                                    int64_t eval_samples) {
-  if (train_samples < 0 || eval_samples < 0) {
-    return absl::InvalidArgumentError("sample counts must be >= 0");
-  }
+  SV_RETURN_IF_ERROR(
+      CheckRegisteredSamples(train_samples, eval_samples, options_.max_samples_per_site));
   {
     absl::MutexLock lock(&mutex_);
     ClientInfo& info = clients_[client];
@@ -261,7 +263,7 @@ absl::Status Coordinator::CheckResultLocked(const std::string& client, const Tas
   if (it == assigned_.end() || it->second.task_id != outcome.task_id ||
       it->second.round != outcome.round) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "no open task '", outcome.task_id.substr(0, 64), "' for ", client,
+        "no open task '", PeerText(outcome.task_id, 64), "' for ", client,
         " (round ", outcome.round, ")"));
   }
   if (outcome.model_digest != it->second.model_digest) {
@@ -277,7 +279,12 @@ absl::Status Coordinator::CheckResultLocked(const std::string& client, const Tas
         secure_ != nullptr ? " aggregates securely; a plain update is refused"
                            : " does not use secure aggregation; a masked input is refused"));
   }
-  return absl::OkStatus();
+  auto info = clients_.find(client);
+  const int64_t registered =
+      info == clients_.end() ? 0
+      : outcome.kind == TaskKind::kEvaluate ? info->second.eval_samples
+                                            : info->second.train_samples;
+  return CheckResultSamples(outcome.kind, outcome.masked, outcome.num_samples, registered);
 }
 
 absl::Status Coordinator::ExpectResult(const std::string& client, const TaskOutcome& outcome) {

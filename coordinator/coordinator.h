@@ -56,6 +56,9 @@ struct CoordinatorOptions {
   int max_concurrent_uploads = 2;
   // Model downloads streamed at the same time; the others wait.
   int max_concurrent_downloads = 8;
+  // The most training (or evaluation) samples one site may register: its
+  // weight in FedAvg is its sample count, so this bounds one site's say.
+  int64_t max_samples_per_site = 1'000'000'000;
   uint64_t seed = 0;
   std::string state_dir;
   // Optional test set evaluated at the coordinator after each round, as a

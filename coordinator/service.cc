@@ -6,10 +6,13 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/codec.h"
 #include "common/logging.h"
+#include "common/peer_text.h"
 #include "common/status_macros.h"
 #include "common/wire.h"
+#include "coordinator/reported_numbers.h"
 
 namespace samverka::coordinator {
 namespace {
@@ -238,9 +241,11 @@ grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
   }
   const v1::ResultHeader header = message.header();
   if (!header.failure_reason().empty()) {
-    const std::string reason = header.failure_reason().substr(0, 1024);
+    // Escaped once here, so the log, the round's failure reason, `samverka
+    // status` and the audit log all get text that cannot forge a line.
+    const std::string reason = PeerText(header.failure_reason(), 1024);
     Logger("coordinator")->warn("round {}: {} did not run task {}: {}", header.round(), *site,
-                                header.task_id().substr(0, 64), reason);
+                                PeerText(header.task_id(), 64), reason);
     coordinator_->ReportTaskFailure(*site, header.task_id(), reason);
     response->set_accepted(false);
     return grpc::Status::OK;
@@ -259,6 +264,16 @@ grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
                                 status.message());
     return ToGrpc(status);
   };
+  // Self-declared numbers are range-checked before anything counts them.
+  std::vector<std::string> dropped;
+  if (absl::Status bounded = CheckResultMetrics(outcome.kind, &outcome.metrics, &dropped);
+      !bounded.ok()) {
+    return reject(bounded);
+  }
+  if (!dropped.empty()) {
+    Logger("coordinator")->warn("round {}: ignored metrics of {} this coordinator does not know: {}",
+                                header.round(), *site, absl::StrJoin(dropped, ", "));
+  }
   // Refused before a byte of it is read if the task is not open.
   if (absl::Status expected = coordinator_->ExpectResult(*site, outcome); !expected.ok()) {
     return reject(expected);

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <regex>
 
 #include <grpcpp/grpcpp.h>
@@ -31,6 +32,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string ReadAll(const fs::path& path) {
   std::ifstream in(path);
@@ -268,13 +270,37 @@ TEST_F(RefusalTest, MalformedUploadsAreRejectedAndStoreNothing) {
   expect(UploadOf(task, *EncodeBundle(ints), round), grpc::StatusCode::INVALID_ARGUMENT, "float32");
   // Wrong round.
   expect(UploadOf(task, good, round + 1), grpc::StatusCode::FAILED_PRECONDITION, "no open task");
+  // Self-declared numbers: a weight of 2^63 - 1 would erase every honest
+  // update of the round; a negative loss or a half flag is a lie.
+  std::vector<v1::UploadMessage> heavy = UploadOf(task, good, round);
+  heavy[0].mutable_header()->set_num_samples(std::numeric_limits<int64_t>::max());
+  expect(heavy, grpc::StatusCode::INVALID_ARGUMENT, "the site registered 10");
+  for (const auto& [name, value] : {std::pair{"train_loss", -1.0}, std::pair{"dp_within_clip", 0.5}}) {
+    std::vector<v1::UploadMessage> lie = UploadOf(task, good, round);
+    v1::Metric* metric = lie[0].mutable_header()->add_metrics();
+    metric->set_name(name);
+    metric->set_value(value);
+    expect(lie, grpc::StatusCode::INVALID_ARGUMENT, std::string("metric ") + name);
+  }
+  // A registration may not claim more than the federation allows.
+  grpc::Status huge = RegisterSite(*site_c, std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(huge.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << huge.error_message();
+  EXPECT_THAT(huge.error_message(), HasSubstr("max_samples_per_site"));
   // The honest upload goes in, once; a replay is refused.
   ASSERT_TRUE(Upload(*site_b, UploadOf(task, good, round)).ok());
   grpc::Status replay = Upload(*site_b, UploadOf(task, good, round));
   EXPECT_FALSE(replay.ok());
   EXPECT_THAT(replay.error_message(), HasSubstr("no open task"));
+  // A failure reason cannot forge a log line.
+  v1::UploadMessage forged = ResultHeaderFor(task, round);
+  forged.mutable_header()->set_failure_reason("oops\nFORGED round 999/1000: 9 sites\x1b[2J");
+  EXPECT_TRUE(Upload(*site_b, {forged}).ok());
 
   ASSERT_TRUE(coordinator_->WaitFor("round " + std::to_string(round) + "/1000: 2 sites")) << coordinator_->output();
+  ASSERT_TRUE(coordinator_->WaitFor("FORGED")) << coordinator_->output();
+  EXPECT_THAT(coordinator_->output(), HasSubstr("oops\\nFORGED round 999/1000: 9 sites\\x1b[2J"));
+  EXPECT_THAT(coordinator_->output(), Not(HasSubstr("\nFORGED")));
+  EXPECT_THAT(coordinator_->output(), Not(HasSubstr("\x1b")));
 }
 
 // The same coordinator with secure aggregation on (the default), in cohorts
