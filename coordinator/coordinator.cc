@@ -62,6 +62,9 @@ absl::Status CoordinatorOptions::Validate() const {
         "max_concurrent_uploads and max_concurrent_downloads must be >= 1");
   }
   if (max_samples_per_site < 1) return absl::InvalidArgumentError("max_samples_per_site must be >= 1");
+  if (transfer_stall <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("transfer_stall_seconds must be > 0");
+  }
   SV_RETURN_IF_ERROR(CheckModelName(model));
   SV_RETURN_IF_ERROR(secure_aggregation.Validate());
   if (secure_aggregation.enabled) {
@@ -256,6 +259,21 @@ absl::StatusOr<std::shared_ptr<const std::string>> Coordinator::Model(const std:
     return absl::NotFoundError(absl::StrCat("no model with digest ", digest.substr(0, 64)));
   }
   return it->second;
+}
+
+absl::StatusOr<std::shared_ptr<const std::string>> Coordinator::ModelToDownload(
+    const std::string& client, const std::string& digest) {
+  {
+    absl::MutexLock lock(&mutex_);
+    auto it = assigned_.find(client);
+    if (it == assigned_.end() || it->second.model_digest != digest ||
+        it->second.kind == TaskKind::kConsent) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "site ", client, " has no open task on model ", PeerText(digest.substr(0, 16)),
+          "; a model is downloaded for a task"));
+    }
+  }
+  return Model(digest);
 }
 
 absl::Status Coordinator::CheckResultLocked(const std::string& client, const TaskOutcome& outcome) {

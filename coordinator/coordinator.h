@@ -59,6 +59,9 @@ struct CoordinatorOptions {
   // The most training (or evaluation) samples one site may register: its
   // weight in FedAvg is its sample count, so this bounds one site's say.
   int64_t max_samples_per_site = 1'000'000'000;
+  // A model download or upload with no chunk moving for this long is cut
+  // (it holds a slot others wait for).
+  absl::Duration transfer_stall = absl::Seconds(60);
   uint64_t seed = 0;
   std::string state_dir;
   // Optional test set evaluated at the coordinator after each round, as a
@@ -149,6 +152,10 @@ class Coordinator {
   // The encoded model with this digest, if it is the current or the
   // previous global model; kNotFound otherwise.
   absl::StatusOr<std::shared_ptr<const std::string>> Model(const std::string& digest);
+  // The model `client` may download: only the one its open task (training
+  // or evaluation) starts from; kFailedPrecondition otherwise.
+  absl::StatusOr<std::shared_ptr<const std::string>> ModelToDownload(const std::string& client,
+                                                                     const std::string& digest);
   // Checks that `client` may send this result (its task is open and the
   // result fits it; `outcome.update` is not looked at), so that the service
   // can refuse an upload before reading it. The errors of SubmitResult's

@@ -59,6 +59,7 @@ absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path)
   SV_RETURN_IF_ERROR(file.Get("max_concurrent_uploads", &o.max_concurrent_uploads));
   SV_RETURN_IF_ERROR(file.Get("max_concurrent_downloads", &o.max_concurrent_downloads));
   SV_RETURN_IF_ERROR(file.Get("max_samples_per_site", &o.max_samples_per_site));
+  SV_RETURN_IF_ERROR(ReadSeconds(file, "transfer_stall_seconds", &o.transfer_stall));
   SV_RETURN_IF_ERROR(file.Get("bdp_probe", &config.bdp_probe));
   SV_RETURN_IF_ERROR(file.Get("local_epochs", &o.round.train.local_epochs));
   SV_RETURN_IF_ERROR(file.Get("batch_size", &o.round.train.batch_size));

@@ -19,6 +19,26 @@ namespace {
 
 using security::Role;
 
+// What a cut transfer ends with (the site may not see it: its stream is
+// cancelled).
+grpc::Status StalledStatus(const char* what, absl::Duration limit) {
+  return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                      absl::StrCat("the ", what, " stalled: no bytes moved for ",
+                                   absl::ToInt64Seconds(limit), " s, so it was cut"));
+}
+
+// A transfer that takes a while gets a line when it starts (after its wait
+// for a slot), so an operator sees what a slow round is doing.
+void LogLongTransfer(const char* what, const std::string& site, int64_t round, size_t bytes) {
+  if (bytes < (size_t{16} << 20)) return;
+  const double mib = static_cast<double>(bytes) / (1 << 20);
+  if (round >= 0) {
+    Logger("coordinator")->info("round {}: {} {} ({:.1f} MiB)", round, what, site, mib);
+  } else {
+    Logger("coordinator")->info("{} {} ({:.1f} MiB)", what, site, mib);
+  }
+}
+
 // Explains an OpenSSL handshake error from gRPC's log in an operator's words.
 std::string ExplainHandshakeFailure(const std::string& message) {
   if (absl::StrContains(message, "peer did not return a certificate")) {
@@ -80,7 +100,9 @@ FederationService::FederationService(Coordinator* coordinator,
     : coordinator_(coordinator),
       authorizer_(authorizer),
       upload_slots_(coordinator->options().max_concurrent_uploads),
-      download_slots_(coordinator->options().max_concurrent_downloads) {}
+      download_slots_(coordinator->options().max_concurrent_downloads),
+      transfers_(coordinator->options().transfer_stall,
+                 std::min(coordinator->options().transfer_stall / 4, absl::Seconds(1))) {}
 
 grpc::Status FederationService::Register(grpc::ServerContext* context,
                                          const v1::RegisterRequest* request,
@@ -125,9 +147,13 @@ grpc::Status FederationService::DownloadModel(grpc::ServerContext* context,
                                               grpc::ServerWriter<v1::TensorChunk>* writer) {
   absl::StatusOr<std::string> site = AuthorizeCaller(context, authorizer_, {Role::kClient}, coordinator_);
   if (!site.ok()) return ToGrpc(site.status());
+  // Only for a task of this site on this model, one at a time.
   absl::StatusOr<std::shared_ptr<const std::string>> model =
-      coordinator_->Model(request->model_digest());
+      coordinator_->ModelToDownload(*site, request->model_digest());
   if (!model.ok()) return ToGrpc(model.status());
+  absl::StatusOr<std::unique_ptr<TransferWatch::Transfer>> transfer = transfers_.Begin(
+      *site, TransferWatch::Kind::kDownload, [context] { context->TryCancel(); });
+  if (!transfer.ok()) return ToGrpc(transfer.status());
   // Admission control, as for uploads; waiting keeps the site alive.
   internal::UploadSlot slot;
   while (!slot.TryAcquireFor(&download_slots_, absl::Seconds(1))) {
@@ -136,6 +162,8 @@ grpc::Status FederationService::DownloadModel(grpc::ServerContext* context,
     }
     coordinator_->Touch(*site);
   }
+  (*transfer)->Progress();  // with a slot, the chunks must move
+  LogLongTransfer("sending the model to", *site, -1, (*model)->size());
   size_t chunk_bytes = request->chunk_bytes() == 0 ? kChunkBytes : request->chunk_bytes();
   chunk_bytes = std::clamp<size_t>(chunk_bytes, 64 << 10, kMaxChunkBytes);
   const std::vector<std::string_view> chunks = SplitIntoChunks(**model, chunk_bytes);
@@ -147,8 +175,10 @@ grpc::Status FederationService::DownloadModel(grpc::ServerContext* context,
     chunk.set_total_bytes((*model)->size());
     chunk.set_data(chunks[i].data(), chunks[i].size());
     if (!writer->Write(chunk)) {
+      if ((*transfer)->cut()) return StalledStatus("download", transfers_.stall_limit());
       return grpc::Status(grpc::StatusCode::CANCELLED, "client went away during the download");
     }
+    (*transfer)->Progress();
     // A chunk the site took is a sign of life: a download of minutes on a
     // slow link never makes the site look silent. Write blocks while the
     // site does not read, so a stalled stream stops counting.
@@ -284,6 +314,9 @@ grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
   // max_concurrent_uploads updates are in memory at once; the other senders
   // are held back by flow control. Waiting counts as a heartbeat, so a
   // queued site is not taken for offline.
+  absl::StatusOr<std::unique_ptr<TransferWatch::Transfer>> transfer = transfers_.Begin(
+      *site, TransferWatch::Kind::kUpload, [context] { context->TryCancel(); });
+  if (!transfer.ok()) return reject(transfer.status());
   internal::UploadSlot slot;
   while (!slot.TryAcquireFor(&upload_slots_, absl::Seconds(1))) {
     if (context->IsCancelled()) {
@@ -291,21 +324,34 @@ grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
     }
     coordinator_->Heartbeat(*site, header.task_id());
   }
+  // With a slot, the chunks must move: a stalled stream is cut.
+  (*transfer)->Progress();
+  LogLongTransfer("receiving the update of", *site, header.round(), (*model)->size());
   ReceivedUpdate received;
-  const std::function<void()> alive = [&] { coordinator_->Touch(*site); };
+  const std::function<void()> alive = [&] {
+    coordinator_->Touch(*site);
+    (*transfer)->Progress();
+  };
+  auto reject_read = [&](const absl::Status& status) {
+    if ((*transfer)->cut()) {
+      Logger("coordinator")->warn("round {}: the upload of {} stalled and was cut", header.round(), *site);
+      return StalledStatus("upload", transfers_.stall_limit());
+    }
+    return reject(status);
+  };
   // Setting up the receiver of a large update takes a while; the site was
   // waiting meanwhile, not silent.
   alive();
   if (outcome.kind == TaskKind::kTrain && !outcome.masked) {
     absl::StatusOr<ReceivedUpdate> update = ReceiveUpdate(reader, **model, alive);
-    if (!update.ok()) return reject(update.status());
+    if (!update.ok()) return reject_read(update.status());
     received = std::move(*update);
   } else {
     // A masked input has one ring element (4 or 8 bytes) per parameter.
     const uint64_t limit = (outcome.masked ? 2 : 1) * (*model)->size() + (64 << 10);
     absl::StatusOr<std::string> payload =
         ReceivePayload(reader, limit, outcome.kind == TaskKind::kTrain, alive);
-    if (!payload.ok()) return reject(payload.status());
+    if (!payload.ok()) return reject_read(payload.status());
     outcome.update = std::move(*payload);
   }
   if (absl::Status status = coordinator_->SubmitResult(*site, outcome, std::move(received));

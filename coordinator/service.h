@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/federation/transfer_watch.h"
 #include "coordinator/internal/upload_slots.h"
 #include "proto/federation.grpc.pb.h"
 #include "security/tls.h"
@@ -47,6 +48,8 @@ class FederationService final : public v1::Federation::Service {
   // The same bound for model downloads: gRPC buffers what a stream has not
   // yet sent, so many concurrent downloads cost memory too.
   internal::UploadSlots download_slots_;
+  // One upload and one download per site, and none that stops moving.
+  TransferWatch transfers_;
 };
 
 // `samverka status` over mTLS with an operator certificate.

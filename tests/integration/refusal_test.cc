@@ -227,6 +227,19 @@ TEST_F(RefusalTest, MalformedUploadsAreRejectedAndStoreNothing) {
   const v1::Task task = PollForTask(*site_b);
   ASSERT_FALSE(task.task_id().empty()) << coordinator_->output();
 
+  // Any allow-listed certificate may connect, but only a site with a task
+  // on a model downloads it (eight unread downloads once blocked everyone).
+  {
+    grpc::ClientContext context;
+    v1::DownloadModelRequest request;
+    request.set_model_digest(task.model_digest());
+    auto reader = site_c->DownloadModel(&context, request);
+    v1::TensorChunk chunk;
+    EXPECT_FALSE(reader->Read(&chunk));
+    const grpc::Status refused = reader->Finish();
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << refused.error_message();
+    EXPECT_THAT(refused.error_message(), HasSubstr("has no open task on model"));
+  }
   // The model it must start from.
   const std::string model = DownloadModel(*site_b, task.model_digest());
   ASSERT_EQ(Sha256Hex(model), task.model_digest());

@@ -44,7 +44,7 @@ class TransferLivenessTest : public ::testing::Test {
         << "rounds = 2\nmodel = \"logreg\"\ninput_shape = [50000]\nnum_classes = 400\n"
         << "clients_per_round = 1\nmin_clients = 1\nsecure_aggregation = false\n"
         << "federated_evaluation = false\ntrain_deadline_seconds = 120\n"
-        << "heartbeat_seconds = 1\nmax_poll_seconds = 2\n"
+        << "heartbeat_seconds = 1\nmax_poll_seconds = 2\ntransfer_stall_seconds = 8\n"
         << CoordinatorTlsSection();
     coordinator_ = std::make_unique<Process>(std::vector<std::string>{
         SAMVERKA_BIN, "coordinator", "--config", (dir_ / "coordinator.toml").string()});
@@ -113,8 +113,57 @@ TEST_F(TransferLivenessTest, AStalledDownloadDoesNotKeepTheSiteAlive) {
   // and the coordinator must take it for offline.
   EXPECT_TRUE(coordinator_->WaitFor("site site-a went silent", std::chrono::seconds(60)))
       << coordinator_->output();
-  context.TryCancel();
-  reader->Finish();
+  // Nor does it keep its download slot: the stream is cut.
+  EXPECT_TRUE(coordinator_->WaitFor("cut the model download of site site-a", std::chrono::seconds(60)))
+      << coordinator_->output();
+  while (reader->Read(&chunk)) {
+  }
+  EXPECT_FALSE(reader->Finish().ok());
+}
+
+TEST_F(TransferLivenessTest, ASiteHasOneDownloadAtATime) {
+  const v1::Task task = PollForTask(*stub_);
+  ASSERT_FALSE(task.task_id().empty()) << coordinator_->output();
+  grpc::ClientContext first_context;
+  v1::DownloadModelRequest request;
+  request.set_model_digest(task.model_digest());
+  auto first = stub_->DownloadModel(&first_context, request);
+  v1::TensorChunk chunk;
+  ASSERT_TRUE(first->Read(&chunk));  // the first download is open
+  grpc::ClientContext second_context;
+  auto second = stub_->DownloadModel(&second_context, request);
+  EXPECT_FALSE(second->Read(&chunk));
+  const grpc::Status refused = second->Finish();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_THAT(refused.error_message(), ::testing::HasSubstr("already has a model download open"));
+  // The first goes on to the end.
+  uint64_t bytes = chunk.data().size();
+  while (first->Read(&chunk)) bytes += chunk.data().size();
+  EXPECT_TRUE(first->Finish().ok());
+  EXPECT_EQ(bytes, chunk.total_bytes());
+}
+
+TEST_F(TransferLivenessTest, AStalledUploadIsCutAndASiteHasOneUploadAtATime) {
+  const v1::Task task = PollForTask(*stub_);
+  ASSERT_FALSE(task.task_id().empty()) << coordinator_->output();
+  const std::string model = DownloadModel(*stub_, task.model_digest());
+  ASSERT_EQ(Sha256Hex(model), task.model_digest());
+  // The header and the first chunk of an update, then nothing.
+  grpc::ClientContext context;
+  v1::UploadResponse response;
+  auto writer = stub_->UploadResult(&context, &response);
+  const std::vector<std::string_view> pieces = SplitIntoChunks(model, kChunkBytes);
+  ASSERT_TRUE(writer->Write(ResultHeaderFor(task, task.round())));
+  ASSERT_TRUE(writer->Write(ChunkMessage(pieces, 0, Sha256Hex(model), model.size())));
+  ASSERT_TRUE(coordinator_->WaitFor("receiving the update of site-a", std::chrono::seconds(60)))
+      << coordinator_->output();
+  // A second upload of the same site, meanwhile, is refused at once.
+  const grpc::Status second = Upload(*stub_, {ResultHeaderFor(task, task.round())});
+  EXPECT_EQ(second.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << second.error_message();
+  // The stalled one holds its slot no longer than the limit.
+  EXPECT_TRUE(coordinator_->WaitFor("cut the model upload of site site-a", std::chrono::seconds(60)))
+      << coordinator_->output();
+  EXPECT_FALSE(writer->Finish().ok());
 }
 
 }  // namespace
