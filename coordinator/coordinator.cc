@@ -223,7 +223,13 @@ absl::Status Coordinator::Register(const std::string& client, int64_t train_samp
                                   train_samples, eval_samples);
     }
   }
-  return store_->Audit("join", client, {{"train_samples", train_samples}, {"eval_samples", eval_samples}});
+  // A site that registers again and again (a restart loop) is one row a
+  // minute, with the count.
+  int64_t held_back = 0;
+  if (!joins_seen_.Admit(client, absl::Now(), &held_back)) return absl::OkStatus();
+  nlohmann::json details = {{"train_samples", train_samples}, {"eval_samples", eval_samples}};
+  if (held_back > 0) details["repeated"] = held_back;
+  return store_->Audit("join", client, details);
 }
 
 absl::StatusOr<PollResult> Coordinator::PollTask(const std::string& client, absl::Duration wait) {
@@ -440,8 +446,34 @@ void Coordinator::ReportTaskFailure(const std::string& client, const std::string
   store_->Audit("task_failed", client, {{"task", task_id}, {"reason", reason}}).IgnoreError();
 }
 
-void Coordinator::AuditRefusal(const std::string& peer, const std::string& reason) {
-  store_->Audit("refused", peer, {{"reason", reason}}).IgnoreError();
+namespace {
+constexpr char kKeySeparator = '\x1f';
+}  // namespace
+
+bool Coordinator::AuditRefusal(const std::string& peer, const std::string& reason) {
+  const std::string host = PeerHost(peer);
+  int64_t held_back = 0;
+  if (!refusals_seen_.Admit(absl::StrCat(host, std::string(1, kKeySeparator), reason), absl::Now(),
+                            &held_back)) {
+    return false;
+  }
+  nlohmann::json details = {{"reason", reason}};
+  if (held_back > 0) details["repeated"] = held_back;
+  store_->Audit("refused", host, details).IgnoreError();
+  return true;
+}
+
+void Coordinator::AuditHeldBack(absl::Time now) {
+  for (const auto& [key, count] : refusals_seen_.TakeHeldBack(now)) {
+    const size_t split = key.find(kKeySeparator);
+    Logger("coordinator")->warn("refused {} more calls from {} in the last minute: {}", count,
+                                key.substr(0, split), key.substr(split + 1));
+    store_->Audit("refused", key.substr(0, split), {{"reason", key.substr(split + 1)}, {"repeated", count}})
+        .IgnoreError();
+  }
+  for (const auto& [site, count] : joins_seen_.TakeHeldBack(now)) {
+    store_->Audit("join", site, {{"repeated", count}}).IgnoreError();
+  }
 }
 
 CoordinatorStatus Coordinator::Status() {
@@ -510,6 +542,7 @@ bool Coordinator::WaitFor(std::function<bool()> done, absl::Time deadline) {
   // Wakes at least once a second to notice silent clients.
   while (true) {
     MarkDeadClients(absl::Now());
+    AuditHeldBack(absl::Now());
     if (done() || stop_) return !stop_;
     const absl::Time now = absl::Now();
     if (now >= deadline) return false;

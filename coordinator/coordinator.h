@@ -16,6 +16,7 @@
 #include "common/metrics.h"
 #include "common/task.h"
 #include "coordinator/federation/liveness.h"
+#include "coordinator/federation/repeat_filter.h"
 #include "coordinator/round_engine.h"
 #include "coordinator/sealed_sum_store.h"
 #include "coordinator/secure_round.h"
@@ -185,8 +186,12 @@ class Coordinator {
   void ReportTaskFailure(const std::string& client, const std::string& task_id,
                          const std::string& reason);
   CoordinatorStatus Status();
-  // Audits a refused connection or call (never secrets).
-  void AuditRefusal(const std::string& peer, const std::string& reason);
+  // Audits a refused connection or call (never secrets), once a minute per
+  // peer host and reason: true if this one was written (and should be
+  // logged); the ones held back are counted into the next row.
+  bool AuditRefusal(const std::string& peer, const std::string& reason);
+  // Writes the counts of refusals and joins held back whose minute passed.
+  void AuditHeldBack(absl::Time now);
 
   // Runs rounds until `rounds` have completed or Stop() is called. Returns
   // an error only for failures of the coordinator itself (e.g. disk).
@@ -249,6 +254,9 @@ class Coordinator {
   std::unique_ptr<security::dp::DpFedAvgServer> dp_;  // null when DP is off
   // Signs of life of the registered sites (its own lock, never mutex_).
   SiteLiveness liveness_;
+  // Repeated refusals and re-registrations, coalesced in the audit log.
+  RepeatFilter refusals_seen_{absl::Minutes(1)};
+  RepeatFilter joins_seen_{absl::Minutes(1)};
 
   absl::Mutex mutex_;
   std::map<std::string, ClientInfo> clients_ ABSL_GUARDED_BY(mutex_);

@@ -200,8 +200,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Coor
         absl::StatusOr<security::PeerIdentity> peer = authorizer->Authorize(
             pem, {security::Role::kClient, security::Role::kOperator});
         if (!peer.ok()) {
-          Logger("tls")->warn("refused a TLS connection: {}", peer.status().message());
-          coordinator->AuditRefusal("tls-handshake", std::string(peer.status().message()));
+          if (coordinator->AuditRefusal("tls-handshake", std::string(peer.status().message()))) {
+            Logger("tls")->warn("refused a TLS connection: {}", peer.status().message());
+          }
         }
         return peer.status();
       }));

@@ -85,10 +85,12 @@ absl::StatusOr<std::string> AuthorizeCaller(grpc::ServerContext* context,
       pem.empty() ? absl::UnauthenticatedError("no client certificate")
                   : authorizer->Authorize(std::string_view(pem[0].data(), pem[0].size()), roles);
   if (!peer.ok()) {
-    Logger("coordinator")->warn("refused a call from {}: {}", context->peer(),
-                                peer.status().message());
-    if (coordinator != nullptr) {
-      coordinator->AuditRefusal(context->peer(), std::string(peer.status().message()));
+    // Once a minute per host and reason in the log and the audit log; the
+    // repeats are counted (a flood of refused calls is one row).
+    if (coordinator == nullptr ||
+        coordinator->AuditRefusal(context->peer(), std::string(peer.status().message()))) {
+      Logger("coordinator")->warn("refused a call from {}: {}", context->peer(),
+                                  peer.status().message());
     }
     return peer.status();
   }

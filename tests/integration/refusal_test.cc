@@ -123,6 +123,20 @@ class RefusalTest : public ::testing::Test {
     if (!HasFailure()) fs::remove_all(dir_);
   }
 
+  // Audit rows of refusals whose reason mentions `word`, read by Python's
+  // sqlite3 while the coordinator runs.
+  int RefusedRows(const std::string& word) {
+    std::ofstream(dir_ / "refused.py")
+        << "import sqlite3, sys\n"
+        << "db = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True)\n"
+        << "print(db.execute(\"SELECT COUNT(*) FROM audit WHERE event = 'refused' AND details LIKE ?\",\n"
+        << "                 ('%' + sys.argv[2] + '%',)).fetchone()[0])\n";
+    CommandResult r = RunCommand("/usr/bin/python3 " + (dir_ / "refused.py").string() + " " +
+                                 (dir_ / "state/state.db").string() + " " + word);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return r.lines().empty() ? -1 : std::stoi(r.lines().back());
+  }
+
   void Pki(const std::string& args) {
     CommandResult r = RunPki(dir_, args);
     ASSERT_EQ(r.exit_code, 0) << args << "\n" << r.output;
@@ -166,6 +180,12 @@ TEST_F(RefusalTest, BadPeersAreRefusedWhileHonestSitesTrain) {
 
   EXPECT_FALSE(RegisterSite(*Site("revoked-site")).ok());
   ASSERT_TRUE(coordinator_->WaitFor("is revoked")) << coordinator_->output();
+  // A flood of them is coalesced: 40 more handshakes, each on a new
+  // connection, add no audit row this minute (counted for the next).
+  const int revoked_rows = RefusedRows("revoked");
+  EXPECT_GE(revoked_rows, 1);
+  for (int i = 0; i < 40; ++i) EXPECT_FALSE(RegisterSite(*Site("revoked-site")).ok());
+  EXPECT_EQ(RefusedRows("revoked"), revoked_rows);
 
   EXPECT_FALSE(RegisterSite(*Site("intruder")).ok());
   ASSERT_TRUE(coordinator_->WaitFor("'intruder' is not on the coordinator's allow-list"));
