@@ -5,7 +5,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo test bench sanitize clean
+.PHONY: all deps build demo test bench sanitize chaos clean
 
 all: build
 
@@ -27,6 +27,12 @@ test: build
 bench: deps
 	cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DSAMVERKA_BUILD_BENCHMARKS=ON -DSAMVERKA_BUILD_TESTS=OFF
 	cmake --build build-bench -j $(JOBS)
+
+# Kill -9 chaos at length: make chaos CYCLES=1000 [SEED=N]
+CYCLES ?= 100
+chaos: build
+	cd $(BUILD) && SAMVERKA_CHAOS_CYCLES=$(CYCLES) $(if $(SEED),SAMVERKA_CHAOS_SEED=$(SEED)) \
+	  tests/integration/integration_test --gtest_filter='ChaosTest.*'
 
 sanitize: deps
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
