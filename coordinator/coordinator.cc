@@ -457,6 +457,7 @@ void Coordinator::ReportTaskFailure(const std::string& client, const std::string
     } else {
       engine_->ReportFailure(client, it->second.round, reason);
     }
+    if (it->second.kind == TaskKind::kTrain) NoteTrainingFailure(client, it->second.round);
   } else if (eval_.has_value()) {
     eval_->answered.insert(client);
   }
@@ -464,6 +465,17 @@ void Coordinator::ReportTaskFailure(const std::string& client, const std::string
   if (refusals_.size() > 20) refusals_.pop_front();
   assigned_.erase(it);
   store_->Audit("task_failed", client, {{"task", task_id}, {"reason", reason}}).IgnoreError();
+}
+
+void Coordinator::NoteTrainingFailure(const std::string& client, int64_t round) {
+  if (dp_ != nullptr) return;  // DP accounting assumes uniform sampling
+  SittingOut& out = sitting_out_[client];
+  ++out.failures;
+  out.until_round = round + (int64_t{1} << std::min(out.failures - 1, 4));
+  Logger("coordinator")
+      ->warn("site {} did not train in {} round(s) in a row; it sits out until round {} unless a "
+             "round needs it to reach min_clients",
+             client, out.failures, out.until_round);
 }
 
 void Coordinator::AuditRefusal(const std::string& peer, const std::string& reason) {
@@ -626,7 +638,11 @@ absl::Status Coordinator::RunRound() {
                 engine_->clients().size());
     }
     if (!WaitFor(enough, absl::InfiniteFuture())) return absl::OkStatus();
-    SV_ASSIGN_OR_RETURN(plan, engine_->StartRound(absl::Now()));
+    std::set<std::string> sitting_out;
+    for (const auto& [site, out] : sitting_out_) {
+      if (out.until_round >= engine_->next_round()) sitting_out.insert(site);
+    }
+    SV_ASSIGN_OR_RETURN(plan, engine_->StartRound(absl::Now(), sitting_out));
     started_ = true;
     plan.task.model = options_.model;
     plan.task.deadline_seconds = absl::ToDoubleSeconds(options_.round.train_deadline);
@@ -712,6 +728,10 @@ absl::Status Coordinator::RunRound() {
     if (std::find(result->missing.begin(), result->missing.end(), member) == result->missing.end()) {
       record.participants.push_back(member);
     }
+  }
+  {
+    absl::MutexLock lock(&mutex_);
+    for (const std::string& p : record.participants) sitting_out_.erase(p);
   }
 
   if (result->succeeded) {

@@ -239,6 +239,10 @@ class Coordinator {
   // With DP, sets `epsilon` to the guarantee after this round.
   std::string FinishSecureRound(const RoundPlan& plan, SecureRound* secure,
                                 std::optional<double>* epsilon);
+  // A training task `client` did not run: it sits out the next 1, 2, 4, 8
+  // or 16 rounds (doubling with each failure in a row), unless needed.
+  void NoteTrainingFailure(const std::string& client, int64_t round)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // ExpectResult's checks, under mutex_.
   absl::Status CheckResultLocked(const std::string& client, const TaskOutcome& outcome)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
@@ -273,6 +277,14 @@ class Coordinator {
   std::set<std::string> told_done_ ABSL_GUARDED_BY(mutex_);
   // Rounds failed in a row (Run's thread only), for the backoff.
   int failed_in_a_row_ = 0;
+  // Sites whose training tasks failed in a row: how many, and the last
+  // round they sit out (drawn only to reach min_clients). Cleared when the
+  // site contributes to a round.
+  struct SittingOut {
+    int failures = 0;
+    int64_t until_round = 0;
+  };
+  std::map<std::string, SittingOut> sitting_out_ ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace samverka::coordinator

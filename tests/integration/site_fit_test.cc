@@ -108,5 +108,28 @@ TEST_F(SiteFitTest, FederationWithoutOneSuccessfulRoundExitsNonZero) {
   for (auto& client : clients_) EXPECT_EQ(client->Wait(), 0) << client->output();
 }
 
+TEST_F(SiteFitTest, ASiteThatDoesNotTrainSitsOutRounds) {
+  // Cohorts of every site; site-c refuses every task (its policy allows
+  // only cnn). It sits out round 2 after refusing round 1, and rounds 4 and
+  // 5 after refusing round 3; the others train in every round.
+  const int port = StartCoordinator(4, 3, 1, "secure_aggregation = false\nwait_for_clients = 3\n");
+  ASSERT_GT(port, 0);
+  StartClient("site-a", port, "hospital-a.csv");
+  StartClient("site-b", port, "hospital-b.csv");
+  StartClient("site-c", port, "hospital-c.csv", "allowed_models = [\"cnn\"]\n");
+  ASSERT_EQ(coordinator_->Wait(), 0) << coordinator_->output();
+  const std::string log = coordinator_->output();
+  EXPECT_THAT(log, AllOf(HasSubstr("site-c did not run task round-1-train"),
+                         HasSubstr("site-c did not run task round-3-train"),
+                         HasSubstr("it sits out until round 2 unless"),
+                         HasSubstr("it sits out until round 5 unless")));
+  EXPECT_THAT(log, Not(HasSubstr("site-c did not run task round-2-train")));
+  EXPECT_THAT(log, Not(HasSubstr("site-c did not run task round-4-train")));
+  for (const auto& r : Rounds()) {
+    EXPECT_TRUE(r.succeeded) << r.failure_reason;
+    EXPECT_THAT(r.participants, ::testing::UnorderedElementsAre("site-a", "site-b"));
+  }
+}
+
 }  // namespace
 }  // namespace samverka
