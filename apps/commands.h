@@ -43,6 +43,12 @@ inline constexpr TorchCommand kTorchCommands[] = {
 absl::Status RunUntilSignal(const std::function<absl::Status()>& run,
                             const std::function<void()>& stop);
 
+// Exit code of a daemon that stops because only a person can fix what
+// stops it (EX_CONFIG of sysexits.h): a site whose data cannot serve the
+// federation's model, a federation that finished without training. The
+// systemd units do not restart on it (RestartPreventExitStatus=78).
+inline constexpr int kExitNeedsOperator = 78;
+
 // The exit code of the subcommand that ran (0 if none failed).
 int ExitCode();
 void SetExitCode(int code);

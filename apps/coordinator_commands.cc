@@ -28,7 +28,9 @@ void AddCoordinatorCommand(CLI::App& app, const std::string* log_level) {
         coordinator::CoordinatorServer::Start(std::move(*config));
     if (!server.ok()) return Fail(server.status().message());
     absl::Status status = RunUntilSignal([&] { return (*server)->Run(); }, [&] { (*server)->Stop(); });
-    if (!status.ok()) return Fail(status.message());
+    if (!status.ok()) Fail(status.message());
+    // Finished without one successful round: a restart would change nothing.
+    if (status.code() == absl::StatusCode::kFailedPrecondition) SetExitCode(kExitNeedsOperator);
   });
 }
 

@@ -36,7 +36,8 @@ void AddClientCommand(CLI::App& app, const std::string* log_level) {
         client::ClientDaemon::Create(std::move(*options));
     if (!daemon.ok()) return Fail(daemon.status().message());
     absl::Status status = RunUntilSignal([&] { return (*daemon)->Run(); }, [&] { (*daemon)->Stop(); });
-    if (!status.ok()) return Fail(status.message());
+    if (!status.ok()) Fail(status.message());
+    if (status.code() == absl::StatusCode::kFailedPrecondition) SetExitCode(kExitNeedsOperator);
   });
 }
 

@@ -11,6 +11,7 @@
 #include <functional>
 
 #include "absl/strings/str_cat.h"
+#include "client/datasets/model_fit.h"
 #include "client/task_heartbeat.h"
 #include "common/codec.h"
 #include "common/config.h"
@@ -261,22 +262,90 @@ void ClientDaemon::Backoff(const absl::Status& why) {
   backoff_ = std::min(options_.max_backoff, backoff_ * 2);
 }
 
-absl::Status ClientDaemon::Register() {
+absl::Status ClientDaemon::CallRegister(const SiteOffer& offer, bool check_only,
+                                        v1::RegisterResponse* response) {
   v1::RegisterRequest request;
   request.set_protocol_version(v1::PROTOCOL_VERSION_1);
   request.set_num_train_samples(handler_.num_train_samples());
   request.set_num_eval_samples(handler_.num_eval_samples());
   request.set_client_version("samverka 0.1");
-  v1::RegisterResponse response;
+  SetOffer(offer, &request);
+  request.set_check_only(check_only);
   std::unique_ptr<grpc::ClientContext> context = NewContext(absl::Seconds(15));
-  absl::Status status = FromGrpc(stub_->Register(context.get(), request, &response));
+  absl::Status status = FromGrpc(stub_->Register(context.get(), request, response));
   Forget(context.get());
+  return status;
+}
+
+std::string ClientDaemon::DataSource() const {
+  const std::string& spec = options_.data.spec;
+  if (spec.starts_with("csv:") && spec.rfind(':') > 4) {
+    const size_t colon = spec.rfind(':');
+    return absl::StrCat("the CSV file ", spec.substr(4, colon - 4), " (label column '",
+                        spec.substr(colon + 1), "')");
+  }
+  return absl::StrCat("the data set ", spec,
+                      options_.data.data_dir.empty() ? "" : " in " + options_.data.data_dir);
+}
+
+absl::Status ClientDaemon::CheckCanServe(const FederationModel& model,
+                                         std::string* coordinator_reason) {
+  SV_RETURN_IF_ERROR(FitDatasetToModel(model, DataSource(), &data_, coordinator_reason));
+  // Built now, with the federation's shape and classes, so a TorchScript
+  // file that is missing or cannot take them is found before any round.
+  models_.clear();
+  absl::StatusOr<models::Model*> built = ModelFor(model.model);
+  if (!built.ok()) {
+    *coordinator_reason = std::string(built.status().message());
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this site cannot build the federation's model '", model.model, "' for ",
+        DataSource(), ": ", built.status().message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ClientDaemon::Register() {
+  SiteOffer offer;
+  offer.sample_shape = data_.train.sample_shape;
+  if (!options_.model_file.empty()) {
+    offer.model_file = std::filesystem::path(options_.model_file).filename().string();
+  }
+  v1::RegisterResponse response;
+  // First only ask what the federation trains (an older coordinator
+  // registers the site here already), and check the data against it.
+  SV_RETURN_IF_ERROR(CallRegister(offer, /*check_only=*/true, &response));
+  if (response.has_model() && response.model().num_classes() > 0) {
+    std::string reason;
+    if (absl::Status fits = CheckCanServe(FromProto(response.model()), &reason); !fits.ok()) {
+      // Told, so the coordinator logs why this site stays away; then the
+      // daemon stops: only the site's IT team can fix its data or files.
+      offer.cannot_serve_reason = reason;
+      v1::RegisterResponse ignored;
+      CallRegister(offer, /*check_only=*/false, &ignored).IgnoreError();
+      return absl::FailedPreconditionError(absl::StrCat(
+          "this site cannot join federation '", response.federation_id(), "': ", fits.message()));
+    }
+  }
+  response.Clear();
+  absl::Status status = CallRegister(offer, /*check_only=*/false, &response);
+  if (status.code() == absl::StatusCode::kFailedPrecondition) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(status.message(), " (this site's data: ", DataSource(), ")"));
+  }
   SV_RETURN_IF_ERROR(status);
   if (response.heartbeat_interval_seconds() > 0) {
     heartbeat_interval_ = absl::Seconds(response.heartbeat_interval_seconds());
   }
-  Logger("client")->info("registered with federation '{}' as {}", response.federation_id(),
-                         response.client_name());
+  if (response.has_model() && response.model().num_classes() > 0) {
+    Logger("client")->info(
+        "registered with federation '{}' as {}; {} fits its model '{}' (input_shape {}, {} "
+        "classes)",
+        response.federation_id(), response.client_name(), DataSource(), response.model().model(),
+        ShapeString(data_.train.sample_shape), data_.train.num_classes);
+  } else {
+    Logger("client")->info("registered with federation '{}' as {}", response.federation_id(),
+                           response.client_name());
+  }
   site_.name = response.client_name();
   site_.federation_id = response.federation_id();
   registered_ = true;
@@ -302,6 +371,8 @@ absl::Status ClientDaemon::Run() {
   while (!stop_.HasBeenNotified()) {
     if (!registered_) {
       if (absl::Status s = Register(); !s.ok()) {
+        // The site cannot serve the federation: retrying would not help.
+        if (s.code() == absl::StatusCode::kFailedPrecondition) return s;
         Backoff(s);
         continue;
       }
@@ -339,19 +410,19 @@ absl::Status ClientDaemon::Run() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<models::Model*> ClientDaemon::ModelFor(const ClientTask& task) {
+absl::StatusOr<models::Model*> ClientDaemon::ModelFor(const std::string& name) {
   std::string source;
   const std::vector<std::string> builtins = models::BuiltinModelNames();
-  if (std::find(builtins.begin(), builtins.end(), task.model) != builtins.end()) {
-    source = task.model;
+  if (std::find(builtins.begin(), builtins.end(), name) != builtins.end()) {
+    source = name;
   } else if (!options_.model_file.empty() &&
              std::filesystem::path(options_.model_file).filename() ==
-                 std::filesystem::path(task.model).filename()) {
+                 std::filesystem::path(name).filename()) {
     source = options_.model_file;
   } else {
     return absl::FailedPreconditionError(absl::StrCat(
-        "the task asks for model '", task.model,
-        "', which is neither built in nor this site's model_file"));
+        "the federation's model '", name, "' is neither built in nor this site's model_file (",
+        options_.model_file.empty() ? "none is set" : options_.model_file, ")"));
   }
   auto it = models_.find(source);
   if (it == models_.end()) {
@@ -424,7 +495,7 @@ absl::Status ClientDaemon::Execute(const ClientTask& task) {
       return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest}, reason);
     }
   }
-  absl::StatusOr<models::Model*> model = ModelFor(task);
+  absl::StatusOr<models::Model*> model = ModelFor(task.model);
   if (!model.ok()) return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest}, std::string(model.status().message()));
   // The site's policy, before the task touches any data.
   if (absl::Status allowed = policy_->Check(task, absl::Now()); !allowed.ok()) {

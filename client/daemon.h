@@ -66,6 +66,9 @@ class ClientDaemon {
   ~ClientDaemon();
 
   // Works until the federation is done (OK) or Stop() is called (OK).
+  // kFailedPrecondition when the site cannot serve the federation's model
+  // (the message names the data file and what does not fit) or the
+  // coordinator refused it: retrying would not help.
   absl::Status Run();
   // Cancels the current call and makes Run() return soon.
   void Stop();
@@ -73,7 +76,19 @@ class ClientDaemon {
  private:
   ClientDaemon(ClientDaemonOptions options, DatasetSplit data);
   absl::Status Connect();
+  // Registers after checking that the local data and model file serve the
+  // federation's model (the coordinator's shape, classes and labels).
+  // kFailedPrecondition, naming the data file and what does not fit, when
+  // they do not: the daemon then stops, since retrying cannot help.
   absl::Status Register();
+  absl::Status CallRegister(const SiteOffer& offer, bool check_only,
+                            v1::RegisterResponse* response);
+  // Fits data_ to `model` and builds it; `coordinator_reason` says why not
+  // in the words the coordinator may hear (no file or label names).
+  absl::Status CheckCanServe(const FederationModel& model, std::string* coordinator_reason);
+  // The local data for messages: the CSV file and label column, or the
+  // IDX data set and its directory.
+  std::string DataSource() const;
   absl::StatusOr<v1::PollTaskResponse> Poll();
   absl::Status Execute(const ClientTask& task);
   // A consent task: releases this site's consent seed of a stored secure
@@ -88,7 +103,9 @@ class ClientDaemon {
   // The secure-aggregation calls of `task`, for SecureAggregationSession.
   absl::Status SecAggSend(const ClientTask& task, SecureStage stage, std::string payload);
   absl::StatusOr<std::string> SecAggFetch(const ClientTask& task, SecureStage stage);
-  absl::StatusOr<models::Model*> ModelFor(const ClientTask& task);
+  // The model `name` (a built-in, or the site's model_file by file name),
+  // built once for the data's shape and classes.
+  absl::StatusOr<models::Model*> ModelFor(const std::string& name);
   // Sleeps for the current backoff (or until Stop) and doubles it.
   void Backoff(const absl::Status& why);
   // A context with a deadline, registered so Stop() can cancel it.

@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 
@@ -95,6 +96,43 @@ struct ClientTask {
   // Differential privacy: clip the update before it is sent.
   DpOptions dp;
 };
+
+// What the federation trains, from the coordinator's config: a site takes
+// the input shape, the number of classes and the label set from here, never
+// from its own data, so a site holding one class only trains the same model.
+struct FederationModel {
+  // A built-in name ("mlp") or the file name of a TorchScript model.
+  std::string model;
+  std::vector<int64_t> input_shape;
+  int64_t num_classes = 0;
+  // Optional names of the classes in class-id order (num_classes of them):
+  // a site maps label names in its data through them.
+  std::vector<std::string> class_labels;
+};
+
+// What a site states about itself when it registers (counts and shapes,
+// nothing of the data), so the coordinator never selects a site that
+// cannot train its model.
+struct SiteOffer {
+  // Shape of one sample of the site's data; empty if not stated (an older
+  // client).
+  std::vector<int64_t> sample_shape;
+  // File name of the site's TorchScript model_file, empty if it has none.
+  std::string model_file;
+  // Set when the site found it cannot serve the federation's model (why,
+  // never anything of the data).
+  std::string cannot_serve_reason;
+};
+
+// The shape as "[1, 28, 28]", for messages.
+std::string ShapeString(const std::vector<int64_t>& shape);
+// Number of values in one sample of `shape` (1 for an empty shape).
+int64_t ShapeElements(const std::vector<int64_t>& shape);
+
+// OK if a site with `offer` can train `model`; kFailedPrecondition saying
+// what does not fit (the feature count, the missing TorchScript file, or the
+// reason the site gave) otherwise. Checks only what the offer states.
+absl::Status CheckSiteCanServe(const FederationModel& model, const SiteOffer& offer);
 
 // What a client sends back: the encoded update (train tasks) and metrics.
 struct TaskOutcome {

@@ -1,5 +1,7 @@
 #include "common/wire.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/peer_text.h"
 #include "common/status_macros.h"
@@ -44,6 +46,42 @@ v1::Task ToProto(const ClientTask& task) {
     out.mutable_secure_aggregation()->set_consent_instance(
         task.secure_aggregation->consent_instance);
   }
+  return out;
+}
+
+v1::ModelSpec ToProto(const FederationModel& model) {
+  v1::ModelSpec out;
+  out.set_model(model.model);
+  for (int64_t d : model.input_shape) out.add_input_shape(d);
+  out.set_num_classes(model.num_classes);
+  for (const std::string& label : model.class_labels) out.add_class_labels(label);
+  return out;
+}
+
+FederationModel FromProto(const v1::ModelSpec& spec) {
+  FederationModel out;
+  out.model = spec.model();
+  out.input_shape.assign(spec.input_shape().begin(), spec.input_shape().end());
+  out.num_classes = spec.num_classes();
+  out.class_labels.assign(spec.class_labels().begin(), spec.class_labels().end());
+  return out;
+}
+
+void SetOffer(const SiteOffer& offer, v1::RegisterRequest* request) {
+  request->clear_sample_shape();
+  for (int64_t d : offer.sample_shape) request->add_sample_shape(d);
+  request->set_model_file(offer.model_file);
+  request->set_cannot_serve_reason(offer.cannot_serve_reason);
+}
+
+SiteOffer OfferFromProto(const v1::RegisterRequest& request) {
+  SiteOffer out;
+  // Bounded: a peer's list is logged and compared, never trusted in size.
+  for (int i = 0; i < std::min(request.sample_shape_size(), 8); ++i) {
+    out.sample_shape.push_back(request.sample_shape(i));
+  }
+  out.model_file = request.model_file().substr(0, 256);
+  out.cannot_serve_reason = request.cannot_serve_reason().substr(0, 1024);
   return out;
 }
 

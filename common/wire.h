@@ -16,6 +16,11 @@ v1::Task ToProto(const ClientTask& task);
 // kInvalidArgument for a task with an unknown kind or bad training options.
 absl::StatusOr<ClientTask> FromProto(const v1::Task& task);
 v1::TaskKind ToProto(TaskKind kind);
+v1::ModelSpec ToProto(const FederationModel& model);
+FederationModel FromProto(const v1::ModelSpec& spec);
+// The offer's fields of a RegisterRequest, both ways.
+void SetOffer(const SiteOffer& offer, v1::RegisterRequest* request);
+SiteOffer OfferFromProto(const v1::RegisterRequest& request);
 
 // absl::StatusCode values equal gRPC's codes, so these are lossless.
 grpc::Status ToGrpc(const absl::Status& status);

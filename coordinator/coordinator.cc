@@ -51,6 +51,21 @@ absl::Status CoordinatorOptions::Validate() const {
   if (rounds < 1) return absl::InvalidArgumentError("rounds must be >= 1");
   if (input_shape.empty()) return absl::InvalidArgumentError("input_shape must be set, e.g. [30]");
   if (num_classes < 2) return absl::InvalidArgumentError("num_classes must be >= 2");
+  if (!class_labels.empty()) {
+    if (static_cast<int64_t>(class_labels.size()) != num_classes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "class_labels has ", class_labels.size(), " names but num_classes = ", num_classes));
+    }
+    std::set<std::string> distinct(class_labels.begin(), class_labels.end());
+    if (distinct.size() != class_labels.size() || distinct.contains("")) {
+      return absl::InvalidArgumentError("class_labels must be distinct, non-empty names");
+    }
+  }
+  if (failed_round_backoff < absl::ZeroDuration() ||
+      max_failed_round_backoff < failed_round_backoff) {
+    return absl::InvalidArgumentError(
+        "failed_round_backoff must be >= 0 and at most max_failed_round_backoff");
+  }
   if (state_dir.empty()) return absl::InvalidArgumentError("state_dir must be set");
   if (heartbeat_interval <= absl::ZeroDuration() || eval_deadline <= absl::ZeroDuration() ||
       max_poll <= absl::ZeroDuration()) {
@@ -230,6 +245,42 @@ absl::Status Coordinator::Register(const std::string& client, int64_t train_samp
   nlohmann::json details = {{"train_samples", train_samples}, {"eval_samples", eval_samples}};
   if (held_back > 0) details["repeated"] = held_back;
   return store_->Audit("join", client, details);
+}
+
+FederationModel Coordinator::model_spec() const {
+  return {options_.model, options_.input_shape, options_.num_classes, options_.class_labels};
+}
+
+absl::Status Coordinator::CheckSite(const std::string& client, const SiteOffer& offer) {
+  const absl::Status fits = CheckSiteCanServe(model_spec(), offer);
+  if (fits.ok()) return fits;
+  const std::string reason(fits.message());
+  Logger("coordinator")->warn(
+      "refused site {}: it cannot train the federation's model: {}; it is not registered and no "
+      "round waits for it", client, reason);
+  {
+    absl::MutexLock lock(&mutex_);
+    if (auto it = clients_.find(client); it != clients_.end() && it->second.online) {
+      // A site that was serving and came back unable to (its data changed).
+      it->second.online = false;
+      engine_->RemoveClient(client);
+      if (auto task = assigned_.find(client); task != assigned_.end()) {
+        if (task->second.kind == TaskKind::kEvaluate) {
+          if (eval_.has_value()) eval_->answered.insert(client);
+        } else if (secure_ != nullptr) {
+          secure_->ReportDropout(client);
+        } else {
+          engine_->ReportFailure(client, task->second.round, reason);
+        }
+        assigned_.erase(task);
+      }
+    }
+    refusals_.push_back(TaskRefusal{client, engine_->next_round(), "not registered: " + reason});
+    if (refusals_.size() > 20) refusals_.pop_front();
+  }
+  store_->Audit("site_refused", client, {{"reason", reason}}).IgnoreError();
+  return absl::FailedPreconditionError(
+      absl::StrCat("the coordinator refused site ", client, ": ", reason));
 }
 
 absl::StatusOr<PollResult> Coordinator::PollTask(const std::string& client, absl::Duration wait) {
@@ -437,6 +488,7 @@ void Coordinator::ReportTaskFailure(const std::string& client, const std::string
     } else {
       engine_->ReportFailure(client, it->second.round, reason);
     }
+    if (it->second.kind == TaskKind::kTrain) NoteTrainingFailure(client, it->second.round);
   } else if (eval_.has_value()) {
     eval_->answered.insert(client);
   }
@@ -444,6 +496,17 @@ void Coordinator::ReportTaskFailure(const std::string& client, const std::string
   if (refusals_.size() > 20) refusals_.pop_front();
   assigned_.erase(it);
   store_->Audit("task_failed", client, {{"task", task_id}, {"reason", reason}}).IgnoreError();
+}
+
+void Coordinator::NoteTrainingFailure(const std::string& client, int64_t round) {
+  if (dp_ != nullptr) return;  // DP accounting assumes uniform sampling
+  SittingOut& out = sitting_out_[client];
+  ++out.failures;
+  out.until_round = round + (int64_t{1} << std::min(out.failures - 1, 4));
+  Logger("coordinator")
+      ->warn("site {} did not train in {} round(s) in a row; it sits out until round {} unless a "
+             "round needs it to reach min_clients",
+             client, out.failures, out.until_round);
 }
 
 namespace {
@@ -578,7 +641,38 @@ absl::Status Coordinator::Run() {
       }
     }
     SV_RETURN_IF_ERROR(RunRound());
+    if (failed_in_a_row_ > 0) {
+      // Failing rounds back off instead of spinning through the rounds.
+      absl::Duration wait = options_.failed_round_backoff;
+      for (int i = 1; i < failed_in_a_row_ && wait < options_.max_failed_round_backoff; ++i) {
+        wait *= 2;
+      }
+      wait = std::min(wait, options_.max_failed_round_backoff);
+      absl::MutexLock lock(&mutex_);
+      if (engine_->next_round() > options_.rounds || wait <= absl::ZeroDuration()) continue;
+      log->warn("{} round(s) failed in a row; the next round starts in {:.1f} s",
+                failed_in_a_row_, absl::ToDoubleSeconds(wait));
+      std::function<bool()> never = [] { return false; };
+      WaitFor(never, absl::Now() + wait);
+    }
   }
+}
+
+absl::Status Coordinator::TrainingOutcome() {
+  {
+    absl::MutexLock lock(&mutex_);
+    if (!done_) return absl::OkStatus();
+  }
+  SV_ASSIGN_OR_RETURN(std::vector<RoundRecord> rounds, store_->Rounds(int64_t{1} << 40));
+  for (const RoundRecord& r : rounds) {
+    if (r.succeeded) return absl::OkStatus();
+  }
+  std::string last_reason = rounds.empty() ? "" : rounds.front().failure_reason;
+  return absl::FailedPreconditionError(absl::StrCat(
+      "federation '", options_.federation_id, "' finished its ", options_.rounds,
+      " rounds without one successful round, so no model was trained",
+      last_reason.empty() ? "" : absl::StrCat(" (the last round failed: ", last_reason, ")"),
+      "; the coordinator's log and `samverka status` say why sites did not train"));
 }
 
 absl::Status Coordinator::RunRound() {
@@ -602,7 +696,11 @@ absl::Status Coordinator::RunRound() {
                 engine_->clients().size());
     }
     if (!WaitFor(enough, absl::InfiniteFuture())) return absl::OkStatus();
-    SV_ASSIGN_OR_RETURN(plan, engine_->StartRound(absl::Now()));
+    std::set<std::string> sitting_out;
+    for (const auto& [site, out] : sitting_out_) {
+      if (out.until_round >= engine_->next_round()) sitting_out.insert(site);
+    }
+    SV_ASSIGN_OR_RETURN(plan, engine_->StartRound(absl::Now(), sitting_out));
     started_ = true;
     plan.task.model = options_.model;
     plan.task.deadline_seconds = absl::ToDoubleSeconds(options_.round.train_deadline);
@@ -676,6 +774,7 @@ absl::Status Coordinator::RunRound() {
     }
   }
   if (!result->succeeded && !secure_failure.empty()) result->failure_reason = secure_failure;
+  failed_in_a_row_ = result->succeeded ? 0 : failed_in_a_row_ + 1;
   record.succeeded = result->succeeded;
   record.failure_reason = result->failure_reason;
   record.model_digest = result->model_digest;
@@ -687,6 +786,10 @@ absl::Status Coordinator::RunRound() {
     if (std::find(result->missing.begin(), result->missing.end(), member) == result->missing.end()) {
       record.participants.push_back(member);
     }
+  }
+  {
+    absl::MutexLock lock(&mutex_);
+    for (const std::string& p : record.participants) sitting_out_.erase(p);
   }
 
   if (result->succeeded) {

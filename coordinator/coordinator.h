@@ -34,7 +34,15 @@ struct CoordinatorOptions {
   std::string model = "mlp";
   std::vector<int64_t> input_shape;
   int64_t num_classes = 0;
+  // Optional names of the classes in class-id order (num_classes of them),
+  // so sites map label names in their data to the same ids.
+  std::vector<std::string> class_labels;
   int rounds = 10;
+  // After a failed round the next one waits this long, doubling with each
+  // failure in a row up to max_failed_round_backoff, so failing rounds do
+  // not burn the federation's rounds in seconds.
+  absl::Duration failed_round_backoff = absl::Seconds(1);
+  absl::Duration max_failed_round_backoff = absl::Seconds(60);
   RoundOptions round;
   // Sites to wait for before this process runs its first round (0:
   // round.min_clients), so a consortium starts with everyone.
@@ -146,6 +154,12 @@ class Coordinator {
 
   // --- called by the service on behalf of an authenticated site ---
   absl::Status Register(const std::string& client, int64_t train_samples, int64_t eval_samples);
+  // What the federation trains, as sites are told when they register.
+  FederationModel model_spec() const;
+  // OK if a site with `offer` can train the model. Otherwise logs and
+  // audits the refusal, lists it in Status(), takes the site out of
+  // selection if it was online, and returns kFailedPrecondition saying why.
+  absl::Status CheckSite(const std::string& client, const SiteOffer& offer);
   // Waits up to `wait` (capped at max_poll) for work. kNotFound if the
   // client is not registered (after a coordinator restart it registers
   // again).
@@ -197,6 +211,9 @@ class Coordinator {
   // an error only for failures of the coordinator itself (e.g. disk).
   absl::Status Run();
   void Stop();
+  // After Run: kFailedPrecondition if the federation finished its rounds
+  // without one successful round (no model was trained), else OK.
+  absl::Status TrainingOutcome();
   // After Run: waits until every online site has been told the federation
   // is done (so its daemon exits cleanly), at most `timeout`.
   void WaitUntilSitesToldDone(absl::Duration timeout);
@@ -237,6 +254,10 @@ class Coordinator {
   // With DP, sets `epsilon` to the guarantee after this round.
   std::string FinishSecureRound(const RoundPlan& plan, SecureRound* secure,
                                 std::optional<double>* epsilon);
+  // A training task `client` did not run: it sits out the next 1, 2, 4, 8
+  // or 16 rounds (doubling with each failure in a row), unless needed.
+  void NoteTrainingFailure(const std::string& client, int64_t round)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // ExpectResult's checks, under mutex_.
   absl::Status CheckResultLocked(const std::string& client, const TaskOutcome& outcome)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
@@ -272,6 +293,16 @@ class Coordinator {
   bool done_ ABSL_GUARDED_BY(mutex_) = false;
   bool started_ ABSL_GUARDED_BY(mutex_) = false;  // a round has run
   std::set<std::string> told_done_ ABSL_GUARDED_BY(mutex_);
+  // Rounds failed in a row (Run's thread only), for the backoff.
+  int failed_in_a_row_ = 0;
+  // Sites whose training tasks failed in a row: how many, and the last
+  // round they sit out (drawn only to reach min_clients). Cleared when the
+  // site contributes to a round.
+  struct SittingOut {
+    int failures = 0;
+    int64_t until_round = 0;
+  };
+  std::map<std::string, SittingOut> sitting_out_ ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace samverka::coordinator

@@ -79,7 +79,8 @@ int RoundEngine::CohortSize(int online) const {
   return std::min(size, online);
 }
 
-absl::StatusOr<RoundPlan> RoundEngine::StartRound(absl::Time now) {
+absl::StatusOr<RoundPlan> RoundEngine::StartRound(absl::Time now,
+                                                  const std::set<std::string>& sitting_out) {
   absl::MutexLock lock(&mutex_);
   if (open_) {
     return absl::FailedPreconditionError(
@@ -91,13 +92,22 @@ absl::StatusOr<RoundPlan> RoundEngine::StartRound(absl::Time now) {
         "round ", next_round_, " needs at least ", options_.min_clients,
         " clients; ", online, " are available"));
   }
-  // Partial Fisher-Yates over the sorted client list (portable draws).
-  std::vector<std::string> pool(clients_.begin(), clients_.end());
-  const int size = CohortSize(online);
+  // Partial Fisher-Yates over the sorted client list (portable draws),
+  // then over those sitting out if min_clients needs some of them.
+  std::vector<std::string> pool, reserve;
+  for (const std::string& client : clients_) {
+    (sitting_out.contains(client) ? reserve : pool).push_back(client);
+  }
+  const int size = CohortSize(static_cast<int>(pool.size()));
   for (int i = 0; i < size; ++i) {
     std::swap(pool[i], pool[i + UniformBelow(rng_, pool.size() - i)]);
   }
   pool.resize(size);
+  const int more = std::max(0, options_.min_clients - size);
+  for (int i = 0; i < more; ++i) {
+    std::swap(reserve[i], reserve[i + UniformBelow(rng_, reserve.size() - i)]);
+    pool.push_back(reserve[i]);
+  }
   return OpenRound(now, std::move(pool));
 }
 

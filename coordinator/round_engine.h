@@ -85,8 +85,11 @@ class RoundEngine {
   std::vector<std::string> clients() const;
 
   // Opens the next round. kFailedPrecondition if a round is open or fewer
-  // than min_clients clients are available.
-  absl::StatusOr<RoundPlan> StartRound(absl::Time now);
+  // than min_clients clients are available. Clients in `sitting_out` (whose
+  // last tasks failed) do not count towards the cohort size and are drawn
+  // only to reach min_clients.
+  absl::StatusOr<RoundPlan> StartRound(absl::Time now,
+                                       const std::set<std::string>& sitting_out = {});
   // Opens the next round with exactly `cohort` (who need not be online):
   // a secure round completed from its stored sealed sum after a restart.
   // kFailedPrecondition if a round is open.

@@ -45,6 +45,7 @@ absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path)
   SV_RETURN_IF_ERROR(file.Get("rounds", &o.rounds));
   SV_RETURN_IF_ERROR(file.Get("model", &o.model));
   SV_RETURN_IF_ERROR(file.Get("num_classes", &o.num_classes));
+  SV_RETURN_IF_ERROR(file.Get("class_labels", &o.class_labels));
   SV_RETURN_IF_ERROR(file.Get("seed", &seed));
   SV_RETURN_IF_ERROR(file.Get("clients_per_round", &o.round.clients_per_round));
   SV_RETURN_IF_ERROR(file.Get("fraction", &o.round.fraction));
@@ -240,6 +241,8 @@ absl::Status CoordinatorServer::Run() {
   const CoordinatorOptions& o = coordinator_->options();
   if (status.ok()) coordinator_->WaitUntilSitesToldDone(2 * o.max_poll + 3 * o.heartbeat_interval);
   server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  // A federation that trained nothing is a failure for whoever runs it.
+  if (status.ok()) status = coordinator_->TrainingOutcome();
   return status;
 }
 

@@ -116,9 +116,17 @@ grpc::Status FederationService::Register(grpc::ServerContext* context,
                         absl::StrCat("protocol version ", request->protocol_version(),
                                      " is not supported; this coordinator speaks version 1"));
   }
-  absl::Status status =
-      coordinator_->Register(*site, request->num_train_samples(), request->num_eval_samples());
-  if (!status.ok()) return ToGrpc(status);
+  // A site asking only what the federation trains checks its data itself
+  // (its refusal names the file); a registration is checked here too.
+  if (!request->check_only()) {
+    absl::Status status = coordinator_->CheckSite(*site, OfferFromProto(*request));
+    if (status.ok()) {
+      status = coordinator_->Register(*site, request->num_train_samples(),
+                                      request->num_eval_samples());
+    }
+    if (!status.ok()) return ToGrpc(status);
+  }
+  *response->mutable_model() = ToProto(coordinator_->model_spec());
   response->set_federation_id(coordinator_->options().federation_id);
   response->set_client_name(*site);
   response->set_heartbeat_interval_seconds(

@@ -170,5 +170,29 @@ TEST(RoundEngineTest, OptionsAreValidated) {
   EXPECT_THAT(std::string(options.Validate().message()), HasSubstr("max_clients"));
 }
 
+TEST(RoundEngineTest, SitesSittingOutAreDrawnOnlyToReachMinClients) {
+  // Five sites, cohorts of three: the two sitting out are never drawn while
+  // three others are available.
+  auto engine = MakeEngine(5, 3, 2);
+  const std::set<std::string> out = {"site-0", "site-3"};
+  absl::StatusOr<RoundPlan> plan = engine->StartRound(kStart, out);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_THAT(plan->cohort, ::testing::UnorderedElementsAre("site-1", "site-2", "site-4"));
+
+  // With only one other site, one of those sitting out fills min_clients.
+  auto few = MakeEngine(3, 3, 2);
+  plan = few->StartRound(kStart, {"site-0", "site-1"});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->cohort.size(), 2u);
+  EXPECT_EQ(plan->cohort[0], "site-2");
+  EXPECT_TRUE(plan->cohort[1] == "site-0" || plan->cohort[1] == "site-1");
+
+  // All sitting out: min_clients of them still make a round.
+  auto all = MakeEngine(3, 3, 2);
+  plan = all->StartRound(kStart, {"site-0", "site-1", "site-2"});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->cohort.size(), 2u);
+}
+
 }  // namespace
 }  // namespace samverka::coordinator
