@@ -43,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 
 try:
     import grpc
@@ -735,7 +736,7 @@ def run(binary, work):
         port = int(re.search(r"port ([0-9]+)", coordinator.output()).group(1))
         target = "127.0.0.1:%d" % port
         pid = coordinator.proc.pid
-        idle_rss = vm_rss_mib(pid)
+        idle_rss = vm_rss_mib(pid) or 0.0
         sampler = RssSampler(pid)
 
         mallory = site_stub(work, target, "mallory", bdp_probe=False)
@@ -761,6 +762,8 @@ def run(binary, work):
             try:
                 vandal_probes(vandal, stranger, operator, target)
                 vandal_floods(vandal, work, target)
+            except Exception:  # a probe that raised instead of answering
+                check(False, "the vandal's probes raised:\n" + traceback.format_exc())
             finally:
                 vandal_done.set()
         vandal_thread = threading.Thread(target=vandal_run, name="vandal", daemon=True)
@@ -777,7 +780,7 @@ def run(binary, work):
               "round 1 did not close with the three honest sites")
         check(vandal_done.wait(120), "the vandal's probes did not finish")
         vandal_thread.join(5)
-        after_rss = vm_rss_mib(pid)
+        after_rss = vm_rss_mib(pid) or float("nan")  # nan: already exited
         for site in (mallory, vandal, stranger, operator):
             site.close()
 
@@ -793,6 +796,11 @@ def run(binary, work):
             check(coordinator.count(r"round %d/%d: 3 sites" % (n, ROUNDS)) == 1,
                   "round %d did not close with 3 sites" % n)
         check(coordinator.count(r"\(failed\)") == 0, "a round failed")
+        for p in processes[1:]:  # the honest sites heard "federation done"
+            try:
+                check(p.proc.wait(30) == 0, "%s exited with %s" % (p.name, p.proc.returncode))
+            except subprocess.TimeoutExpired:
+                check(False, "%s did not exit within 30 s of the federation's end" % p.name)
         rounds = rounds_in_state(work)
         results.append(("rounds in the state", str(rounds)))
         check([r[0] for r in rounds] == list(range(1, ROUNDS + 1)) and
@@ -824,6 +832,8 @@ def main():
     work = tempfile.mkdtemp(prefix="samverka_hostile_")
     try:
         run(binary, work)
+    except Exception:
+        check(False, "the suite raised:\n" + traceback.format_exc())
     finally:
         for probe, status in results:
             print("%-70s %s" % (probe, status))
