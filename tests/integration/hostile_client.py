@@ -584,7 +584,7 @@ def mallory_stalls(mallory, task, model, coordinator):
 # --- vandal: garbage to every RPC ---------------------------------------
 
 
-def vandal_probes(vandal, stranger, operator, target):
+def vandal_probes(vandal, stranger, operator):
     v1 = pb.PROTOCOL_VERSION_1
     # A site not yet registered has no tasks; a stranger never registers.
     expect("poll before registering", status_of(vandal.PollTask, pb.PollTaskRequest(
@@ -794,7 +794,7 @@ def run(binary, work):
 
         def vandal_run():
             try:
-                vandal_probes(vandal, stranger, operator, target)
+                vandal_probes(vandal, stranger, operator)
                 vandal_floods(vandal, work, target)
             except Exception:  # a probe that raised instead of answering
                 check(False, "the vandal's probes raised:\n" + traceback.format_exc())
@@ -808,6 +808,7 @@ def run(binary, work):
         mallory_abandons(mallory, task, model)
         cut_after = mallory_stalls(mallory, task, model, coordinator)
         results.append(("stalled upload and unread download cut after", "%.1f s" % cut_after))
+        threading.current_thread().name = "suite"
         # Mallory now holds still; round 1 closes without it.
         check(coordinator.wait_for(r"site mallory went silent", 30), "mallory was never taken for offline")
         check(coordinator.wait_for(r"round 1/%d: 3 sites" % ROUNDS, 60),
