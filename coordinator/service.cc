@@ -19,6 +19,9 @@ namespace {
 
 using security::Role;
 
+// The most metrics one result header may carry (a site sends a handful).
+constexpr int kMaxMetrics = 64;
+
 // What a cut transfer ends with (the site may not see it: its stream is
 // cancelled).
 grpc::Status StalledStatus(const char* what, absl::Duration limit) {
@@ -304,19 +307,27 @@ grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
                                 status.message());
     return ToGrpc(status);
   };
+  // Refused before a byte of it is read if the task is not open.
+  if (absl::Status expected = coordinator_->ExpectResult(*site, outcome); !expected.ok()) {
+    return reject(expected);
+  }
   // Self-declared numbers are range-checked before anything counts them.
+  if (header.metrics_size() > kMaxMetrics) {
+    return reject(absl::InvalidArgumentError(absl::StrCat(
+        "a result header with ", header.metrics_size(), " metrics; at most ", kMaxMetrics)));
+  }
   std::vector<std::string> dropped;
   if (absl::Status bounded = CheckResultMetrics(outcome.kind, &outcome.metrics, &dropped);
       !bounded.ok()) {
     return reject(bounded);
   }
   if (!dropped.empty()) {
-    Logger("coordinator")->warn("round {}: ignored metrics of {} this coordinator does not know: {}",
-                                header.round(), *site, absl::StrJoin(dropped, ", "));
-  }
-  // Refused before a byte of it is read if the task is not open.
-  if (absl::Status expected = coordinator_->ExpectResult(*site, outcome); !expected.ok()) {
-    return reject(expected);
+    // A few names, so the line stays short whatever the site sends.
+    const size_t shown = std::min<size_t>(dropped.size(), 5);
+    Logger("coordinator")->warn(
+        "round {}: ignored {} metric(s) of {} this coordinator does not know: {}{}", header.round(),
+        dropped.size(), *site, absl::StrJoin(dropped.begin(), dropped.begin() + shown, ", "),
+        dropped.size() > shown ? ", ..." : "");
   }
   absl::StatusOr<std::shared_ptr<const std::string>> model = coordinator_->Model(outcome.model_digest);
   if (!model.ok()) return reject(model.status());
