@@ -65,6 +65,10 @@ int main(int argc, char** argv) {
   }
   CLI::App app{"Samverka: federated learning with secure aggregation", "samverka"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("samverka ") + SAMVERKA_VERSION);
+  // Options of samverka itself (--log-level) are accepted after the
+  // subcommand too: `samverka audit verify ... --log-level debug`.
+  app.fallthrough();
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();

@@ -66,8 +66,9 @@ void AddSans(CLI::App* cmd, PkiFlags& f) {
 }
 
 void AddDays(CLI::App* cmd, PkiFlags& f) {
-  cmd->add_option("--days", f.days,
-                  "validity in days (default: the CA's, 365)");
+  // 0 used to mean "the CA's default" silently; now it is an error.
+  cmd->add_option("--days", f.days, "validity in days, 1 to 36500 (default: the CA's, 365)")
+      ->check(CLI::Range(1, 36500));
 }
 
 void PrintIssued(const security::IssuedCertificate& issued) {

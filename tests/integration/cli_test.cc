@@ -132,6 +132,25 @@ TEST_F(CliTest, HelpListsEveryCommandAndTorchCommandsShowTheirOwnHelp) {
   EXPECT_THAT(client.output, HasSubstr("client.toml"));
 }
 
+TEST_F(CliTest, TheCliAgreesWithItself) {
+  CommandResult version = RunCommand(std::string(SAMVERKA_BIN) + " --version");
+  EXPECT_EQ(version.exit_code, 0) << version.output;
+  EXPECT_THAT(version.output, HasSubstr("samverka 0."));
+  // --days 0 is an error, not a silent 365.
+  CommandResult init = RunCommand(std::string(SAMVERKA_BIN) + " pki init --dir " +
+                                  (dir_ / "pki").string() + " --federation f");
+  ASSERT_EQ(init.exit_code, 0) << init.output;
+  // --log-level after the subcommand, as before it.
+  CommandResult late = RunCommand(std::string(SAMVERKA_BIN) + " pki list --dir " +
+                                  (dir_ / "pki").string() + " --log-level warn");
+  EXPECT_EQ(late.exit_code, 0) << late.output;
+  CommandResult zero = RunCommand(std::string(SAMVERKA_BIN) + " pki issue --dir " +
+                                  (dir_ / "pki").string() + " --name site-a --days 0");
+  EXPECT_NE(zero.exit_code, 0) << zero.output;
+  EXPECT_THAT(zero.output, HasSubstr("--days"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "pki/sites/site-a/site-a.crt"));
+}
+
 TEST_F(CliTest, TorchCommandsWithoutSamverkaTorchNameThePathTheyLookedFor) {
   // samverka alone in a directory: its own commands work, the torch ones
   // say which file is missing.
