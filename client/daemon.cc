@@ -142,6 +142,9 @@ absl::StatusOr<ClientDaemonOptions> LoadClientConfig(const std::string& path) {
 
 absl::StatusOr<std::unique_ptr<ClientDaemon>> ClientDaemon::Create(ClientDaemonOptions options) {
   SV_RETURN_IF_ERROR(options.Validate());
+  // The site's identity, checked before anything else: a key that does not
+  // fit its certificate would only show later as a refused handshake.
+  SV_RETURN_IF_ERROR(options.tls.CheckIdentity());
   SV_ASSIGN_OR_RETURN(DatasetSplit data, LoadDataset(options.data));
   auto daemon = std::unique_ptr<ClientDaemon>(new ClientDaemon(std::move(options), std::move(data)));
   SecureSiteOptions& site = daemon->site_;

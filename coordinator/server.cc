@@ -185,6 +185,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Coor
   TuneMallocForServing();
   InstallGrpcLogHandler();
   auto server = std::unique_ptr<CoordinatorServer>(new CoordinatorServer());
+  SV_RETURN_IF_ERROR(config.tls.CheckIdentity());
   SV_ASSIGN_OR_RETURN(std::string ca_pem, security::ReadFileToString(config.tls.ca_certificate));
   security::PeerAuthorizer::Options policy;
   policy.ca_certificate_pem = ca_pem;

@@ -9,7 +9,14 @@
 #include <grpcpp/security/tls_certificate_verifier.h>
 #include <grpcpp/security/tls_credentials_options.h>
 
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 
 namespace samverka::security {
@@ -65,6 +72,44 @@ absl::Status TlsFiles::Validate() const {
     if (path.empty()) return absl::InvalidArgumentError(absl::StrCat("no ", what, " file given"));
     std::ifstream in(path);
     if (!in) return absl::NotFoundError(absl::StrCat("cannot read the ", what, " file ", path));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TlsFiles::CheckIdentity() const {
+  SV_RETURN_IF_ERROR(Validate());
+  struct stat info;
+  if (stat(private_key.c_str(), &info) == 0 && (info.st_mode & S_IROTH) != 0) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "the private key %s is readable by every user of this machine (mode %04o); make it "
+        "private: chmod 600 %s",
+        private_key, info.st_mode & 07777, private_key));
+  }
+  SV_ASSIGN_OR_RETURN(std::string cert_pem, ReadFileToString(certificate));
+  SV_ASSIGN_OR_RETURN(std::string key_pem, ReadFileToString(private_key));
+  std::unique_ptr<BIO, decltype(&BIO_free)> cert_bio(
+      BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())), BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr), X509_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> key_bio(
+      BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())), BIO_free);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
+  OPENSSL_cleanse(key_pem.data(), key_pem.size());
+  ERR_clear_error();
+  if (cert == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(certificate, " is not a PEM certificate"));
+  }
+  if (key == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(private_key, " is not a PEM private key"));
+  }
+  const bool matches = X509_check_private_key(cert.get(), key.get()) == 1;
+  ERR_clear_error();
+  if (!matches) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the private key ", private_key, " does not belong to the certificate ", certificate,
+        " (their public keys differ): use the key made with this certificate by `samverka pki "
+        "issue` or `samverka pki csr`"));
   }
   return absl::OkStatus();
 }

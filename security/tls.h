@@ -25,6 +25,11 @@ struct TlsFiles {
 
   // kNotFound naming the first missing or unreadable file.
   absl::Status Validate() const;
+  // Validate, and what a party checks at start-up before it connects: the
+  // key is not readable by every user of the machine, the certificate and
+  // the key parse, and the key belongs to the certificate. A clear
+  // kFailedPrecondition or kInvalidArgument naming the files otherwise.
+  absl::Status CheckIdentity() const;
 };
 
 // Who may talk to the coordinator: certificates of the federation CA that

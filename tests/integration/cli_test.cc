@@ -8,7 +8,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
+#include "tests/integration/federation_files.h"
 #include "tests/integration/run_command.h"
 
 namespace samverka {
@@ -162,6 +164,34 @@ TEST_F(CliTest, TorchCommandsWithoutSamverkaTorchNameThePathTheyLookedFor) {
   CommandResult client = RunCommand((dir_ / "samverka").string() + " client --config x.toml");
   EXPECT_NE(client.exit_code, 0);
   ExpectOneError(client, "cannot run " + (dir_ / "samverka-torch").string());
+}
+
+TEST_F(CliTest, TheDaemonChecksItsKeyBeforeItConnects) {
+  for (const std::string args : {"init --dir pki --federation f", "issue --dir pki --name site-a",
+                                 "issue --dir pki --name site-b"}) {
+    CommandResult r = RunPki(dir_, args);
+    ASSERT_EQ(r.exit_code, 0) << args << "\n" << r.output;
+  }
+  // Nothing listens on port 1: the daemon must stop before it tries.
+  const fs::path config = WriteClientConfig(dir_, "site-a", "127.0.0.1:1", "hospital-a.csv");
+  std::string text;
+  {
+    std::ifstream in(config);
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::string wrong = std::regex_replace(text, std::regex("site-a/site-a.key"), "site-b/site-b.key");
+  std::ofstream(dir_ / "wrong-key.toml") << wrong;
+  CommandResult mismatch = RunCommand(std::string(SAMVERKA_BIN) + " client --config " +
+                                      (dir_ / "wrong-key.toml").string());
+  EXPECT_NE(mismatch.exit_code, 0) << mismatch.output;
+  EXPECT_THAT(mismatch.output, HasSubstr("site-b.key does not belong to the certificate"));
+  EXPECT_THAT(mismatch.output, Not(HasSubstr("retrying")));
+
+  fs::permissions(dir_ / "pki/sites/site-a/site-a.key", fs::perms::others_read, fs::perm_options::add);
+  CommandResult open = RunCommand(std::string(SAMVERKA_BIN) + " client --config " + config.string());
+  EXPECT_NE(open.exit_code, 0) << open.output;
+  EXPECT_THAT(open.output, HasSubstr("is readable by every user of this machine"));
+  EXPECT_THAT(open.output, HasSubstr("chmod 600"));
 }
 
 }  // namespace
