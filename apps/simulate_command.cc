@@ -68,8 +68,9 @@ void AddSimulateCommand(CLI::App& app, const std::string* log_level) {
   auto secure = std::make_shared<std::string>();
   CLI::Option* secure_option =
       cmd->add_option("--secure-aggregation", *secure,
-                      "SecAgg+ among each round's clients, the engine sees only sums (default on)")
-          ->check(CLI::IsMember({"on", "off"}));
+                      "SecAgg+ among each round's clients, the engine sees only sums: true or "
+                      "false (on and off also accepted; default true)")
+          ->check(CLI::IsMember({"true", "false", "on", "off"}));
   f.Add(cmd, "--secagg-clip-range", &o.secagg_clip_range, "secure aggregation: clip update values to [-c, c]");
   // Strategy and attacks.
   f.Add(cmd, "--strategy", &o.strategy.name,
@@ -115,7 +116,7 @@ void AddSimulateCommand(CLI::App& app, const std::string* log_level) {
     }
     for (auto& apply : overrides->apply) apply();
     if (show_partition) options->show_partition = true;
-    if (secure_option->count() > 0) options->secure_aggregation = *secure == "on";
+    if (secure_option->count() > 0) options->secure_aggregation = *secure == "on" || *secure == "true";
     if (server_lr_option->count() > 0) options->strategy.server_learning_rate = *server_lr;
     absl::StatusOr<simulation::RoundReport> last =
         simulation::RunSimulation(*options, PrintRound);

@@ -75,7 +75,7 @@ TEST_F(CliTest, TruncatedIdxFile) {
 
 TEST_F(CliTest, CsvWithoutTheLabelColumn) {
   Write("data.csv", "a,b,y\n1,2,0\n3,4,1\n");
-  CommandResult r = Simulate("--dataset csv:" + Csv() + ":label --model logreg --clients 1 --clients-per-round 1 --secure-aggregation off");
+  CommandResult r = Simulate("--dataset csv:" + Csv() + ":label --model logreg --clients 1 --clients-per-round 1 --secure-aggregation false");
   ExpectOneError(r, "label");
 }
 
