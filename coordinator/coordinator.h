@@ -229,6 +229,8 @@ class Coordinator {
 
   Coordinator(CoordinatorOptions options, std::unique_ptr<StateStore> store);
   absl::Status Initialise();
+  // One row of metrics.jsonl / metrics.csv for `record`.
+  absl::Status AppendMetricsRow(const RoundRecord& record);
   absl::Status RunRound();
   void MarkDeadClients(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   bool WaitFor(std::function<bool()> done, absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
