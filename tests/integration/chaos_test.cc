@@ -50,11 +50,7 @@ class ChaosTest : public FederationFixture {
   // Runs a Python check on the state database (read-only) and returns its
   // output lines.
   std::vector<std::string> Sql(const std::string& script) {
-    std::ofstream(dir_ / "check.py") << "import json, sqlite3, sys\n"
-                                     << "db = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True)\n"
-                                     << script;
-    CommandResult r = RunCommand("/usr/bin/python3 " + (dir_ / "check.py").string() + " " +
-                                 (dir_ / "state/state.db").string());
+    CommandResult r = RunSqlitePython(dir_, dir_ / "state/state.db", script);
     EXPECT_EQ(r.exit_code, 0) << r.output;
     return r.lines();
   }

@@ -126,13 +126,11 @@ class RefusalTest : public ::testing::Test {
   // Audit rows of refusals whose reason mentions `word`, read by Python's
   // sqlite3 while the coordinator runs.
   int RefusedRows(const std::string& word) {
-    std::ofstream(dir_ / "refused.py")
-        << "import sqlite3, sys\n"
-        << "db = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True)\n"
-        << "print(db.execute(\"SELECT COUNT(*) FROM audit WHERE event = 'refused' AND details LIKE ?\",\n"
-        << "                 ('%' + sys.argv[2] + '%',)).fetchone()[0])\n";
-    CommandResult r = RunCommand("/usr/bin/python3 " + (dir_ / "refused.py").string() + " " +
-                                 (dir_ / "state/state.db").string() + " " + word);
+    CommandResult r = RunSqlitePython(
+        dir_, dir_ / "state/state.db",
+        "print(db.execute(\"SELECT COUNT(*) FROM audit WHERE event = 'refused' AND details LIKE ?\",\n"
+        "                 ('%' + sys.argv[2] + '%',)).fetchone()[0])\n",
+        word);
     EXPECT_EQ(r.exit_code, 0) << r.output;
     return r.lines().empty() ? -1 : std::stoi(r.lines().back());
   }

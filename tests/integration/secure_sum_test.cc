@@ -26,14 +26,11 @@ class SecureSumTest : public FederationFixture {
   // Released sums per start model, read from the audit log by Python's
   // sqlite3 (an independent reader of the state database).
   std::map<std::string, int> ReleasedSumsPerModel(const std::string& event = "secure_aggregate") {
-    const std::string script =
-        "import json, sqlite3, sys\n"
-        "db = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True)\n"
+    CommandResult r = RunSqlitePython(
+        dir_, dir_ / "state/state.db",
         "for (details,) in db.execute('SELECT details FROM audit WHERE event = ?', (sys.argv[2],)):\n"
-        "    print(json.loads(details)['model_digest'])\n";
-    std::ofstream(dir_ / "released.py") << script;
-    CommandResult r = RunCommand("/usr/bin/python3 " + (dir_ / "released.py").string() + " " +
-                                 (dir_ / "state/state.db").string() + " " + event);
+        "    print(json.loads(details)['model_digest'])\n",
+        event);
     EXPECT_EQ(r.exit_code, 0) << r.output;
     std::map<std::string, int> count;
     for (const std::string& digest : r.lines()) ++count[digest];
@@ -90,12 +87,11 @@ TEST_F(SecureSumTest, ACoordinatorThatRerunsARoundWithASubsetOfItsCohortIsRefuse
   // The adversary owns the coordinator's disk: it forgets round 1 (the
   // append-only audit log stays) and runs it again from the same model
   // with three of the four sites, to subtract the two sums.
-  std::ofstream(dir_ / "forget.py")
-      << "import sqlite3, sys\ndb = sqlite3.connect(sys.argv[1])\n"
-      << "for t in ('metrics', 'participants', 'checkpoints', 'rounds'):\n"
-      << "    db.execute('DELETE FROM ' + t + ' WHERE round >= 1')\ndb.commit()\n";
-  CommandResult forgot = RunCommand("/usr/bin/python3 " + (dir_ / "forget.py").string() + " " +
-                                    (dir_ / "state/state.db").string());
+  CommandResult forgot = RunSqlitePython(
+      dir_, dir_ / "state/state.db",
+      "for t in ('metrics', 'participants', 'checkpoints', 'rounds'):\n"
+      "    db.execute('DELETE FROM ' + t + ' WHERE round >= 1')\ndb.commit()\n",
+      "", /*writable=*/true);
   ASSERT_EQ(forgot.exit_code, 0) << forgot.output;
   WriteCoordinatorConfig(1, 3, 3, "");
   RestartCoordinatorOn(port);
