@@ -7,7 +7,6 @@
 
 #include "apps/commands.h"
 #include "common/logging.h"
-#include "common/peer_text.h"
 #include "coordinator/server.h"
 #include "fmt/format.h"
 #include "proto/federation.grpc.pb.h"
@@ -63,21 +62,18 @@ void AddStatusCommand(CLI::App& app) {
     std::printf("\n%-6s %-10s %-6s %-17s %s\n", "round", "state", "sites", "model", "metrics");
     for (const v1::RoundSummary& r : response.rounds()) {
       std::string metrics;
-      for (const v1::Metric& m : r.metrics()) {
-        metrics += fmt::format("{}={:.4f} ", PeerText(m.name(), 64), m.value());
-      }
+      for (const v1::Metric& m : r.metrics()) metrics += fmt::format("{}={:.4f} ", m.name(), m.value());
       std::printf("%-6lld %-10s %-6d %-17s %s\n", static_cast<long long>(r.round()),
-                  PeerText(r.state().substr(0, 10)).c_str(), r.clients(),
-                  PeerText(r.model_digest().substr(0, 16)).c_str(),
+                  r.state().substr(0, 10).c_str(), r.clients(), r.model_digest().substr(0, 16).c_str(),
                   metrics.c_str());
     }
     if (response.refusals_size() > 0) {
       std::printf("tasks refused or not run by sites (newest last):\n");
       for (const v1::TaskRefusal& r : response.refusals()) {
-        // What the coordinator relays from sites, escaped again here: this
-        // terminal may be the operator's.
-        std::printf("  round %-5lld %-20s %s\n", static_cast<long long>(r.round()),
-                    PeerText(r.site(), 64).c_str(), PeerText(r.reason()).c_str());
+        // Site-supplied reasons arrive escaped: the coordinator escapes them
+        // once, where it receives them (service.cc, PeerText).
+        std::printf("  round %-5lld %-20s %s\n", static_cast<long long>(r.round()), r.site().c_str(),
+                    r.reason().c_str());
       }
     }
   });

@@ -354,17 +354,16 @@ absl::StatusOr<std::shared_ptr<const std::string>> Coordinator::Model(const std:
 
 absl::StatusOr<std::shared_ptr<const std::string>> Coordinator::ModelToDownload(
     const std::string& client, const std::string& digest) {
-  {
-    absl::MutexLock lock(&mutex_);
-    auto it = assigned_.find(client);
-    if (it == assigned_.end() || it->second.model_digest != digest ||
-        it->second.kind == TaskKind::kConsent) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "site ", client, " has no open task on model ", PeerText(digest.substr(0, 16)),
-          "; a model is downloaded for a task"));
-    }
+  absl::MutexLock lock(&mutex_);
+  auto task = assigned_.find(client);
+  auto model = models_.find(digest);
+  if (task == assigned_.end() || task->second.model_digest != digest ||
+      task->second.kind == TaskKind::kConsent || model == models_.end()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "site ", client, " has no open task on model ", PeerText(digest.substr(0, 16)),
+        "; a model is downloaded for a task"));
   }
-  return Model(digest);
+  return model->second;
 }
 
 absl::Status Coordinator::CheckResultLocked(const std::string& client, const TaskOutcome& outcome) {
