@@ -1,0 +1,112 @@
+// common/study_manifest.cc
+#include "common/study_manifest.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/model_names.h"
+#include "common/status_macros.h"
+
+namespace samverka {
+namespace {
+
+absl::Status Bad(const ConfigFile& file, absl::string_view message) {
+  return absl::InvalidArgumentError(absl::StrCat(file.source_name(), ": ", message));
+}
+
+}  // namespace
+
+absl::Status CheckStudyName(std::string_view name) {
+  if (name.empty() || name.size() > 64) {
+    return absl::InvalidArgumentError("a study name must have 1 to 64 characters");
+  }
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.';
+    if (!ok) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "study name '", std::string(name), "' may hold only letters, digits, '-', '_' and '.'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckStudyModelName(const std::string& model) {
+  if (LooksLikeModelFile(model)) {
+    if (model.find('/') != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model = \"", model, "\": name a TorchScript model by its file name alone (e.g. "
+          "\"resnet.pt\") and submit the file with --model-file"));
+    }
+    return absl::OkStatus();
+  }
+  std::vector<std::string> builtins = BuiltinModelNames();
+  if (std::find(builtins.begin(), builtins.end(), model) == builtins.end()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model = \"", model, "\" is not a built-in model (", absl::StrJoin(builtins, ", "),
+        ") nor a TorchScript file name ending in .pt"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadStudyManifest(ConfigFile& file, StudyManifest* out) {
+  SV_RETURN_IF_ERROR(file.Get("name", &out->name));
+  SV_RETURN_IF_ERROR(file.Get("kind", &out->kind));
+  SV_RETURN_IF_ERROR(file.Get("dataset", &out->dataset));
+  SV_RETURN_IF_ERROR(file.Get("model", &out->model.model));
+  SV_RETURN_IF_ERROR(file.Get("input_shape", &out->model.input_shape));
+  SV_RETURN_IF_ERROR(file.Get("num_classes", &out->model.num_classes));
+  SV_RETURN_IF_ERROR(file.Get("class_labels", &out->model.class_labels));
+  SV_RETURN_IF_ERROR(file.Get("rounds", &out->rounds));
+  SV_RETURN_IF_ERROR(file.Get("local_epochs", &out->train.local_epochs));
+  SV_RETURN_IF_ERROR(file.Get("batch_size", &out->train.batch_size));
+  SV_RETURN_IF_ERROR(file.Get("lr", &out->train.learning_rate));
+  SV_RETURN_IF_ERROR(file.Get("momentum", &out->train.momentum));
+  SV_RETURN_IF_ERROR(file.Get("weight_decay", &out->train.weight_decay));
+  SV_RETURN_IF_ERROR(file.Get("proximal_mu", &out->train.proximal_mu));
+  SV_RETURN_IF_ERROR(file.Get("secure_aggregation", &out->secure_aggregation));
+  SV_RETURN_IF_ERROR(file.Get("dp", &out->dp));
+  SV_RETURN_IF_ERROR(file.Get("dp_noise_multiplier", &out->dp_noise_multiplier));
+  SV_RETURN_IF_ERROR(file.Get("dp_clip_norm", &out->dp_clip_norm));
+  SV_RETURN_IF_ERROR(file.Get("dp_delta", &out->dp_delta));
+
+  if (!file.Has("name")) return Bad(file, "name must be set (what the study is called)");
+  if (absl::Status s = CheckStudyName(out->name); !s.ok()) return Bad(file, s.message());
+  if (out->kind != "train") {
+    return Bad(file, absl::StrCat("kind = \"", out->kind,
+                                  "\" is not a study kind this version runs (use \"train\")"));
+  }
+  if (out->dataset.empty()) {
+    return Bad(file, "dataset must name the data set the sites train on (their client.toml "
+                     "[datasets] names)");
+  }
+  if (absl::Status s = CheckStudyName(out->dataset); !s.ok()) {
+    return Bad(file, absl::StrCat("dataset: ", s.message()));
+  }
+  if (absl::Status s = CheckStudyModelName(out->model.model); !s.ok()) {
+    return Bad(file, s.message());
+  }
+  if (out->model.input_shape.empty()) return Bad(file, "input_shape must be set, e.g. [30]");
+  for (int64_t d : out->model.input_shape) {
+    if (d <= 0) return Bad(file, "input_shape entries must be positive");
+  }
+  if (out->model.num_classes < 2) return Bad(file, "num_classes must be >= 2");
+  if (out->rounds < 1) return Bad(file, absl::StrCat("rounds must be >= 1, got ", out->rounds));
+  if (absl::Status s = out->train.Validate(); !s.ok()) return Bad(file, s.message());
+  if (out->dp != "off" && out->dp != "central" && out->dp != "distributed") {
+    return Bad(file, absl::StrCat("dp must be \"off\", \"central\" or \"distributed\", got \"",
+                                  out->dp, "\""));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StudyManifest> ParseStudyManifest(std::string_view text,
+                                                 const std::string& source_name) {
+  SV_ASSIGN_OR_RETURN(ConfigFile file, ConfigFile::Parse(text, source_name));
+  StudyManifest manifest;
+  SV_RETURN_IF_ERROR(ReadStudyManifest(file, &manifest));
+  return manifest;
+}
+
+}  // namespace samverka
