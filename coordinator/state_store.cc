@@ -27,7 +27,7 @@ using internal::ErrnoError;
 using internal::ReadFile;
 using internal::WriteFileAtomically;
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr char kDatabaseFile[] = "state.db";
 constexpr char kLockFile[] = "LOCK";
 constexpr char kCheckpointDir[] = "checkpoints";
@@ -37,18 +37,26 @@ constexpr char kSchema[] = R"sql(
 CREATE TABLE schema_version (version INTEGER NOT NULL);
 CREATE TABLE federation (id TEXT NOT NULL, created_unix_ms INTEGER NOT NULL);
 CREATE TABLE rounds (
-  round INTEGER PRIMARY KEY, succeeded INTEGER NOT NULL, failure_reason TEXT NOT NULL,
-  model_digest TEXT NOT NULL, started_unix_ms INTEGER NOT NULL,
-  finished_unix_ms INTEGER NOT NULL, bytes_up INTEGER NOT NULL, bytes_down INTEGER NOT NULL);
+  study TEXT NOT NULL, round INTEGER NOT NULL, succeeded INTEGER NOT NULL,
+  failure_reason TEXT NOT NULL, model_digest TEXT NOT NULL, started_unix_ms INTEGER NOT NULL,
+  finished_unix_ms INTEGER NOT NULL, bytes_up INTEGER NOT NULL, bytes_down INTEGER NOT NULL,
+  PRIMARY KEY (study, round));
 CREATE TABLE participants (
-  round INTEGER NOT NULL REFERENCES rounds(round), position INTEGER NOT NULL,
-  client TEXT NOT NULL, PRIMARY KEY (round, position), UNIQUE (round, client));
+  study TEXT NOT NULL, round INTEGER NOT NULL, position INTEGER NOT NULL, client TEXT NOT NULL,
+  PRIMARY KEY (study, round, position), UNIQUE (study, round, client),
+  FOREIGN KEY (study, round) REFERENCES rounds(study, round));
 CREATE TABLE metrics (
-  round INTEGER NOT NULL REFERENCES rounds(round), name TEXT NOT NULL, value REAL,
-  PRIMARY KEY (round, name));
+  study TEXT NOT NULL, round INTEGER NOT NULL, name TEXT NOT NULL, value REAL,
+  PRIMARY KEY (study, round, name), FOREIGN KEY (study, round) REFERENCES rounds(study, round));
 CREATE TABLE checkpoints (
-  round INTEGER PRIMARY KEY, file TEXT NOT NULL, model_digest TEXT NOT NULL,
-  size_bytes INTEGER NOT NULL);
+  study TEXT NOT NULL, round INTEGER NOT NULL, file TEXT NOT NULL, model_digest TEXT NOT NULL,
+  size_bytes INTEGER NOT NULL, PRIMARY KEY (study, round));
+CREATE TABLE studies (
+  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, name TEXT NOT NULL, kind TEXT NOT NULL,
+  dataset TEXT NOT NULL, model TEXT NOT NULL, rounds INTEGER NOT NULL, state TEXT NOT NULL,
+  reason TEXT NOT NULL, submitted_by TEXT NOT NULL, submitted_unix_ms INTEGER NOT NULL,
+  manifest BLOB NOT NULL, model_sha256 TEXT NOT NULL, model_bytes INTEGER NOT NULL,
+  nonce TEXT NOT NULL, operator_certificate TEXT NOT NULL, signature BLOB NOT NULL);
 CREATE TABLE audit (
   seq INTEGER PRIMARY KEY, unix_ms INTEGER NOT NULL, event TEXT NOT NULL,
   subject TEXT NOT NULL, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
@@ -64,8 +72,11 @@ std::string JoinPath(const std::string& dir, std::string_view name) {
   return (std::filesystem::path(dir) / std::filesystem::path(name)).string();
 }
 
-std::string CheckpointName(int64_t round) {
-  return fmt::format("{}/round-{}.svtb", kCheckpointDir, round);
+// The legacy single-run study "" keeps its checkpoints where they always
+// were; a submitted study's go into a folder of its own.
+std::string CheckpointName(const std::string& study, int64_t round) {
+  if (study.empty()) return fmt::format("{}/round-{}.svtb", kCheckpointDir, round);
+  return fmt::format("{}/{}/round-{}.svtb", kCheckpointDir, study, round);
 }
 
 int64_t UnixMillis(absl::Time t) { return absl::ToUnixMillis(t); }
@@ -305,36 +316,36 @@ struct StateStore::Db {
         {&begin, "BEGIN IMMEDIATE"},
         {&commit, "COMMIT"},
         {&rollback, "ROLLBACK"},
-        {&last_round, "SELECT COALESCE(MAX(round), 0) FROM rounds"},
-        {&count_checkpoints, "SELECT COUNT(*) FROM checkpoints"},
+        {&last_round, "SELECT COALESCE(MAX(round), 0) FROM rounds WHERE study = ?"},
+        {&count_checkpoints, "SELECT COUNT(*) FROM checkpoints WHERE study = ?"},
         {&insert_round,
-         "INSERT INTO rounds (round, succeeded, failure_reason, model_digest, "
+         "INSERT INTO rounds (study, round, succeeded, failure_reason, model_digest, "
          "started_unix_ms, finished_unix_ms, bytes_up, bytes_down) "
-         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"},
+         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"},
         {&insert_participant,
-         "INSERT INTO participants (round, position, client) VALUES (?, ?, ?)"},
+         "INSERT INTO participants (study, round, position, client) VALUES (?, ?, ?, ?)"},
         {&insert_metric,
-         "INSERT INTO metrics (round, name, value) VALUES (?, ?, ?)"},
+         "INSERT INTO metrics (study, round, name, value) VALUES (?, ?, ?, ?)"},
         {&insert_checkpoint,
-         "INSERT INTO checkpoints (round, file, model_digest, size_bytes) "
-         "VALUES (?, ?, ?, ?)"},
+         "INSERT INTO checkpoints (study, round, file, model_digest, size_bytes) "
+         "VALUES (?, ?, ?, ?, ?)"},
         {&latest_checkpoint,
-         "SELECT round, file, model_digest FROM checkpoints "
+         "SELECT round, file, model_digest FROM checkpoints WHERE study = ? "
          "ORDER BY round DESC LIMIT 1"},
         {&checkpoint_by_round,
-         "SELECT round, file, model_digest FROM checkpoints WHERE round = ?"},
+         "SELECT round, file, model_digest FROM checkpoints WHERE study = ? AND round = ?"},
         {&prunable,
-         "SELECT round, file FROM checkpoints WHERE round > 0 "
+         "SELECT round, file FROM checkpoints WHERE study = ? AND round > 0 "
          "ORDER BY round DESC LIMIT -1 OFFSET ?"},
-        {&delete_checkpoint, "DELETE FROM checkpoints WHERE round = ?"},
+        {&delete_checkpoint, "DELETE FROM checkpoints WHERE study = ? AND round = ?"},
         {&rounds,
          "SELECT round, succeeded, failure_reason, model_digest, "
          "started_unix_ms, finished_unix_ms, bytes_up, bytes_down "
-         "FROM rounds ORDER BY round DESC LIMIT ?"},
+         "FROM rounds WHERE study = ? ORDER BY round DESC LIMIT ?"},
         {&participants_of,
-         "SELECT client FROM participants WHERE round = ? ORDER BY position"},
+         "SELECT client FROM participants WHERE study = ? AND round = ? ORDER BY position"},
         {&metrics_of,
-         "SELECT name, value FROM metrics WHERE round = ? ORDER BY name"},
+         "SELECT name, value FROM metrics WHERE study = ? AND round = ? ORDER BY name"},
         {&audit_tail, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"},
         {&insert_audit,
          "INSERT INTO audit (seq, unix_ms, event, subject, details, "
@@ -359,6 +370,19 @@ struct StateStore::Db {
       (void)Query(rollback).Run();
     }
     return status;
+  }
+};
+
+struct StateStore::Shared {
+  absl::Mutex mutex;
+  std::unique_ptr<Db> db;
+  int lock_fd = -1;
+  ~Shared() {
+    {
+      absl::MutexLock lock(&mutex);
+      db.reset();  // closes SQLite before the directory lock is released
+    }
+    ::close(lock_fd);
   }
 };
 
@@ -511,26 +535,161 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
     return status;
   }
   RemoveTempFiles(checkpoint_dir);
+  auto shared = std::make_shared<Shared>();
+  shared->db = std::move(db);
+  shared->lock_fd = lock_fd;
   return std::unique_ptr<StateStore>(new StateStore(
-      state_dir, federation_id, std::move(options), lock_fd, std::move(db)));
+      state_dir, federation_id, std::move(options), std::move(shared), ""));
 }
 
 StateStore::StateStore(std::string state_dir, std::string federation_id,
-                       StateStoreOptions options, int lock_fd,
-                       std::unique_ptr<Db> db)
+                       StateStoreOptions options, std::shared_ptr<Shared> shared,
+                       std::string study)
     : state_dir_(std::move(state_dir)),
       federation_id_(std::move(federation_id)),
       options_(std::move(options)),
-      lock_fd_(lock_fd),
-      db_(std::move(db)) {}
+      shared_(std::move(shared)),
+      study_(std::move(study)),
+      mutex_(shared_->mutex),
+      db_(shared_->db) {}
 
-StateStore::~StateStore() {
-  {
-    absl::MutexLock lock(&mutex_);
-    db_.reset();  // closes SQLite before the directory lock is released
-  }
-  ::close(lock_fd_);
+StateStore::~StateStore() = default;
+
+std::string StateStore::RoundSubject(int64_t round) const {
+  return study_.empty() ? fmt::format("round {}", round)
+                        : fmt::format("study {} round {}", study_, round);
 }
+
+absl::StatusOr<std::unique_ptr<StateStore>> StateStore::ForStudy(
+    const std::string& id) {
+  bool valid = !id.empty() && id.size() <= 64;
+  for (char c : id) {
+    valid = valid && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+                      c == '-' || c == '_');
+  }
+  if (!valid) {
+    return absl::InvalidArgumentError(fmt::format(
+        "'{}' is not a study id (1 to 64 of 0-9, a-z, '-', '_')", id));
+  }
+  const std::string dir = JoinPath(JoinPath(state_dir_, kCheckpointDir), id);
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  if (error) return ErrnoError(error.value(), "cannot create", dir);
+  RemoveTempFiles(dir);
+  return std::unique_ptr<StateStore>(
+      new StateStore(state_dir_, federation_id_, options_, shared_, id));
+}
+
+namespace {
+
+// Columns of `studies` in the order Studies() reads them.
+constexpr char kStudyColumns[] =
+    "id, seq, name, kind, dataset, model, rounds, state, reason, submitted_by, "
+    "submitted_unix_ms, manifest, model_sha256, model_bytes, nonce, "
+    "operator_certificate, signature";
+
+}  // namespace
+
+absl::Status StateStore::AddStudy(const StudyRecord& s) {
+  absl::MutexLock lock(&mutex_);
+  return db_->InTransaction([&]() -> absl::Status {
+    Statement exists, next, insert;
+    sqlite3* h = db_->handle.get();
+    SV_RETURN_IF_ERROR(exists.Prepare(h, db_->path, "SELECT 1 FROM studies WHERE id = ?"));
+    {
+      Query q(exists);
+      SV_ASSIGN_OR_RETURN(bool row, q.Bind(s.id).Step());
+      if (row) return absl::AlreadyExistsError(fmt::format("study {} exists already", s.id));
+    }
+    SV_RETURN_IF_ERROR(
+        next.Prepare(h, db_->path, "SELECT COALESCE(MAX(seq), 0) + 1 FROM studies"));
+    int64_t seq = 0;
+    {
+      Query n(next);
+      SV_RETURN_IF_ERROR(n.Run());
+      seq = n.Int(0);
+    }
+    const std::string sql = fmt::format(
+        "INSERT INTO studies ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        kStudyColumns);
+    SV_RETURN_IF_ERROR(insert.Prepare(h, db_->path, sql.c_str()));
+    SV_RETURN_IF_ERROR(Query(insert)
+                           .Bind(s.id, seq, s.name, s.kind, s.dataset, s.model, int64_t{s.rounds},
+                                 s.state, s.reason, s.submitted_by, s.submitted_unix_ms, s.manifest,
+                                 s.model_sha256, s.model_bytes, s.nonce, s.operator_certificate,
+                                 s.signature)
+                           .Run());
+    return AppendAuditLocked(
+        "study.submitted", fmt::format("study {}", s.id),
+        DumpDetails({{"name", s.name},
+                     {"kind", s.kind},
+                     {"dataset", s.dataset},
+                     {"model", s.model},
+                     {"model_sha256", s.model_sha256},
+                     {"manifest_sha256", Sha256Hex(s.manifest)},
+                     {"submitted_by", s.submitted_by},
+                     {"state", s.state}}));
+  });
+}
+
+absl::Status StateStore::SetStudyState(const std::string& id, const std::string& state,
+                                       const std::string& reason) {
+  absl::MutexLock lock(&mutex_);
+  return db_->InTransaction([&]() -> absl::Status {
+    Statement update;
+    SV_RETURN_IF_ERROR(update.Prepare(db_->handle.get(), db_->path,
+                                      "UPDATE studies SET state = ?, reason = ? WHERE id = ?"));
+    SV_RETURN_IF_ERROR(Query(update).Bind(state, reason, id).Run());
+    if (sqlite3_changes(db_->handle.get()) != 1) {
+      return absl::NotFoundError(fmt::format("no study {} in {}", id, db_->path));
+    }
+    nlohmann::json details = {{"state", state}};
+    if (!reason.empty()) details["reason"] = reason;
+    return AppendAuditLocked(fmt::format("study.{}", state), fmt::format("study {}", id),
+                             DumpDetails(details));
+  });
+}
+
+absl::StatusOr<std::vector<StudyRecord>> StateStore::Studies() {
+  absl::MutexLock lock(&mutex_);
+  Statement select;
+  const std::string sql = fmt::format("SELECT {} FROM studies ORDER BY seq", kStudyColumns);
+  SV_RETURN_IF_ERROR(select.Prepare(db_->handle.get(), db_->path, sql.c_str()));
+  std::vector<StudyRecord> studies;
+  Query q(select);
+  while (true) {
+    SV_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    StudyRecord& s = studies.emplace_back();
+    s.id = q.Text(0);
+    s.seq = q.Int(1);
+    s.name = q.Text(2);
+    s.kind = q.Text(3);
+    s.dataset = q.Text(4);
+    s.model = q.Text(5);
+    s.rounds = static_cast<int>(q.Int(6));
+    s.state = q.Text(7);
+    s.reason = q.Text(8);
+    s.submitted_by = q.Text(9);
+    s.submitted_unix_ms = q.Int(10);
+    s.manifest = q.Text(11);
+    s.model_sha256 = q.Text(12);
+    s.model_bytes = q.Int(13);
+    s.nonce = q.Text(14);
+    s.operator_certificate = q.Text(15);
+    s.signature = q.Text(16);
+  }
+  return studies;
+}
+
+absl::StatusOr<std::optional<StudyRecord>> StateStore::FindStudy(const std::string& id) {
+  SV_ASSIGN_OR_RETURN(std::vector<StudyRecord> studies, Studies());
+  for (StudyRecord& s : studies) {
+    if (s.id == id) return std::move(s);
+  }
+  return std::nullopt;
+}
+
 
 absl::StatusOr<std::optional<Checkpoint>> StateStore::LoadCheckpointLocked(
     bool latest, int64_t round) {
@@ -538,6 +697,7 @@ absl::StatusOr<std::optional<Checkpoint>> StateStore::LoadCheckpointLocked(
   std::string file;
   {
     Query q(latest ? db_->latest_checkpoint : db_->checkpoint_by_round);
+    q.Bind(study_);
     if (!latest) q.Bind(round);
     SV_ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) return std::nullopt;
@@ -577,7 +737,7 @@ absl::StatusOr<std::optional<Checkpoint>> StateStore::LoadCheckpoint(
 absl::StatusOr<int64_t> StateStore::LastRound() {
   absl::MutexLock lock(&mutex_);
   Query q(db_->last_round);
-  SV_RETURN_IF_ERROR(q.Run());
+  SV_RETURN_IF_ERROR(q.Bind(study_).Run());
   return q.Int(0);
 }
 
@@ -593,24 +753,24 @@ absl::Status StateStore::SaveInitial(std::string_view encoded_model,
   absl::MutexLock lock(&mutex_);
   {
     Query checkpoints(db_->count_checkpoints);
-    SV_RETURN_IF_ERROR(checkpoints.Run());
+    SV_RETURN_IF_ERROR(checkpoints.Bind(study_).Run());
     Query rounds(db_->last_round);
-    SV_RETURN_IF_ERROR(rounds.Run());
+    SV_RETURN_IF_ERROR(rounds.Bind(study_).Run());
     if (checkpoints.Int(0) > 0 || rounds.Int(0) > 0) {
       return absl::AlreadyExistsError(fmt::format(
           "state dir {} already holds a model; the initial one is saved once",
           state_dir_));
     }
   }
-  const std::string file = CheckpointName(0);
+  const std::string file = CheckpointName(study_, 0);
   SV_RETURN_IF_ERROR(
       WriteFileAtomically(JoinPath(state_dir_, file), encoded_model));
   return db_->InTransaction([&]() -> absl::Status {
     SV_RETURN_IF_ERROR(Query(db_->insert_checkpoint)
-                           .Bind(int64_t{0}, file, actual, encoded_model.size())
+                           .Bind(study_, int64_t{0}, file, actual, encoded_model.size())
                            .Run());
     return AppendAuditLocked(
-        "model.initial", "round 0",
+        "model.initial", RoundSubject(0),
         DumpDetails(
             {{"model_digest", actual}, {"size_bytes", encoded_model.size()}}));
   });
@@ -631,7 +791,7 @@ absl::Status StateStore::CheckNextRound(const RoundRecord& record) {
     }
   }
   Query q(db_->last_round);
-  SV_RETURN_IF_ERROR(q.Run());
+  SV_RETURN_IF_ERROR(q.Bind(study_).Run());
   if (record.round <= q.Int(0)) {
     return absl::FailedPreconditionError(fmt::format(
         "round {} is not after the last recorded round {} in state dir {}",
@@ -643,19 +803,19 @@ absl::Status StateStore::CheckNextRound(const RoundRecord& record) {
 absl::Status StateStore::InsertRoundRows(const RoundRecord& r,
                                          const std::string& digest) {
   SV_RETURN_IF_ERROR(Query(db_->insert_round)
-                         .Bind(r.round, r.succeeded, r.failure_reason, digest,
+                         .Bind(study_, r.round, r.succeeded, r.failure_reason, digest,
                                r.started_unix_ms, r.finished_unix_ms,
                                r.bytes_up, r.bytes_down)
                          .Run());
   for (size_t i = 0; i < r.participants.size(); ++i) {
     SV_RETURN_IF_ERROR(
         Query(db_->insert_participant)
-            .Bind(r.round, static_cast<int64_t>(i), r.participants[i])
+            .Bind(study_, r.round, static_cast<int64_t>(i), r.participants[i])
             .Run());
   }
   for (const auto& [name, value] : r.metrics) {
     SV_RETURN_IF_ERROR(
-        Query(db_->insert_metric).Bind(r.round, name, value).Run());
+        Query(db_->insert_metric).Bind(study_, r.round, name, value).Run());
   }
   return absl::OkStatus();
 }
@@ -665,7 +825,7 @@ absl::Status StateStore::PruneLocked(
   std::vector<int64_t> rounds;
   {
     Query q(db_->prunable);
-    q.Bind(options_.keep_last_checkpoints);
+    q.Bind(study_, options_.keep_last_checkpoints);
     while (true) {
       SV_ASSIGN_OR_RETURN(bool row, q.Step());
       if (!row) break;
@@ -674,7 +834,7 @@ absl::Status StateStore::PruneLocked(
     }
   }
   for (int64_t round : rounds) {
-    SV_RETURN_IF_ERROR(Query(db_->delete_checkpoint).Bind(round).Run());
+    SV_RETURN_IF_ERROR(Query(db_->delete_checkpoint).Bind(study_, round).Run());
   }
   return absl::OkStatus();
 }
@@ -698,7 +858,7 @@ absl::Status StateStore::CommitRound(const RoundRecord& record,
   SV_RETURN_IF_ERROR(CheckNextRound(record));
   // The checkpoint first: if we crash before the commit below, the file is
   // an orphan that LoadLatest never sees and the next commit overwrites.
-  const std::string file = CheckpointName(record.round);
+  const std::string file = CheckpointName(study_, record.round);
   SV_RETURN_IF_ERROR(
       WriteFileAtomically(JoinPath(state_dir_, file), encoded_model));
   std::vector<std::string> pruned;
@@ -706,10 +866,10 @@ absl::Status StateStore::CommitRound(const RoundRecord& record,
     SV_RETURN_IF_ERROR(InsertRoundRows(record, digest));
     SV_RETURN_IF_ERROR(
         Query(db_->insert_checkpoint)
-            .Bind(record.round, file, digest, encoded_model.size())
+            .Bind(study_, record.round, file, digest, encoded_model.size())
             .Run());
     SV_RETURN_IF_ERROR(AppendAuditLocked(
-        "round.committed", fmt::format("round {}", record.round),
+        "round.committed", RoundSubject(record.round),
         DumpDetails({{"model_digest", digest},
                      {"participants", record.participants}})));
     return PruneLocked(&pruned);
@@ -740,7 +900,7 @@ absl::Status StateStore::RecordFailedRound(const RoundRecord& record) {
   return db_->InTransaction([&]() -> absl::Status {
     SV_RETURN_IF_ERROR(InsertRoundRows(record, record.model_digest));
     return AppendAuditLocked(
-        "round.failed", fmt::format("round {}", record.round),
+        "round.failed", RoundSubject(record.round),
         DumpDetails({{"reason", record.failure_reason},
                      {"model_digest", record.model_digest},
                      {"participants", record.participants}}));
@@ -760,7 +920,7 @@ absl::StatusOr<std::vector<RoundRecord>> StateStore::Rounds(int64_t limit) {
     std::vector<RoundRecord> records;
     {
       Query q(db_->rounds);
-      q.Bind(limit);
+      q.Bind(study_, limit);
       while (true) {
         SV_ASSIGN_OR_RETURN(bool row, q.Step());
         if (!row) break;
@@ -777,14 +937,14 @@ absl::StatusOr<std::vector<RoundRecord>> StateStore::Rounds(int64_t limit) {
     }
     for (RoundRecord& r : records) {
       Query p(db_->participants_of);
-      p.Bind(r.round);
+      p.Bind(study_, r.round);
       while (true) {
         SV_ASSIGN_OR_RETURN(bool row, p.Step());
         if (!row) break;
         r.participants.push_back(p.Text(0));
       }
       Query m(db_->metrics_of);
-      m.Bind(r.round);
+      m.Bind(study_, r.round);
       while (true) {
         SV_ASSIGN_OR_RETURN(bool row, m.Step());
         if (!row) break;

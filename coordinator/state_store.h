@@ -51,6 +51,30 @@ struct StateStoreOptions {
   absl::Status Validate() const;
 };
 
+// A submitted study as the store keeps it: the signed envelope (manifest,
+// model digest, nonce, operator certificate and signature, so a site can
+// check it), what was read from the manifest, and its state.
+struct StudyRecord {
+  std::string id;
+  int64_t seq = 0;  // submission order, from 1 (set by AddStudy)
+  std::string name;
+  std::string kind;
+  std::string dataset;
+  std::string model;
+  int rounds = 0;
+  // queued, running, finished, failed or aborted.
+  std::string state = "queued";
+  std::string reason;  // why it failed or was aborted
+  std::string submitted_by;
+  int64_t submitted_unix_ms = 0;
+  std::string manifest;
+  std::string model_sha256;
+  int64_t model_bytes = 0;
+  std::string nonce;
+  std::string operator_certificate;
+  std::string signature;
+};
+
 // The result of VerifyAuditLog.
 struct AuditSummary {
   int64_t entries = 0;
@@ -131,14 +155,37 @@ class StateStore {
   absl::Status Audit(std::string_view event, std::string_view subject,
                      const nlohmann::json& details);
 
+  // --- studies (shared by every view) ---
+  // Stores a new study (state "queued" or as given) with the next seq and
+  // audits "study.submitted". kAlreadyExists for a known id.
+  absl::Status AddStudy(const StudyRecord& study);
+  // Sets a study's state (and reason) and audits "study.<state>". kNotFound
+  // for an unknown id.
+  absl::Status SetStudyState(const std::string& id, const std::string& state,
+                             const std::string& reason);
+  // Every study, in submission order.
+  absl::StatusOr<std::vector<StudyRecord>> Studies();
+  absl::StatusOr<std::optional<StudyRecord>> FindStudy(const std::string& id);
+
+  // A view of the same store whose rounds, checkpoints and audit subjects
+  // belong to study `id` (its checkpoints in checkpoints/<id>/). This store
+  // (study "") is the federation's; views share its database and lock.
+  // kInvalidArgument for an id that is not 1 to 64 of [0-9a-z_-].
+  absl::StatusOr<std::unique_ptr<StateStore>> ForStudy(const std::string& id);
+  const std::string& study() const { return study_; }
+
   const std::string& state_dir() const { return state_dir_; }
   const std::string& federation_id() const { return federation_id_; }
 
  private:
-  struct Db;  // the SQLite connection and its prepared statements
+  struct Db;      // the SQLite connection and its prepared statements
+  struct Shared;  // Db, its mutex and the directory lock, shared by views
 
   StateStore(std::string state_dir, std::string federation_id,
-             StateStoreOptions options, int lock_fd, std::unique_ptr<Db> db);
+             StateStoreOptions options, std::shared_ptr<Shared> shared,
+             std::string study);
+  // The audit subject of a round of this view's study.
+  std::string RoundSubject(int64_t round) const;
   absl::StatusOr<std::optional<Checkpoint>> LoadCheckpointLocked(bool latest,
                                                                  int64_t round)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
@@ -157,9 +204,10 @@ class StateStore {
   const std::string state_dir_;
   const std::string federation_id_;
   const StateStoreOptions options_;
-  const int lock_fd_;
-  absl::Mutex mutex_;
-  std::unique_ptr<Db> db_ ABSL_GUARDED_BY(mutex_);
+  const std::shared_ptr<Shared> shared_;
+  const std::string study_;
+  absl::Mutex& mutex_;       // shared_->mutex
+  std::unique_ptr<Db>& db_;  // shared_->db, guarded by mutex_
 };
 
 // Recomputes the audit chain of the state dir (read-only; safe while a

@@ -460,3 +460,92 @@ TEST_F(StateStoreTest, SurvivesSigkillAtARandomPointOfACommit) {
 
 }  // namespace
 }  // namespace samverka::coordinator
+
+namespace samverka::coordinator {
+namespace {
+
+class StudyStateTest : public StateStoreTest {};
+
+StudyRecord Study(const std::string& id, const std::string& name) {
+  StudyRecord s;
+  s.id = id;
+  s.name = name;
+  s.kind = "train";
+  s.dataset = "breast";
+  s.model = "mlp";
+  s.rounds = 3;
+  s.submitted_by = "operator-1";
+  s.submitted_unix_ms = 1'700'000'000'000;
+  s.manifest = "name = \"" + name + "\"\n";
+  s.nonce = std::string(32, 'a');
+  s.operator_certificate = "-----BEGIN CERTIFICATE-----";
+  s.signature = std::string("\x30\x45\x00\x01", 4);  // bytes, not text
+  return s;
+}
+
+TEST_F(StudyStateTest, StudiesKeepTheirOwnRoundsAndCheckpoints) {
+  auto store = OpenStore();
+  auto a = store->ForStudy("aaaa");
+  auto b = store->ForStudy("bbbb");
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE((*a)->SaveInitial(ModelFor(0)).ok());
+  ASSERT_TRUE((*b)->SaveInitial(ModelFor(10)).ok());
+  CommitRounds(**a, 1, 3);
+  ASSERT_TRUE((*b)->CommitRound(Succeeded(1), ModelFor(1)).ok());
+  EXPECT_EQ(*(*a)->LastRound(), 3);
+  EXPECT_EQ(*(*b)->LastRound(), 1);
+  EXPECT_EQ(*store->LastRound(), 0);  // the federation's own view has no rounds
+  ExpectCheckpoint((*a)->LoadLatest(), 3);
+  auto b0 = (*b)->LoadCheckpoint(0);
+  ASSERT_TRUE(b0.ok() && b0->has_value());
+  EXPECT_EQ((*b0)->encoded_model, ModelFor(10));
+  EXPECT_TRUE(fs::exists(fs::path(dir_) / "checkpoints" / "aaaa" / "round-3.svtb"));
+  EXPECT_EQ((*a)->Rounds()->size(), 3u);
+  EXPECT_EQ((*b)->Rounds()->size(), 1u);
+  // Round numbers are per study: b may commit round 2 after a's round 3.
+  EXPECT_TRUE((*b)->CommitRound(Succeeded(2), ModelFor(2)).ok());
+  // The audit chain is the federation's one chain and names each study.
+  auto summary = VerifyAuditLog(dir_);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->events["round.committed"], 5);
+}
+
+TEST_F(StudyStateTest, RefusesAStudyIdThatIsNotAName) {
+  auto store = OpenStore();
+  for (const std::string& id : std::vector<std::string>{"", "../x", "A", std::string(65, 'a'), "a b"}) {
+    EXPECT_EQ(store->ForStudy(id).status().code(), absl::StatusCode::kInvalidArgument) << id;
+  }
+}
+
+TEST_F(StudyStateTest, StoresStudiesInSubmissionOrderAndTheirStates) {
+  {
+    auto store = OpenStore();
+    ASSERT_TRUE(store->AddStudy(Study("s2", "second")).ok());
+    ASSERT_TRUE(store->AddStudy(Study("s1", "first")).ok());
+    EXPECT_EQ(store->AddStudy(Study("s1", "again")).code(), absl::StatusCode::kAlreadyExists);
+    ASSERT_TRUE(store->SetStudyState("s2", "running", "").ok());
+    ASSERT_TRUE(store->SetStudyState("s1", "aborted", "aborted by operator-1").ok());
+    EXPECT_EQ(store->SetStudyState("nope", "running", "").code(), absl::StatusCode::kNotFound);
+  }
+  auto store = OpenStore();
+  auto studies = store->Studies();
+  ASSERT_TRUE(studies.ok()) << studies.status();
+  ASSERT_EQ(studies->size(), 2u);
+  EXPECT_EQ((*studies)[0].id, "s2");
+  EXPECT_EQ((*studies)[0].seq, 1);
+  EXPECT_EQ((*studies)[0].state, "running");
+  EXPECT_EQ((*studies)[1].name, "first");
+  EXPECT_EQ((*studies)[1].state, "aborted");
+  EXPECT_EQ((*studies)[1].reason, "aborted by operator-1");
+  EXPECT_EQ((*studies)[1].signature, std::string("\x30\x45\x00\x01", 4));
+  auto found = store->FindStudy("s1");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->manifest, "name = \"first\"\n");
+  auto summary = VerifyAuditLog(dir_);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->events["study.submitted"], 2);
+  EXPECT_EQ(summary->events["study.aborted"], 1);
+}
+
+}  // namespace
+}  // namespace samverka::coordinator
