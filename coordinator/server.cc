@@ -12,6 +12,7 @@
 #include "common/malloc_tuning.h"
 #include "common/status_macros.h"
 #include "common/wire.h"
+#include "coordinator/studies/study_options.h"
 
 namespace samverka::coordinator {
 namespace {
@@ -38,120 +39,36 @@ absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path)
   const std::string& base = path;
   CoordinatorConfig config;
   CoordinatorOptions& o = config.coordinator;
-  int64_t seed = 0;
   SV_RETURN_IF_ERROR(file.Get("federation_id", &o.federation_id));
   SV_RETURN_IF_ERROR(file.Get("listen", &config.listen));
   SV_RETURN_IF_ERROR(file.Get("state_dir", &o.state_dir));
-  SV_RETURN_IF_ERROR(file.Get("rounds", &o.rounds));
-  SV_RETURN_IF_ERROR(file.Get("model", &o.model));
-  SV_RETURN_IF_ERROR(file.Get("num_classes", &o.num_classes));
-  SV_RETURN_IF_ERROR(file.Get("class_labels", &o.class_labels));
-  SV_RETURN_IF_ERROR(file.Get("seed", &seed));
-  SV_RETURN_IF_ERROR(file.Get("clients_per_round", &o.round.clients_per_round));
-  SV_RETURN_IF_ERROR(file.Get("fraction", &o.round.fraction));
-  SV_RETURN_IF_ERROR(file.Get("min_clients", &o.round.min_clients));
-  SV_RETURN_IF_ERROR(file.Get("max_clients", &o.round.max_clients));
-  SV_RETURN_IF_ERROR(file.Get("wait_for_clients", &o.wait_for_clients));
-  SV_RETURN_IF_ERROR(ReadSeconds(file, "train_deadline_seconds", &o.round.train_deadline));
-  SV_RETURN_IF_ERROR(ReadSeconds(file, "eval_deadline_seconds", &o.eval_deadline));
   SV_RETURN_IF_ERROR(ReadSeconds(file, "heartbeat_seconds", &o.heartbeat_interval));
   SV_RETURN_IF_ERROR(ReadSeconds(file, "max_poll_seconds", &o.max_poll));
-  SV_RETURN_IF_ERROR(file.Get("federated_evaluation", &o.federated_evaluation));
   SV_RETURN_IF_ERROR(file.Get("max_concurrent_uploads", &o.max_concurrent_uploads));
   SV_RETURN_IF_ERROR(file.Get("max_concurrent_downloads", &o.max_concurrent_downloads));
   SV_RETURN_IF_ERROR(file.Get("max_samples_per_site", &o.max_samples_per_site));
   SV_RETURN_IF_ERROR(ReadSeconds(file, "transfer_stall_seconds", &o.transfer_stall));
   SV_RETURN_IF_ERROR(file.Get("bdp_probe", &config.bdp_probe));
-  SV_RETURN_IF_ERROR(file.Get("local_epochs", &o.round.train.local_epochs));
-  SV_RETURN_IF_ERROR(file.Get("batch_size", &o.round.train.batch_size));
-  SV_RETURN_IF_ERROR(file.Get("lr", &o.round.train.learning_rate));
-  SV_RETURN_IF_ERROR(file.Get("momentum", &o.round.train.momentum));
-  SV_RETURN_IF_ERROR(file.Get("weight_decay", &o.round.train.weight_decay));
-  SV_RETURN_IF_ERROR(file.Get("proximal_mu", &o.round.train.proximal_mu));
-  SV_RETURN_IF_ERROR(ApplyStrategyConfig(file, &o.strategy));
-  SV_RETURN_IF_ERROR(file.Get("test_dataset", &o.test_dataset));
   SV_RETURN_IF_ERROR(file.Get("model_helper", &o.model_helper));
   SV_RETURN_IF_ERROR(file.Get("allowed_clients", &config.allowed_clients));
   SV_RETURN_IF_ERROR(file.Get("tls.ca_certificate", &config.tls.ca_certificate));
   SV_RETURN_IF_ERROR(file.Get("tls.certificate", &config.tls.certificate));
   SV_RETURN_IF_ERROR(file.Get("tls.private_key", &config.tls.private_key));
   SV_RETURN_IF_ERROR(file.Get("tls.crl", &config.crl));
-  SV_RETURN_IF_ERROR(file.Get("input_shape", &o.input_shape));
-  SecureAggregationOptions& secagg = o.secure_aggregation;
-  double stage_seconds = absl::ToDoubleSeconds(secagg.stage_deadline);
-  std::string adversary = security::secagg::AdversaryModelName(secagg.threat.adversary);
-  SV_RETURN_IF_ERROR(file.Get("secure_aggregation", &secagg.enabled));
-  SV_RETURN_IF_ERROR(file.Get("secagg_dropout_rate", &secagg.threat.dropout_rate));
-  SV_RETURN_IF_ERROR(file.Get("secagg_corrupt_rate", &secagg.threat.corrupt_rate));
-  SV_RETURN_IF_ERROR(file.Get("secagg_adversary", &adversary));
-  SV_RETURN_IF_ERROR(file.Get("secagg_clip_range", &secagg.clip_range));
-  SV_RETURN_IF_ERROR(file.Get("secagg_modulus_bits", &secagg.modulus_bits));
-  SV_RETURN_IF_ERROR(file.Get("secagg_neighbours", &secagg.neighbours));
-  SV_RETURN_IF_ERROR(file.Get("secagg_threshold", &secagg.threshold));
-  SV_RETURN_IF_ERROR(file.Get("secagg_stage_deadline_seconds", &stage_seconds));
-  std::string dp_mode = "off";
-  security::dp::DpConfig& dp = o.dp;
-  SV_RETURN_IF_ERROR(file.Get("dp", &dp_mode));
-  SV_RETURN_IF_ERROR(file.Get("dp_noise_multiplier", &dp.noise_multiplier));
-  SV_RETURN_IF_ERROR(file.Get("dp_clip_norm", &dp.clip_norm));
-  SV_RETURN_IF_ERROR(file.Get("dp_adaptive_clip", &dp.adaptive_clip));
-  SV_RETURN_IF_ERROR(file.Get("dp_target_quantile", &dp.target_quantile));
-  SV_RETURN_IF_ERROR(file.Get("dp_clip_learning_rate", &dp.clip_learning_rate));
-  SV_RETURN_IF_ERROR(file.Get("dp_count_noise", &dp.count_noise_stddev));
-  SV_RETURN_IF_ERROR(file.Get("dp_delta", &dp.delta));
-  SV_RETURN_IF_ERROR(file.Get("dp_population", &o.dp_population));
+  SV_RETURN_IF_ERROR(ApplyStudyKeys(file, path, &o));
   SV_RETURN_IF_ERROR(file.CheckNoUnknownKeys());
-  {
-    using security::secagg::AdversaryModel;
-    bool known = false;
-    for (AdversaryModel m : {AdversaryModel::kNone, AdversaryModel::kSemiHonest,
-                             AdversaryModel::kSemiMalicious}) {
-      if (adversary == security::secagg::AdversaryModelName(m) ||
-          (m == AdversaryModel::kNone && adversary == "none")) {
-        secagg.threat.adversary = m;
-        known = true;
-      }
-    }
-    if (!known) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": secagg_adversary must be \"none\", \"semi-honest\" or \"semi-malicious\", got \"",
-          adversary, "\""));
-    }
-    if (!(stage_seconds > 0)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": secagg_stage_deadline_seconds must be > 0"));
-    }
-    secagg.stage_deadline = absl::Seconds(stage_seconds);
-    if (absl::Status valid = secagg.Validate(); !valid.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": ", valid.message()));
-    }
-  }
-  for (int64_t d : o.input_shape) {
-    if (d <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": input_shape entries must be positive"));
-    }
-  }
-  if (seed < 0) return absl::InvalidArgumentError(absl::StrCat(path, ": seed must be >= 0"));
-  o.seed = static_cast<uint64_t>(seed);
   o.state_dir = Resolve(base, o.state_dir);
-  if (o.model.find('/') != std::string::npos || o.model.ends_with(".pt")) o.model = Resolve(base, o.model);
   config.tls.ca_certificate = Resolve(base, config.tls.ca_certificate);
   config.tls.certificate = Resolve(base, config.tls.certificate);
   config.tls.private_key = Resolve(base, config.tls.private_key);
   config.crl = Resolve(base, config.crl);
-  if (o.test_dataset.starts_with("csv:")) o.test_dataset = "csv:" + Resolve(base, o.test_dataset.substr(4));
   if (!o.model_helper.empty()) o.model_helper = Resolve(base, o.model_helper);
   if (config.crl.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": tls.crl must name the federation's revocation list (samverka pki writes "
               "PKI/ca/crl.pem); without it a revoked site could still join"));
   }
-  {
-    absl::StatusOr<security::dp::DpMode> mode = security::dp::ParseDpMode(dp_mode);
-    if (!mode.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", mode.status().message()));
-    o.dp.mode = *mode;
-    if (o.dp_population == 0) o.dp_population = static_cast<int64_t>(config.allowed_clients.size());
-  }
+  if (o.dp_population == 0) o.dp_population = static_cast<int64_t>(config.allowed_clients.size());
   SV_RETURN_IF_ERROR(config.tls.Validate());
   SV_ASSIGN_OR_RETURN(o.ca_pem, security::ReadFileToString(config.tls.ca_certificate));
   if (absl::Status valid = o.Validate(); !valid.ok()) {
