@@ -18,6 +18,7 @@ namespace samverka::apps {
 void AddAuditCommand(CLI::App& app);  // audit verify
 void AddPkiCommand(CLI::App& app);
 void AddPrivacyCommand(CLI::App& app);  // privacy: epsilon planning
+void AddStudyCommand(CLI::App& app);    // study submit|list|show|abort|export|metrics
 // coordinator and status.
 void AddCoordinatorCommands(CLI::App& app, const std::string* log_level);
 //

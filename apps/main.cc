@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
   samverka::apps::AddAuditCommand(app);
   samverka::apps::AddPkiCommand(app);
   samverka::apps::AddPrivacyCommand(app);
+  samverka::apps::AddStudyCommand(app);
   samverka::apps::AddCoordinatorCommands(app, &log_level);
   try {
     app.parse(argc, argv);

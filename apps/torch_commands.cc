@@ -157,6 +157,25 @@ void AddModelCommand(CLI::App& app, const std::string* log_level) {
       return Fail(fmt::format("writing the parameters to stdout: {}", std::strerror(errno)));
     }
   });
+  CLI::App* save = model->add_subcommand(
+      "save", "Write the parameters (SVTB) on stdin as a TorchScript file");
+  auto out = std::make_shared<std::string>();
+  AddModelFlags(save, *flags);
+  save->add_option("--out", *out, "TorchScript file to write")->required();
+  save->callback([flags, out, log_level] {
+    if (!SetLogLevel(*log_level)) return Fail(fmt::format("unknown log level '{}'", *log_level));
+    absl::StatusOr<std::string> encoded = ReadStdin();
+    if (!encoded.ok()) return Fail(encoded.status().message());
+    absl::StatusOr<ModelParameters> parameters = DecodeParameters(*encoded);
+    if (!parameters.ok()) return Fail(parameters.status().message());
+    absl::StatusOr<std::unique_ptr<models::Model>> built = models::CreateModel(flags->spec, flags->seed);
+    if (!built.ok()) return Fail(built.status().message());
+    if (parameters->layout != (*built)->layout()) {
+      return Fail(fmt::format("the parameters on stdin do not fit model '{}'", flags->spec.name_or_path));
+    }
+    if (absl::Status s = (*built)->SetParameters(parameters->values); !s.ok()) return Fail(s.message());
+    if (absl::Status s = (*built)->SaveTorchScript(*out); !s.ok()) return Fail(s.message());
+  });
   CLI::App* evaluate = model->add_subcommand(
       "evaluate", "Evaluate the parameters (SVTB) on stdin on a test set; JSON metrics on stdout");
   AddModelFlags(evaluate, *flags);

@@ -95,6 +95,8 @@ struct ClientTask {
   std::optional<SecureAggregationTask> secure_aggregation;
   // Differential privacy: clip the update before it is sent.
   DpOptions dp;
+  // The study the task belongs to; empty in a single-run federation.
+  std::string study_id;
 };
 
 // What the federation trains, from the coordinator's config: a site takes

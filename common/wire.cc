@@ -24,6 +24,7 @@ v1::Task ToProto(const ClientTask& task) {
   out.set_kind(ToProto(task.kind));
   out.set_model_digest(task.model_digest);
   out.set_model(task.model);
+  out.set_study_id(task.study_id);
   out.set_deadline_seconds(task.deadline_seconds);
   out.set_cohort_size(task.cohort_size);
   v1::TrainConfig* train = out.mutable_train();
@@ -99,6 +100,7 @@ absl::StatusOr<ClientTask> FromProto(const v1::Task& task) {
   }
   out.model_digest = task.model_digest();
   out.model = task.model();
+  out.study_id = task.study_id();
   out.deadline_seconds = task.deadline_seconds();
   out.cohort_size = task.cohort_size();
   out.train.learning_rate = task.train().learning_rate();

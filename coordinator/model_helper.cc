@@ -75,6 +75,16 @@ absl::StatusOr<ModelParameters> BuildInitialModel(const ModelHelperOptions& opti
   return parameters;
 }
 
+absl::Status SaveTorchScript(const ModelHelperOptions& options, const std::string& encoded_parameters,
+                             const std::string& out_path) {
+  SubprocessOptions run;
+  run.argv = HelperArgv(options, "save");
+  run.argv.push_back("--out");
+  run.argv.push_back(out_path);
+  run.stdin_data = encoded_parameters;
+  return RunHelper(std::move(run), absl::StrCat("writing ", out_path)).status();
+}
+
 absl::StatusOr<std::map<std::string, double>> EvaluateModel(const ModelHelperOptions& options,
                                                             const std::string& dataset_spec,
                                                             const std::string& encoded_parameters) {

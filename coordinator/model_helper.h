@@ -37,6 +37,12 @@ std::string DefaultModelHelperPath();
 // (e.g. a file that is not TorchScript, or a shape the model cannot take).
 absl::StatusOr<ModelParameters> BuildInitialModel(const ModelHelperOptions& options);
 
+// Writes the SVTB-encoded parameters of `options`' model as a TorchScript
+// file at `out_path` (`samverka-torch model save`). Errors as
+// BuildInitialModel.
+absl::Status SaveTorchScript(const ModelHelperOptions& options, const std::string& encoded_parameters,
+                             const std::string& out_path);
+
 // `samverka-torch model evaluate`: the model with `encoded_parameters`
 // (SVTB) evaluated on the whole of `dataset_spec` (both parts of the
 // loader's split). Returns test_loss, test_accuracy and, for binary tasks,

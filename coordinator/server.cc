@@ -55,8 +55,18 @@ absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path)
   SV_RETURN_IF_ERROR(file.Get("tls.certificate", &config.tls.certificate));
   SV_RETURN_IF_ERROR(file.Get("tls.private_key", &config.tls.private_key));
   SV_RETURN_IF_ERROR(file.Get("tls.crl", &config.crl));
-  SV_RETURN_IF_ERROR(ApplyStudyKeys(file, path, &o));
-  SV_RETURN_IF_ERROR(file.CheckNoUnknownKeys());
+  SV_RETURN_IF_ERROR(file.Get("max_active_studies", &o.max_active_studies));
+  // A coordinator.toml that names no model is a standing federation's: its
+  // studies are submitted. One that does is the single-run form.
+  o.standing = !file.Has("model") && !file.Has("input_shape") && !file.Has("rounds") &&
+               !file.Has("num_classes");
+  if (!o.standing) SV_RETURN_IF_ERROR(ApplyStudyKeys(file, path, &o));
+  if (absl::Status unknown = file.CheckNoUnknownKeys(); !unknown.ok()) {
+    if (!o.standing) return unknown;
+    return absl::InvalidArgumentError(absl::StrCat(
+        unknown.message(), " (a standing federation's coordinator.toml holds only the "
+        "federation's keys; a study's belong in its study.toml, see docs/studies.md)"));
+  }
   o.state_dir = Resolve(base, o.state_dir);
   config.tls.ca_certificate = Resolve(base, config.tls.ca_certificate);
   config.tls.certificate = Resolve(base, config.tls.certificate);
@@ -71,7 +81,7 @@ absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path)
   if (o.dp_population == 0) o.dp_population = static_cast<int64_t>(config.allowed_clients.size());
   SV_RETURN_IF_ERROR(config.tls.Validate());
   SV_ASSIGN_OR_RETURN(o.ca_pem, security::ReadFileToString(config.tls.ca_certificate));
-  if (absl::Status valid = o.Validate(); !valid.ok()) {
+  if (absl::Status valid = o.standing ? o.ValidateFederation() : o.Validate(); !valid.ok()) {
     return absl::Status(valid.code(), absl::StrCat(path, ": ", valid.message()));
   }
   return config;
@@ -157,10 +167,13 @@ absl::Status CoordinatorServer::Run() {
   absl::Status status = coordinator_->Run();
   // Let every site hear "federation done" before the server goes.
   const CoordinatorOptions& o = coordinator_->options();
-  if (status.ok()) coordinator_->WaitUntilSitesToldDone(2 * o.max_poll + 3 * o.heartbeat_interval);
+  if (status.ok() && !o.standing) {
+    coordinator_->WaitUntilSitesToldDone(2 * o.max_poll + 3 * o.heartbeat_interval);
+  }
   server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
-  // A federation that trained nothing is a failure for whoever runs it.
-  if (status.ok()) status = coordinator_->TrainingOutcome();
+  // A single-run federation that trained nothing is a failure for whoever
+  // runs it (a standing one records that per study).
+  if (status.ok() && !o.standing) status = coordinator_->TrainingOutcome();
   return status;
 }
 

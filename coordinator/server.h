@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/operator_service.h"
 #include "coordinator/service.h"
 #include "security/tls.h"
 

@@ -124,8 +124,12 @@ grpc::Status FederationService::Register(grpc::ServerContext* context,
   if (!request->check_only()) {
     absl::Status status = coordinator_->CheckSite(*site, OfferFromProto(*request));
     if (status.ok()) {
+      std::map<std::string, SiteDataset> datasets;
+      for (const v1::DatasetInfo& d : request->datasets()) {
+        datasets[d.name()] = {d.num_train_samples(), d.num_eval_samples()};
+      }
       status = coordinator_->Register(*site, request->num_train_samples(),
-                                      request->num_eval_samples());
+                                      request->num_eval_samples(), std::move(datasets));
     }
     if (!status.ok()) return ToGrpc(status);
   }
@@ -272,6 +276,71 @@ absl::StatusOr<std::string> ReceivePayload(grpc::ServerReader<v1::UploadMessage>
 
 }  // namespace
 
+v1::SignedStudy ToSignedStudy(const StudyRecord& study, const std::string& federation_id) {
+  v1::SignedStudy out;
+  out.set_study_id(study.id);
+  out.set_manifest(study.manifest);
+  out.set_model_sha256(study.model_sha256);
+  out.set_model_bytes(static_cast<uint64_t>(study.model_bytes));
+  out.set_federation_id(federation_id);
+  out.set_submitted_unix_ms(study.submitted_unix_ms);
+  out.set_nonce(study.nonce);
+  out.set_operator_certificate(study.operator_certificate);
+  out.set_signature(study.signature);
+  return out;
+}
+
+grpc::Status StreamChunks(const std::string& payload, const std::string& digest,
+                          uint64_t chunk_bytes, grpc::ServerWriter<v1::TensorChunk>* writer,
+                          const std::function<void()>& progress) {
+  size_t size = chunk_bytes == 0 ? kChunkBytes : chunk_bytes;
+  size = std::clamp<size_t>(size, 64 << 10, kMaxChunkBytes);
+  const std::vector<std::string_view> chunks = SplitIntoChunks(payload, size);
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    v1::TensorChunk chunk;
+    chunk.set_payload_digest(digest);
+    chunk.set_index(i);
+    chunk.set_total_chunks(chunks.size());
+    chunk.set_total_bytes(payload.size());
+    chunk.set_data(chunks[i].data(), chunks[i].size());
+    if (!writer->Write(chunk)) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "the peer went away during the transfer");
+    }
+    progress();
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status FederationService::GetStudy(grpc::ServerContext* context,
+                                         const v1::GetStudyRequest* request,
+                                         v1::SignedStudy* response) {
+  absl::StatusOr<std::string> site = AuthorizeCaller(context, authorizer_, {Role::kClient}, coordinator_);
+  if (!site.ok()) return ToGrpc(site.status());
+  absl::StatusOr<StudyRecord> study = coordinator_->StudyForSite(*site, request->study_id());
+  if (!study.ok()) return ToGrpc(study.status());
+  *response = ToSignedStudy(*study, coordinator_->options().federation_id);
+  return grpc::Status::OK;
+}
+
+grpc::Status FederationService::DownloadModelFile(grpc::ServerContext* context,
+                                                  const v1::DownloadModelFileRequest* request,
+                                                  grpc::ServerWriter<v1::TensorChunk>* writer) {
+  absl::StatusOr<std::string> site = AuthorizeCaller(context, authorizer_, {Role::kClient}, coordinator_);
+  if (!site.ok()) return ToGrpc(site.status());
+  absl::StatusOr<std::shared_ptr<const std::string>> file =
+      coordinator_->ModelFile(*site, request->model_sha256());
+  if (!file.ok()) return ToGrpc(file.status());
+  absl::StatusOr<std::unique_ptr<TransferWatch::Transfer>> transfer = transfers_.Begin(
+      *site, TransferWatch::Kind::kDownload, [context] { context->TryCancel(); });
+  if (!transfer.ok()) return ToGrpc(transfer.status());
+  (*transfer)->Progress();
+  return StreamChunks(**file, request->model_sha256(), request->chunk_bytes(), writer,
+                      [&] {
+                        (*transfer)->Progress();
+                        coordinator_->Touch(*site);
+                      });
+}
+
 grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
                                              grpc::ServerReader<v1::UploadMessage>* reader,
                                              v1::UploadResponse* response) {
@@ -289,7 +358,7 @@ grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
     const std::string reason = PeerText(header.failure_reason(), 1024);
     Logger("coordinator")->warn("round {}: {} did not run task {}: {}", header.round(), *site,
                                 PeerText(header.task_id(), 64), reason);
-    coordinator_->ReportTaskFailure(*site, header.task_id(), reason);
+    coordinator_->ReportTaskFailure(*site, header.task_id(), reason, header.refuses_study());
     response->set_accepted(false);
     return grpc::Status::OK;
   }
@@ -442,41 +511,6 @@ grpc::Status FederationService::SecAggFetch(grpc::ServerContext* context,
   if (!got.ok()) return ToGrpc(got.status());
   response->set_ready(got->has_value());
   if (got->has_value()) response->set_payload(std::move(**got));
-  return grpc::Status::OK;
-}
-
-OperatorService::OperatorService(Coordinator* coordinator, security::PeerAuthorizer* authorizer)
-    : coordinator_(coordinator), authorizer_(authorizer) {}
-
-grpc::Status OperatorService::Status(grpc::ServerContext* context, const v1::StatusRequest*,
-                                     v1::StatusResponse* response) {
-  absl::StatusOr<std::string> who =
-      AuthorizeCaller(context, authorizer_, {Role::kOperator}, coordinator_);
-  if (!who.ok()) return ToGrpc(who.status());
-  CoordinatorStatus status = coordinator_->Status();
-  response->set_federation_id(status.federation_id);
-  response->set_current_round(status.next_round);
-  for (const ClientInfo& c : status.clients) {
-    if (c.online) response->add_clients_online(c.name);
-  }
-  for (const TaskRefusal& r : status.refusals) {
-    v1::TaskRefusal* refusal = response->add_refusals();
-    refusal->set_site(r.site);
-    refusal->set_round(r.round);
-    refusal->set_reason(r.reason);
-  }
-  for (const RoundRecord& r : status.recent_rounds) {
-    v1::RoundSummary* summary = response->add_rounds();
-    summary->set_round(r.round);
-    summary->set_state(r.succeeded ? "succeeded" : "failed: " + r.failure_reason);
-    summary->set_clients(static_cast<int32_t>(r.participants.size()));
-    summary->set_model_digest(r.model_digest);
-    for (const auto& [name, value] : r.metrics) {
-      v1::Metric* m = summary->add_metrics();
-      m->set_name(name);
-      m->set_value(value);
-    }
-  }
   return grpc::Status::OK;
 }
 

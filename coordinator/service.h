@@ -40,6 +40,11 @@ class FederationService final : public v1::Federation::Service {
                           v1::SecAggSendResponse* response) override;
   grpc::Status SecAggFetch(grpc::ServerContext* context, const v1::SecAggFetchRequest* request,
                            v1::SecAggFetchResponse* response) override;
+  grpc::Status GetStudy(grpc::ServerContext* context, const v1::GetStudyRequest* request,
+                        v1::SignedStudy* response) override;
+  grpc::Status DownloadModelFile(grpc::ServerContext* context,
+                                 const v1::DownloadModelFileRequest* request,
+                                 grpc::ServerWriter<v1::TensorChunk>* writer) override;
 
  private:
   Coordinator* coordinator_;
@@ -52,18 +57,6 @@ class FederationService final : public v1::Federation::Service {
   TransferWatch transfers_;
 };
 
-// `samverka status` over mTLS with an operator certificate.
-class OperatorService final : public v1::Operator::Service {
- public:
-  OperatorService(Coordinator* coordinator, security::PeerAuthorizer* authorizer);
-  grpc::Status Status(grpc::ServerContext* context, const v1::StatusRequest* request,
-                      v1::StatusResponse* response) override;
-
- private:
-  Coordinator* coordinator_;
-  security::PeerAuthorizer* authorizer_;
-};
-
 // The site name of the caller, whose certificate gRPC has chain-verified,
 // after the authorizer's checks (revocation, role, allow-list). A refusal is
 // logged once here and returned as UNAUTHENTICATED / PERMISSION_DENIED.
@@ -71,6 +64,15 @@ absl::StatusOr<std::string> AuthorizeCaller(grpc::ServerContext* context,
                                             security::PeerAuthorizer* authorizer,
                                             std::set<security::Role> roles,
                                             Coordinator* coordinator);
+
+// A stored study as sites and operators receive it.
+v1::SignedStudy ToSignedStudy(const StudyRecord& study, const std::string& federation_id);
+
+// Streams `payload` in chunks of `chunk_bytes` (clamped; 0: the default),
+// calling `progress` after each chunk the peer took.
+grpc::Status StreamChunks(const std::string& payload, const std::string& digest,
+                          uint64_t chunk_bytes, grpc::ServerWriter<v1::TensorChunk>* writer,
+                          const std::function<void()>& progress);
 
 // Routes gRPC's own log lines (TLS handshake failures) into the
 // "samverka.tls" logger, rewording the known refusals so an operator sees

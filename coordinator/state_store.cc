@@ -562,7 +562,7 @@ std::string StateStore::RoundSubject(int64_t round) const {
 
 absl::StatusOr<std::unique_ptr<StateStore>> StateStore::ForStudy(
     const std::string& id) {
-  bool valid = !id.empty() && id.size() <= 64;
+  bool valid = id.size() <= 64;
   for (char c : id) {
     valid = valid && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
                       c == '-' || c == '_');
@@ -570,6 +570,10 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::ForStudy(
   if (!valid) {
     return absl::InvalidArgumentError(fmt::format(
         "'{}' is not a study id (1 to 64 of 0-9, a-z, '-', '_')", id));
+  }
+  if (id.empty()) {  // the single-run study, whose files are the federation's
+    return std::unique_ptr<StateStore>(
+        new StateStore(state_dir_, federation_id_, options_, shared_, id));
   }
   const std::string dir = JoinPath(JoinPath(state_dir_, kCheckpointDir), id);
   std::error_code error;

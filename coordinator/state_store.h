@@ -170,7 +170,9 @@ class StateStore {
   // A view of the same store whose rounds, checkpoints and audit subjects
   // belong to study `id` (its checkpoints in checkpoints/<id>/). This store
   // (study "") is the federation's; views share its database and lock.
-  // kInvalidArgument for an id that is not 1 to 64 of [0-9a-z_-].
+  // Id "": the single-run study of a coordinator.toml that names one (its
+  // files are where they always were). kInvalidArgument for an id that is
+  // not up to 64 of [0-9a-z_-].
   absl::StatusOr<std::unique_ptr<StateStore>> ForStudy(const std::string& id);
   const std::string& study() const { return study_; }
 
