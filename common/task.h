@@ -95,6 +95,10 @@ struct ClientTask {
   std::optional<SecureAggregationTask> secure_aggregation;
   // Differential privacy: clip the update before it is sent.
   DpOptions dp;
+  // The signed study the task belongs to (empty from a coordinator that
+  // predates studies): the site takes the model, the data set and the
+  // training options from that study's manifest (client/study_check.h).
+  std::string study_id;
 };
 
 // What the federation trains, from the coordinator's config: a site takes
