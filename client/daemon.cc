@@ -410,6 +410,10 @@ absl::StatusOr<ClientDaemon::SiteDataset*> ClientDaemon::DatasetFor(
 }
 
 absl::Status ClientDaemon::Register() {
+  // Decided afresh at each registration: the coordinator may have been
+  // upgraded to one with studies while the site waited.
+  legacy_model_.reset();
+  legacy_dataset_.clear();
   SiteOffer offer;
   v1::RegisterResponse response;
   // First only ask what the federation is (an older coordinator registers
@@ -541,8 +545,14 @@ absl::StatusOr<models::Model*> ClientDaemon::ModelFor(const std::string& source,
   const SiteDataset& data = datasets_.at(dataset);
   if (!data.data.has_value()) return absl::InternalError("data set not read before its model");
   const std::vector<std::string> builtins = models::BuiltinModelNames();
-  if (!LooksLikeModelFile(source) &&
-      std::find(builtins.begin(), builtins.end(), source) == builtins.end()) {
+  // A file is loaded only as ModelFile left it: named by its digest, which
+  // was checked in this run (and allowed by the policy before that).
+  const std::filesystem::path file(source);
+  const bool verified_file =
+      LooksLikeModelFile(source) &&
+      file.parent_path() == std::filesystem::path(options_.state_dir) / "models" &&
+      checked_model_files_.contains(file.stem().string());
+  if (!verified_file && std::find(builtins.begin(), builtins.end(), source) == builtins.end()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "model '", PeerText(source, 128), "' is not built in (",
         absl::StrJoin(builtins, ", "), "); a TorchScript model reaches a site only with a signed "
@@ -625,6 +635,12 @@ absl::StatusOr<const VerifiedStudy*> ClientDaemon::StudyFor(const std::string& i
     // NOT_FOUND or a broken call: nothing was decided; the next task asks again.
     return absl::UnavailableError(
         absl::StrCat("could not fetch study ", PeerText(id, 64), ": ", fetched.status().message()));
+  }
+  if (fetched->study_id != id) {
+    absl::Status wrong = absl::UnauthenticatedError(absl::StrCat(
+        "the coordinator answered with another study (", PeerText(fetched->study_id, 64), ")"));
+    refused_studies_.emplace(id, wrong);
+    return wrong;
   }
   // The CRL is read for every new study, so a revocation published to the
   // site takes effect without a restart.
