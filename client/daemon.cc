@@ -735,6 +735,12 @@ absl::Status ClientDaemon::Refuse(const ClientTask& task, const std::string& rea
   return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest}, reason);
 }
 
+absl::Status ClientDaemon::RefuseStudy(const ClientTask& task, const absl::Status& why) {
+  const std::string reason = StudyRefusal(task.study_id, why);
+  Logger("client")->warn("round {}: {}", task.round, reason);
+  return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest}, reason);
+}
+
 absl::Status ClientDaemon::Execute(const ClientTask& offered) {
   auto log = Logger("client");
   log->info("round {}: {} task on model {}{}", offered.round,
@@ -760,11 +766,7 @@ absl::Status ClientDaemon::Execute(const ClientTask& offered) {
     absl::StatusOr<ClientTask> decided =
         study.ok() ? DecideStudyTask(offered, **study, dataset_names_, *policy_, absl::Now())
                    : absl::StatusOr<ClientTask>(study.status());
-    if (!decided.ok()) {
-      const std::string reason = StudyRefusal(offered.study_id, decided.status());
-      log->warn("round {}: {}", offered.round, reason);
-      return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest}, reason);
-    }
+    if (!decided.ok()) return RefuseStudy(offered, decided.status());
     task = *std::move(decided);
     dataset_name = (*study)->manifest.dataset;
     model_spec = (*study)->manifest.model;
@@ -774,7 +776,7 @@ absl::Status ClientDaemon::Execute(const ClientTask& offered) {
       absl::StatusOr<std::string> file = ModelFile(**study);
       if (!file.ok()) {
         if (Retryable(file.status().code()) || stop_.HasBeenNotified()) return file.status();
-        return Refuse(task, StudyRefusal(task.study_id, file.status()));
+        return RefuseStudy(task, file.status());
       }
       model_source = *file;
     }
@@ -804,8 +806,12 @@ absl::Status ClientDaemon::Execute(const ClientTask& offered) {
   std::string coordinator_reason;
   absl::StatusOr<SiteDataset*> dataset = DatasetFor(dataset_name, model_spec, &coordinator_reason);
   if (!dataset.ok()) {
-    log->error("round {}: {}", task.round, dataset.status().message());
+    log->error("round {}: {}{}", task.round,
+               task.study_id.empty() ? "" : absl::StrCat("refused study ", task.study_id, ": "),
+               dataset.status().message());
     if (!task.study_id.empty()) {
+      // The site's log has the file and labels; the coordinator hears the
+      // same without them.
       refused_studies_.emplace(task.study_id, absl::FailedPreconditionError(coordinator_reason));
       studies_.erase(task.study_id);
       return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest},

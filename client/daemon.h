@@ -130,6 +130,8 @@ class ClientDaemon {
   absl::Status Execute(const ClientTask& task);
   // Tells the coordinator the task was not run and logs why.
   absl::Status Refuse(const ClientTask& task, const std::string& reason);
+  // The same for a study's task: "refused study ID: <why>".
+  absl::Status RefuseStudy(const ClientTask& task, const absl::Status& why);
   // A consent task: releases this site's consent seed of a stored secure
   // sum if its ledger allows it (else reports the refusal).
   absl::Status ExecuteConsent(const ClientTask& task,

@@ -74,11 +74,19 @@ class FakeCoordinator final : public v1::Federation::Service {
     writer->Write(chunk);
     return grpc::Status::OK;
   }
-  grpc::Status DownloadModelFile(grpc::ServerContext*, const v1::DownloadModelFileRequest*,
-                                 grpc::ServerWriter<v1::TensorChunk>*) override {
+  grpc::Status DownloadModelFile(grpc::ServerContext*, const v1::DownloadModelFileRequest* request,
+                                 grpc::ServerWriter<v1::TensorChunk>* writer) override {
     absl::MutexLock lock(&mutex_);
     ++model_file_calls_;
-    return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such file");
+    auto it = model_files_.find(request->model_sha256());
+    if (it == model_files_.end()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such file");
+    v1::TensorChunk chunk;
+    chunk.set_payload_digest(request->model_sha256());
+    chunk.set_total_chunks(1);
+    chunk.set_total_bytes(it->second.size());
+    chunk.set_data(it->second);
+    writer->Write(chunk);
+    return grpc::Status::OK;
   }
   grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*,
                          v1::HeartbeatResponse* response) override {
@@ -107,6 +115,11 @@ class FakeCoordinator final : public v1::Federation::Service {
   void AddStudy(const v1::SignedStudy& study) {
     absl::MutexLock lock(&mutex_);
     studies_[study.study_id()] = study;
+  }
+  // Serves `bytes` as the model file of digest `sha256` (they may differ).
+  void AddModelFile(const std::string& sha256, std::string bytes) {
+    absl::MutexLock lock(&mutex_);
+    model_files_[sha256] = std::move(bytes);
   }
   void SetModel(std::string model) {
     absl::MutexLock lock(&mutex_);
@@ -141,6 +154,7 @@ class FakeCoordinator final : public v1::Federation::Service {
   std::vector<v1::Task> tasks_ ABSL_GUARDED_BY(mutex_);
   std::map<std::string, v1::SignedStudy> studies_ ABSL_GUARDED_BY(mutex_);
   std::string model_ ABSL_GUARDED_BY(mutex_);
+  std::map<std::string, std::string> model_files_ ABSL_GUARDED_BY(mutex_);
   std::vector<Upload> uploads_ ABSL_GUARDED_BY(mutex_);
   std::vector<std::string> datasets_ ABSL_GUARDED_BY(mutex_);
   int get_study_calls_ ABSL_GUARDED_BY(mutex_) = 0;
@@ -194,6 +208,15 @@ class DaemonStudyTest : public ::testing::Test {
     ASSERT_TRUE(daemon.ok()) << daemon.status();
     daemon_ = *std::move(daemon);
     runner_ = std::thread([this] { run_status_ = daemon_->Run(); });
+  }
+
+  // 16 rows of two features and a 0/1 label.
+  fs::path WriteCsv() {
+    const fs::path csv = dir_ / "breast.csv";
+    std::ofstream out(csv);
+    out << "a,b,label\n";
+    for (int i = 0; i < 16; ++i) out << i * 0.1 << "," << (i % 3) * 0.5 << "," << (i % 2) << "\n";
+    return csv;
   }
 
   // `manifest` signed by the operator, as the coordinator stores it.
@@ -266,12 +289,7 @@ TEST_F(DaemonStudyTest, AnAlteredStudyIsRefusedWithoutReadingAnyData) {
 }
 
 TEST_F(DaemonStudyTest, TrainsAnAcceptedStudyAndRefusesTheOthersBeforeTheirFiles) {
-  const fs::path csv = dir_ / "breast.csv";
-  {
-    std::ofstream out(csv);
-    out << "a,b,label\n";
-    for (int i = 0; i < 16; ++i) out << i * 0.1 << "," << (i % 3) * 0.5 << "," << (i % 2) << "\n";
-  }
+  const fs::path csv = WriteCsv();
   absl::StatusOr<std::unique_ptr<models::Model>> logreg = models::CreateModel({"logreg", {2}, 2}, 1);
   ASSERT_TRUE(logreg.ok()) << logreg.status();
   ModelParameters global{(*logreg)->layout(), std::vector<float>(static_cast<size_t>((*logreg)->layout().num_elements()))};
@@ -311,6 +329,57 @@ TEST_F(DaemonStudyTest, TrainsAnAcceptedStudyAndRefusesTheOthersBeforeTheirFiles
   EXPECT_EQ(uploads[2].header.num_samples(), 16);
   EXPECT_GT(uploads[2].bytes, 0u);
   EXPECT_EQ(uploads[2].header.model_digest(), digest);
+}
+
+TEST_F(DaemonStudyTest, ATorchScriptModelArrivesWithItsStudyAndIsCheckedByDigest) {
+  const fs::path csv = WriteCsv();
+  // The study's TorchScript file: the built-in logreg, scripted.
+  absl::StatusOr<std::unique_ptr<models::Model>> logreg = models::CreateModel({"logreg", {2}, 2}, 1);
+  ASSERT_TRUE(logreg.ok()) << logreg.status();
+  const fs::path source = dir_ / "net.pt";
+  ASSERT_TRUE((*logreg)->SaveTorchScript(source.string()).ok());
+  absl::StatusOr<std::string> file = security::ReadFileToString(source.string());
+  ASSERT_TRUE(file.ok());
+  const std::string sha256 = Sha256Hex(*file);
+  absl::StatusOr<std::unique_ptr<models::Model>> scripted =
+      models::CreateModel({source.string(), {2}, 2}, 1);
+  ASSERT_TRUE(scripted.ok()) << scripted.status();
+  ModelParameters global{(*scripted)->layout(),
+                         std::vector<float>(static_cast<size_t>((*scripted)->layout().num_elements()))};
+  (*scripted)->GetParameters(global.values);
+  const std::string encoded = EncodeParameters(global);
+  coordinator_.SetModel(encoded);
+  fs::remove(source);  // the site gets it from the coordinator only
+
+  std::string manifest = kGoodManifest;
+  manifest.replace(manifest.find("\"logreg\""), 8, "\"net.pt\"");
+  const v1::SignedStudy study = Study(manifest, sha256);
+  // A second study names a file whose bytes the coordinator swapped.
+  const std::string swapped_sha(64, 'b');
+  const v1::SignedStudy swapped = Study(manifest, swapped_sha);
+  coordinator_.AddStudy(study);
+  coordinator_.AddStudy(swapped);
+  coordinator_.AddModelFile(sha256, *file);
+  coordinator_.AddModelFile(swapped_sha, *file);
+  coordinator_.Offer(TrainTask(swapped, "net.pt", Sha256Hex(encoded)));
+  coordinator_.Offer(TrainTask(study, "net.pt", Sha256Hex(encoded)));
+  SitePolicy policy;
+  policy.allowed_models = {sha256, swapped_sha};
+  StartDaemon(csv, policy);
+  const std::vector<FakeCoordinator::Upload> uploads = coordinator_.WaitForUploads(2);
+  ASSERT_EQ(uploads.size(), 2u);
+  EXPECT_THAT(uploads[0].header.failure_reason(),
+              HasSubstr("refused study " + swapped.study_id() +
+                        ": the downloaded model file's SHA-256 is not the one signed"));
+  EXPECT_FALSE(fs::exists(dir_ / "state" / "models" / (swapped_sha + ".pt")));
+  EXPECT_EQ(uploads[1].header.failure_reason(), "");
+  EXPECT_EQ(uploads[1].header.num_samples(), 16);
+  EXPECT_GT(uploads[1].bytes, 0u);
+  // Kept under its digest, for the study's next rounds and restarts.
+  absl::StatusOr<std::string> kept =
+      security::ReadFileToString((dir_ / "state" / "models" / (sha256 + ".pt")).string());
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(Sha256Hex(*kept), sha256);
 }
 
 }  // namespace
