@@ -382,5 +382,39 @@ TEST_F(DaemonStudyTest, ATorchScriptModelArrivesWithItsStudyAndIsCheckedByDigest
   EXPECT_EQ(Sha256Hex(*kept), sha256);
 }
 
+TEST_F(DaemonStudyTest, AStudyTheDataSetDoesNotFitIsRefusedAndTheDaemonServesTheNext) {
+  const fs::path csv = WriteCsv();
+  absl::StatusOr<std::unique_ptr<models::Model>> logreg = models::CreateModel({"logreg", {2}, 2}, 1);
+  ASSERT_TRUE(logreg.ok()) << logreg.status();
+  ModelParameters global{(*logreg)->layout(),
+                         std::vector<float>(static_cast<size_t>((*logreg)->layout().num_elements()))};
+  (*logreg)->GetParameters(global.values);
+  const std::string encoded = EncodeParameters(global);
+  coordinator_.SetModel(encoded);
+  // Three features per sample; the site's CSV has two.
+  std::string wide = kGoodManifest;
+  wide.replace(wide.find("[2]"), 3, "[3]");
+  const v1::SignedStudy misfit = Study(wide);
+  const v1::SignedStudy good = Study(kGoodManifest);
+  coordinator_.AddStudy(misfit);
+  coordinator_.AddStudy(good);
+  coordinator_.Offer(TrainTask(misfit, "logreg", Sha256Hex(encoded), 1));
+  coordinator_.Offer(TrainTask(misfit, "logreg", Sha256Hex(encoded), 2));
+  coordinator_.Offer(TrainTask(good, "logreg", Sha256Hex(encoded), 1));
+  StartDaemon(csv);
+  const std::vector<FakeCoordinator::Upload> uploads = coordinator_.WaitForUploads(3);
+  ASSERT_EQ(uploads.size(), 3u);
+  for (int i : {0, 1}) {
+    // The coordinator hears the reason without the file's name.
+    EXPECT_THAT(uploads[i].header.failure_reason(),
+                HasSubstr("refused study " + misfit.study_id() +
+                          ": its data has 2 features per sample (shape [2]), but the "
+                          "federation's model 'logreg' takes input_shape [3]"));
+    EXPECT_THAT(uploads[i].header.failure_reason(), ::testing::Not(HasSubstr("breast.csv")));
+  }
+  EXPECT_EQ(uploads[2].header.failure_reason(), "");
+  EXPECT_EQ(uploads[2].header.num_samples(), 16);
+}
+
 }  // namespace
 }  // namespace samverka::client
