@@ -49,6 +49,8 @@ class FakeCoordinator final : public v1::Federation::Service {
       *response->mutable_task() = tasks_.front();
       tasks_.erase(tasks_.begin());
     }
+    response->set_federation_done(say_done_);
+    ++polls_;
     return grpc::Status::OK;
   }
   grpc::Status GetStudy(grpc::ServerContext*, const v1::GetStudyRequest* request,
@@ -136,6 +138,17 @@ class FakeCoordinator final : public v1::Federation::Service {
     if (!mutex_.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(120))) return {};
     return uploads_;
   }
+  // Every poll answers federation_done = true (a coordinator of before).
+  void SayDone() {
+    absl::MutexLock lock(&mutex_);
+    say_done_ = true;
+  }
+  // True once the site polled `n` times (false after 120 s).
+  bool WaitForPolls(int n) {
+    absl::MutexLock lock(&mutex_);
+    const auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return polls_ >= n; };
+    return mutex_.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(120));
+  }
   int get_study_calls() {
     absl::MutexLock lock(&mutex_);
     return get_study_calls_;
@@ -158,6 +171,8 @@ class FakeCoordinator final : public v1::Federation::Service {
   std::vector<Upload> uploads_ ABSL_GUARDED_BY(mutex_);
   std::vector<std::string> datasets_ ABSL_GUARDED_BY(mutex_);
   int get_study_calls_ ABSL_GUARDED_BY(mutex_) = 0;
+  int polls_ ABSL_GUARDED_BY(mutex_) = 0;
+  bool say_done_ ABSL_GUARDED_BY(mutex_) = false;
   int model_file_calls_ ABSL_GUARDED_BY(mutex_) = 0;
 };
 
@@ -265,6 +280,22 @@ class DaemonStudyTest : public ::testing::Test {
   std::thread runner_;
   absl::Status run_status_;
 };
+
+TEST_F(DaemonStudyTest, FederationDoneDoesNotStopTheDaemon) {
+  // A standing federation runs study after study: the flag of a one-run
+  // coordinator no longer ends the site's daemon.
+  coordinator_.SayDone();
+  const v1::SignedStudy study = Study(kGoodManifest);
+  coordinator_.AddStudy(study);
+  StartDaemon(dir_ / "no-such.csv");
+  ASSERT_TRUE(coordinator_.WaitForPolls(3));
+  // Still polling: a task offered now is answered (here refused, since it
+  // names another model than the signed manifest).
+  coordinator_.Offer(TrainTask(study, "cnn", std::string(64, '0')));
+  const std::vector<FakeCoordinator::Upload> uploads = coordinator_.WaitForUploads(1);
+  ASSERT_EQ(uploads.size(), 1u);
+  EXPECT_THAT(uploads[0].header.failure_reason(), HasSubstr("the signed manifest says 'logreg'"));
+}
 
 TEST_F(DaemonStudyTest, AnAlteredStudyIsRefusedWithoutReadingAnyData) {
   v1::SignedStudy study = Study(kGoodManifest);
