@@ -267,8 +267,8 @@ TEST_F(FederationTest, DifferentialPrivacyUnderSecureAggregationWithASiteBudget)
   ASSERT_EQ(coordinator_->Wait(), 0) << coordinator_->output();
   EXPECT_THAT(coordinator_->output(),
               HasSubstr("site-d did not run task round-2-train: site policy: this round would "
-                        "bring the site's privacy loss to epsilon"));
-  EXPECT_THAT(d->output(), HasSubstr("privacy loss so far is epsilon"));
+                        "bring the site's privacy loss on data set 'breast' to epsilon"));
+  EXPECT_THAT(d->output(), HasSubstr("privacy loss on data set 'breast' so far is epsilon"));
   std::vector<coordinator::RoundRecord> rounds = Rounds();
   ASSERT_GE(rounds.size(), 2u);
   ASSERT_TRUE(rounds[0].succeeded) << rounds[0].failure_reason;
