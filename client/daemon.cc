@@ -117,6 +117,16 @@ absl::StatusOr<std::unique_ptr<ClientDaemon>> ClientDaemon::Create(ClientDaemonO
   for (const auto& [name, data] : daemon->options_.datasets) {
     daemon->datasets_[name].options = data;
     daemon->dataset_names_.insert(name);
+    // Not read before a study needs it, but a file that is missing or not
+    // readable is said at start, where the site's IT team looks.
+    if (data.spec.starts_with("csv:") && data.spec.rfind(':') > 4) {
+      const std::string file = data.spec.substr(4, data.spec.rfind(':') - 4);
+      if (access(file.c_str(), R_OK) != 0) {
+        const std::string why = std::strerror(errno);
+        Logger("client")->warn("{}: cannot read {}: {}; studies that need it will be refused",
+                               daemon->DataSource(name), file, why);
+      }
+    }
   }
   SV_RETURN_IF_ERROR(daemon->Connect());
   return daemon;
