@@ -121,7 +121,9 @@ class ClientDaemon {
   absl::StatusOr<v1::PollTaskResponse> Poll();
   // The verified study `id`, fetched with GetStudy once and cached. A
   // refusal (kUnauthenticated, kPermissionDenied, kInvalidArgument) is
-  // cached too; a failed call (kUnavailable, ...) is not.
+  // cached too, except one for this site's own expired CRL; a failed call
+  // or an unreadable CRL is kUnavailable and not cached (the next task asks
+  // again).
   absl::StatusOr<const VerifiedStudy*> StudyFor(const std::string& id);
   absl::StatusOr<FetchedStudy> FetchStudy(const std::string& id);
   // STATE_DIR/models/<sha>.pt, downloaded by digest if absent (temp file,
