@@ -8,14 +8,17 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "client/datasets/model_fit.h"
 #include "client/task_heartbeat.h"
 #include "common/codec.h"
-#include "common/config.h"
 #include "common/logging.h"
+#include "common/model_names.h"
+#include "common/peer_text.h"
 #include "common/status_macros.h"
 #include "common/wire.h"
 
@@ -72,81 +75,12 @@ struct CallbackTransport : SecureAggregationTransport {
 
 }  // namespace
 
-absl::Status ClientDaemonOptions::Validate() const {
-  if (coordinator.empty()) return absl::InvalidArgumentError("coordinator (host:port) must be set");
-  SV_RETURN_IF_ERROR(tls.Validate());
-  SV_RETURN_IF_ERROR(data.Validate());
-  if (poll_wait <= absl::ZeroDuration() || initial_backoff <= absl::ZeroDuration() ||
-      max_backoff < initial_backoff) {
-    return absl::InvalidArgumentError("poll and backoff times must be positive, max >= initial");
-  }
-  if (absl::Status p = policy.Validate(); !p.ok()) return p;
-  if (secagg_min_clients < 3) {
-    return absl::InvalidArgumentError(
-        "secagg_min_clients must be >= 3 (with two sites each learns the other's update)");
-  }
-  if (!model_file.empty() && !std::filesystem::is_regular_file(model_file)) {
-    return absl::NotFoundError(absl::StrCat("model_file ", model_file, " does not exist"));
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<ClientDaemonOptions> LoadClientConfig(const std::string& path) {
-  SV_ASSIGN_OR_RETURN(ConfigFile file, ConfigFile::Load(path));
-  auto resolve = [&](const std::string& p) { return ResolveConfigPath(path, p); };
-  ClientDaemonOptions o;
-  int64_t seed = 0;
-  double poll = absl::ToDoubleSeconds(o.poll_wait);
-  double max_backoff = absl::ToDoubleSeconds(o.max_backoff);
-  o.data.spec.clear();
-  SV_RETURN_IF_ERROR(file.Get("coordinator", &o.coordinator));
-  SV_RETURN_IF_ERROR(file.Get("server_name", &o.server_name));
-  SV_RETURN_IF_ERROR(file.Get("dataset", &o.data.spec));
-  SV_RETURN_IF_ERROR(file.Get("data_dir", &o.data.data_dir));
-  SV_RETURN_IF_ERROR(file.Get("eval_fraction", &o.data.test_fraction));
-  SV_RETURN_IF_ERROR(file.Get("model_file", &o.model_file));
-  SV_RETURN_IF_ERROR(file.Get("seed", &seed));
-  SV_RETURN_IF_ERROR(file.Get("poll_seconds", &poll));
-  SV_RETURN_IF_ERROR(file.Get("max_backoff_seconds", &max_backoff));
-  SV_RETURN_IF_ERROR(file.Get("require_secure_aggregation", &o.policy.require_secure_aggregation));
-  SV_RETURN_IF_ERROR(file.Get("min_cohort", &o.policy.min_cohort));
-  SV_RETURN_IF_ERROR(file.Get("allowed_models", &o.policy.allowed_models));
-  SV_RETURN_IF_ERROR(file.Get("max_rounds_per_day", &o.policy.max_rounds_per_day));
-  SV_RETURN_IF_ERROR(file.Get("max_epsilon", &o.policy.max_epsilon));
-  SV_RETURN_IF_ERROR(file.Get("max_epsilon_delta", &o.policy.max_epsilon_delta));
-  SV_RETURN_IF_ERROR(file.Get("secagg_min_clients", &o.secagg_min_clients));
-  SV_RETURN_IF_ERROR(file.Get("state_dir", &o.state_dir));
-  SV_RETURN_IF_ERROR(file.Get("tls.ca_certificate", &o.tls.ca_certificate));
-  SV_RETURN_IF_ERROR(file.Get("tls.certificate", &o.tls.certificate));
-  SV_RETURN_IF_ERROR(file.Get("tls.private_key", &o.tls.private_key));
-  SV_RETURN_IF_ERROR(file.CheckNoUnknownKeys());
-  if (o.data.spec.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": dataset must be set"));
-  if (o.data.spec.starts_with("csv:")) o.data.spec = "csv:" + resolve(o.data.spec.substr(4));
-  o.data.data_dir = resolve(o.data.data_dir);
-  o.data.seed = static_cast<uint64_t>(std::max<int64_t>(seed, 0));
-  o.seed = o.data.seed;
-  o.model_file = resolve(o.model_file);
-  o.state_dir = resolve(o.state_dir.empty() ? "." : o.state_dir);
-  o.tls.ca_certificate = resolve(o.tls.ca_certificate);
-  o.tls.certificate = resolve(o.tls.certificate);
-  o.tls.private_key = resolve(o.tls.private_key);
-  if (!(poll > 0) || !(max_backoff > 0)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": poll_seconds and max_backoff_seconds must be > 0"));
-  }
-  o.poll_wait = absl::Seconds(poll);
-  o.max_backoff = absl::Seconds(max_backoff);
-  o.initial_backoff = std::min(o.initial_backoff, o.max_backoff);
-  SV_RETURN_IF_ERROR(o.Validate());
-  return o;
-}
-
 absl::StatusOr<std::unique_ptr<ClientDaemon>> ClientDaemon::Create(ClientDaemonOptions options) {
   SV_RETURN_IF_ERROR(options.Validate());
   // The site's identity, checked before anything else: a key that does not
   // fit its certificate would only show later as a refused handshake.
   SV_RETURN_IF_ERROR(options.tls.CheckIdentity());
-  SV_ASSIGN_OR_RETURN(DatasetSplit data, LoadDataset(options.data));
-  auto daemon = std::unique_ptr<ClientDaemon>(new ClientDaemon(std::move(options), std::move(data)));
+  auto daemon = std::unique_ptr<ClientDaemon>(new ClientDaemon(std::move(options)));
   SecureSiteOptions& site = daemon->site_;
   SV_ASSIGN_OR_RETURN(site.certificate_chain, security::ReadFileToString(daemon->options_.tls.certificate));
   SV_ASSIGN_OR_RETURN(site.ca_pem, security::ReadFileToString(daemon->options_.tls.ca_certificate));
@@ -154,10 +88,10 @@ absl::StatusOr<std::unique_ptr<ClientDaemon>> ClientDaemon::Create(ClientDaemonO
   site.private_key = security::SecretBytes::CopyFrom(key);
   std::fill(key.begin(), key.end(), '\0');
   site.min_clients = daemon->options_.secagg_min_clients;
-  std::string model_file_digest;
-  if (!daemon->options_.model_file.empty()) {
-    SV_ASSIGN_OR_RETURN(std::string bytes, security::ReadFileToString(daemon->options_.model_file));
-    model_file_digest = Sha256Hex(bytes);
+  if (!daemon->options_.crl.empty()) {
+    // Checked now so a wrong path or a CRL of another CA stops the daemon at
+    // start, not at the first study.
+    SV_RETURN_IF_ERROR(security::LoadCrl(daemon->options_.crl, site.ca_pem).status());
   }
   if (!daemon->options_.state_dir.empty()) {
     std::error_code ec;
@@ -172,23 +106,37 @@ absl::StatusOr<std::unique_ptr<ClientDaemon>> ClientDaemon::Create(ClientDaemonO
   SV_ASSIGN_OR_RETURN(daemon->ledger_,
                       security::secagg::ConsentLedger::Open(daemon->options_.state_dir));
   site.ledger = daemon->ledger_.get();
-  site.dataset = daemon->options_.data.spec;
 
   const std::string ledger =
       daemon->options_.state_dir.empty()
           ? ""
           : (std::filesystem::path(daemon->options_.state_dir) / "site-ledger.json").string();
   SV_ASSIGN_OR_RETURN(SitePolicyEnforcer enforcer,
-                      SitePolicyEnforcer::Create(daemon->options_.policy, ledger, model_file_digest));
+                      SitePolicyEnforcer::Create(daemon->options_.policy, ledger));
   daemon->policy_.emplace(std::move(enforcer));
+  for (const auto& [name, data] : daemon->options_.datasets) {
+    daemon->datasets_[name].options = data;
+    daemon->dataset_names_.insert(name);
+    // Counted once at start: the coordinator weighs a site's update by its
+    // sample count (and bounds secure sums by the largest), so registration
+    // states each data set's counts, never anything else of it. No study
+    // uses the data before its policy check passes.
+    absl::StatusOr<DatasetSplit> counted = LoadDataset(data);
+    if (!counted.ok()) {
+      Logger("client")->warn("cannot read {}: {}; studies that need it will be refused",
+                             daemon->DataSource(name), counted.status().message());
+      continue;
+    }
+    daemon->dataset_counts_[name] = {counted->train.num_samples(), counted->test.num_samples()};
+    Logger("client")->info("{}: {} training and {} evaluation samples", daemon->DataSource(name),
+                           counted->train.num_samples(), counted->test.num_samples());
+  }
   SV_RETURN_IF_ERROR(daemon->Connect());
   return daemon;
 }
 
-ClientDaemon::ClientDaemon(ClientDaemonOptions options, DatasetSplit data)
+ClientDaemon::ClientDaemon(ClientDaemonOptions options)
     : options_(std::move(options)),
-      data_(std::move(data)),
-      handler_(&data_.train, {}, &data_.test, {}, options_.seed),
       backoff_(options_.initial_backoff),
       jitter_state_(options_.seed ^ static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()))) {}
 
@@ -214,9 +162,15 @@ absl::Status ClientDaemon::Connect() {
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   heartbeat_stub_ = v1::Federation::NewStub(
       grpc::CreateCustomChannel(options_.coordinator, credentials, args));
-  Logger("client")->info("{} training and {} evaluation samples loaded; coordinator {}",
-                         data_.train.num_samples(), data_.test.num_samples(),
-                         options_.coordinator);
+  std::vector<std::string> names(dataset_names_.begin(), dataset_names_.end());
+  Logger("client")->info(
+      "data sets {} (read only for a study this site's policy accepts); studies signed by {}; "
+      "coordinator {}",
+      absl::StrJoin(names, ", "),
+      options_.allowed_operators.empty()
+          ? std::string("any operator of the federation CA")
+          : absl::StrCat("operators ", absl::StrJoin(options_.allowed_operators, ", ")),
+      options_.coordinator);
   return absl::OkStatus();
 }
 
@@ -269,10 +223,22 @@ absl::Status ClientDaemon::CallRegister(const SiteOffer& offer, bool check_only,
                                         v1::RegisterResponse* response) {
   v1::RegisterRequest request;
   request.set_protocol_version(v1::PROTOCOL_VERSION_1);
-  request.set_num_train_samples(handler_.num_train_samples());
-  request.set_num_eval_samples(handler_.num_eval_samples());
+  // The single-run coordinator's counts: the site's one data set.
+  if (const SiteDataset* legacy = legacy_dataset_.empty() ? nullptr : &datasets_.at(legacy_dataset_);
+      legacy != nullptr && legacy->handler != nullptr) {
+    request.set_num_train_samples(legacy->handler->num_train_samples());
+    request.set_num_eval_samples(legacy->handler->num_eval_samples());
+  }
   request.set_client_version("samverka 0.1");
   SetOffer(offer, &request);
+  for (const std::string& name : dataset_names_) {
+    v1::DatasetInfo* info = request.add_datasets();
+    info->set_name(name);
+    if (auto counts = dataset_counts_.find(name); counts != dataset_counts_.end()) {
+      info->set_num_train_samples(counts->second.first);
+      info->set_num_eval_samples(counts->second.second);
+    }
+  }
   request.set_check_only(check_only);
   std::unique_ptr<grpc::ClientContext> context = NewContext(absl::Seconds(15));
   absl::Status status = FromGrpc(stub_->Register(context.get(), request, response));
@@ -280,46 +246,92 @@ absl::Status ClientDaemon::CallRegister(const SiteOffer& offer, bool check_only,
   return status;
 }
 
-std::string ClientDaemon::DataSource() const {
-  const std::string& spec = options_.data.spec;
+std::string ClientDaemon::DataSource(const std::string& name) const {
+  const auto it = options_.datasets.find(name);
+  if (it == options_.datasets.end()) return absl::StrCat("data set '", name, "'");
+  const std::string& spec = it->second.spec;
   if (spec.starts_with("csv:") && spec.rfind(':') > 4) {
     const size_t colon = spec.rfind(':');
-    return absl::StrCat("the CSV file ", spec.substr(4, colon - 4), " (label column '",
-                        spec.substr(colon + 1), "')");
+    return absl::StrCat("data set '", name, "' (the CSV file ", spec.substr(4, colon - 4),
+                        ", label column '", spec.substr(colon + 1), "')");
   }
-  return absl::StrCat("the data set ", spec,
-                      options_.data.data_dir.empty() ? "" : " in " + options_.data.data_dir);
+  return absl::StrCat("data set '", name, "' (", spec,
+                      it->second.data_dir.empty() ? "" : " in " + it->second.data_dir, ")");
 }
 
-absl::Status ClientDaemon::CheckCanServe(const FederationModel& model,
-                                         std::string* coordinator_reason) {
-  SV_RETURN_IF_ERROR(FitDatasetToModel(model, DataSource(), &data_, coordinator_reason));
-  // Built now, with the federation's shape and classes, so a TorchScript
-  // file that is missing or cannot take them is found before any round.
-  models_.clear();
-  absl::StatusOr<models::Model*> built = ModelFor(model.model);
-  if (!built.ok()) {
-    *coordinator_reason = std::string(built.status().message());
-    return absl::FailedPreconditionError(absl::StrCat(
-        "this site cannot build the federation's model '", model.model, "' for ",
-        DataSource(), ": ", built.status().message()));
+absl::StatusOr<ClientDaemon::SiteDataset*> ClientDaemon::DatasetFor(
+    const std::string& name, const FederationModel& model, std::string* coordinator_reason) {
+  auto it = datasets_.find(name);
+  if (it == datasets_.end()) {
+    *coordinator_reason = absl::StrCat("this site has no data set '", name, "'");
+    return absl::FailedPreconditionError(*coordinator_reason);
   }
-  return absl::OkStatus();
+  SiteDataset& dataset = it->second;
+  const auto fits = [&](const FederationModel& fitted) {
+    return fitted.input_shape == model.input_shape && fitted.num_classes == model.num_classes &&
+           fitted.class_labels == model.class_labels;
+  };
+  if (dataset.data.has_value() && fits(dataset.fitted_for)) return &dataset;
+  // Fitting maps labels in place, so another model's fit starts from the
+  // file again.
+  dataset.handler.reset();
+  dataset.data.reset();
+  for (auto m = models_.begin(); m != models_.end();) {
+    m = m->first.first == name ? models_.erase(m) : std::next(m);
+  }
+  absl::StatusOr<DatasetSplit> loaded = LoadDataset(dataset.options);
+  if (!loaded.ok()) {
+    *coordinator_reason = absl::StrCat("the site could not read its data set '", name, "'");
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot read ", DataSource(name), ": ", loaded.status().message()));
+  }
+  SV_RETURN_IF_ERROR(FitDatasetToModel(model, DataSource(name), &*loaded, coordinator_reason));
+  dataset.data = *std::move(loaded);
+  dataset.fitted_for = model;
+  dataset.handler = std::make_unique<TaskHandler>(&dataset.data->train, std::vector<int64_t>{},
+                                                  &dataset.data->test, std::vector<int64_t>{},
+                                                  options_.seed);
+  Logger("client")->info("{}: {} training and {} evaluation samples read, fitted to input_shape "
+                         "{} and {} classes",
+                         DataSource(name), dataset.data->train.num_samples(),
+                         dataset.data->test.num_samples(), ShapeString(model.input_shape),
+                         model.num_classes);
+  return &dataset;
 }
 
 absl::Status ClientDaemon::Register() {
+  // Decided afresh at each registration: the coordinator may have been
+  // upgraded to one with studies while the site waited.
+  legacy_model_.reset();
+  legacy_dataset_.clear();
   SiteOffer offer;
-  offer.sample_shape = data_.train.sample_shape;
-  if (!options_.model_file.empty()) {
-    offer.model_file = std::filesystem::path(options_.model_file).filename().string();
-  }
   v1::RegisterResponse response;
-  // First only ask what the federation trains (an older coordinator
-  // registers the site here already), and check the data against it.
+  // First only ask what the federation is (an older coordinator registers
+  // the site here already).
   SV_RETURN_IF_ERROR(CallRegister(offer, /*check_only=*/true, &response));
   if (response.has_model() && response.model().num_classes() > 0) {
+    // A coordinator that predates studies trains one model on the site's
+    // one data set: check the data against it before joining.
+    const FederationModel model = FromProto(response.model());
+    if (dataset_names_.size() != 1) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "federation '", response.federation_id(), "' runs a coordinator without studies, which "
+          "trains one data set per site; this site names ", dataset_names_.size(),
+          " in [datasets]"));
+    }
+    const std::string name = *dataset_names_.begin();
     std::string reason;
-    if (absl::Status fits = CheckCanServe(FromProto(response.model()), &reason); !fits.ok()) {
+    absl::Status fits = DatasetFor(name, model, &reason).status();
+    if (fits.ok()) {
+      absl::StatusOr<models::Model*> built = ModelFor(model.model, name);
+      if (!built.ok()) {
+        reason = std::string(built.status().message());
+        fits = absl::FailedPreconditionError(absl::StrCat(
+            "this site cannot build the federation's model '", model.model, "' for ",
+            DataSource(name), ": ", built.status().message()));
+      }
+    }
+    if (!fits.ok()) {
       // Told, so the coordinator logs why this site stays away; then the
       // daemon stops: only the site's IT team can fix its data or files.
       offer.cannot_serve_reason = reason;
@@ -328,26 +340,33 @@ absl::Status ClientDaemon::Register() {
       return absl::FailedPreconditionError(absl::StrCat(
           "this site cannot join federation '", response.federation_id(), "': ", fits.message()));
     }
+    legacy_model_ = model;
+    legacy_dataset_ = name;
+    offer.sample_shape = datasets_.at(name).data->train.sample_shape;
   }
   response.Clear();
   absl::Status status = CallRegister(offer, /*check_only=*/false, &response);
   if (status.code() == absl::StatusCode::kFailedPrecondition) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(status.message(), " (this site's data: ", DataSource(), ")"));
+    std::vector<std::string> names(dataset_names_.begin(), dataset_names_.end());
+    return absl::FailedPreconditionError(absl::StrCat(
+        status.message(), " (this site's data sets: ", absl::StrJoin(names, ", "), ")"));
   }
   SV_RETURN_IF_ERROR(status);
   if (response.heartbeat_interval_seconds() > 0) {
     heartbeat_interval_ = absl::Seconds(response.heartbeat_interval_seconds());
   }
-  if (response.has_model() && response.model().num_classes() > 0) {
+  if (legacy_model_.has_value()) {
     Logger("client")->info(
         "registered with federation '{}' as {}; {} fits its model '{}' (input_shape {}, {} "
         "classes)",
-        response.federation_id(), response.client_name(), DataSource(), response.model().model(),
-        ShapeString(data_.train.sample_shape), data_.train.num_classes);
+        response.federation_id(), response.client_name(), DataSource(legacy_dataset_),
+        legacy_model_->model, ShapeString(legacy_model_->input_shape), legacy_model_->num_classes);
   } else {
-    Logger("client")->info("registered with federation '{}' as {}", response.federation_id(),
-                           response.client_name());
+    std::vector<std::string> names(dataset_names_.begin(), dataset_names_.end());
+    Logger("client")->info(
+        "registered with federation '{}' as {}, naming data sets {} (names only; no data is read "
+        "before a study this site accepts)",
+        response.federation_id(), response.client_name(), absl::StrJoin(names, ", "));
   }
   site_.name = response.client_name();
   site_.federation_id = response.federation_id();
@@ -392,10 +411,8 @@ absl::Status ClientDaemon::Run() {
     }
     backoff_ = options_.initial_backoff;
     last_error_.clear();
-    if (poll->federation_done()) {
-      log->info("the federation is done; stopping");
-      return absl::OkStatus();
-    }
+    // federation_done is not acted on: a standing federation runs study
+    // after study, and the site serves them until its IT team stops it.
     if (!poll->has_task()) continue;
     absl::StatusOr<ClientTask> task = FromProto(poll->task());
     if (!task.ok()) {
@@ -413,28 +430,55 @@ absl::Status ClientDaemon::Run() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<models::Model*> ClientDaemon::ModelFor(const std::string& name) {
-  std::string source;
+absl::StatusOr<models::Model*> ClientDaemon::ModelFor(const std::string& source,
+                                                      const std::string& dataset) {
+  const SiteDataset& data = datasets_.at(dataset);
+  if (!data.data.has_value()) return absl::InternalError("data set not read before its model");
   const std::vector<std::string> builtins = models::BuiltinModelNames();
-  if (std::find(builtins.begin(), builtins.end(), name) != builtins.end()) {
-    source = name;
-  } else if (!options_.model_file.empty() &&
-             std::filesystem::path(options_.model_file).filename() ==
-                 std::filesystem::path(name).filename()) {
-    source = options_.model_file;
-  } else {
+  // A file is loaded only as ModelFile left it: named by its digest, which
+  // was checked in this run (and allowed by the policy before that).
+  const std::filesystem::path file(source);
+  const bool verified_file =
+      LooksLikeModelFile(source) &&
+      file.parent_path() == std::filesystem::path(options_.state_dir) / "models" &&
+      checked_model_files_.contains(file.stem().string());
+  if (!verified_file && std::find(builtins.begin(), builtins.end(), source) == builtins.end()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "the federation's model '", name, "' is neither built in nor this site's model_file (",
-        options_.model_file.empty() ? "none is set" : options_.model_file, ")"));
+        "model '", PeerText(source, 128), "' is not built in (",
+        absl::StrJoin(builtins, ", "), "); a TorchScript model reaches a site only with a signed "
+        "study"));
   }
-  auto it = models_.find(source);
+  const auto key = std::make_pair(dataset, source);
+  auto it = models_.find(key);
   if (it == models_.end()) {
     SV_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> model,
-                        models::CreateModel({source, data_.train.sample_shape, data_.train.num_classes},
+                        models::CreateModel({source, data.data->train.sample_shape,
+                                             data.data->train.num_classes},
                                             options_.seed));
-    it = models_.emplace(source, std::move(model)).first;
+    it = models_.emplace(key, std::move(model)).first;
   }
   return it->second.get();
+}
+
+absl::StatusOr<std::string> ClientDaemon::ReadChunks(grpc::ClientContext* context,
+                                                     grpc::ClientReader<v1::TensorChunk>* reader,
+                                                     uint64_t max_bytes) {
+  ChunkAssembler assembler(kMaxChunkBytes, max_bytes);
+  v1::TensorChunk chunk;
+  absl::Status status;
+  while (reader->Read(&chunk)) {
+    if (chunk.index() == 0) assembler.Reserve(chunk.total_bytes());
+    if (status = assembler.Add(chunk.index(), chunk.data()); !status.ok()) break;
+  }
+  if (status.ok()) {
+    status = FromGrpc(reader->Finish());
+  } else {
+    context->TryCancel();
+    reader->Finish().ok();
+  }
+  Forget(context);
+  SV_RETURN_IF_ERROR(status);
+  return assembler.Take();
 }
 
 absl::StatusOr<std::string> ClientDaemon::Download(const std::string& digest) {
@@ -444,26 +488,125 @@ absl::StatusOr<std::string> ClientDaemon::Download(const std::string& digest) {
   std::unique_ptr<grpc::ClientContext> context =
       NewContext(absl::Minutes(30), /*wait_for_connection=*/false);
   std::unique_ptr<grpc::ClientReader<v1::TensorChunk>> reader = stub_->DownloadModel(context.get(), request);
-  ChunkAssembler assembler(kMaxChunkBytes, uint64_t{64} << 30);
-  v1::TensorChunk chunk;
-  absl::Status status;
-  while (reader->Read(&chunk)) {
-    if (status = assembler.Add(chunk.index(), chunk.data()); !status.ok()) break;
-  }
-  if (status.ok()) {
-    status = FromGrpc(reader->Finish());
-  } else {
-    context->TryCancel();
-    reader->Finish().ok();
-  }
-  Forget(context.get());
-  SV_RETURN_IF_ERROR(status);
-  std::string model = assembler.Take();
+  SV_ASSIGN_OR_RETURN(std::string model, ReadChunks(context.get(), reader.get(), uint64_t{64} << 30));
   if (Sha256Hex(model) != digest) {
     return absl::DataLossError(absl::StrCat("the downloaded model's SHA-256 is not the task's digest ",
                                             Short(digest), "; refusing to train on it"));
   }
   return model;
+}
+
+absl::StatusOr<FetchedStudy> ClientDaemon::FetchStudy(const std::string& id) {
+  v1::GetStudyRequest request;
+  request.set_study_id(id);
+  v1::SignedStudy response;
+  std::unique_ptr<grpc::ClientContext> context = NewContext(absl::Seconds(30));
+  absl::Status status = FromGrpc(stub_->GetStudy(context.get(), request, &response));
+  Forget(context.get());
+  SV_RETURN_IF_ERROR(status);
+  FetchedStudy study;
+  study.study_id = response.study_id();
+  study.envelope.federation_id = response.federation_id();
+  study.envelope.manifest = response.manifest();
+  study.envelope.model_sha256 = response.model_sha256();
+  study.envelope.submitted_unix_ms = response.submitted_unix_ms();
+  study.envelope.nonce = response.nonce();
+  study.model_bytes = response.model_bytes();
+  study.operator_certificate = response.operator_certificate();
+  study.signature = response.signature();
+  return study;
+}
+
+absl::StatusOr<const VerifiedStudy*> ClientDaemon::StudyFor(const std::string& id) {
+  if (auto it = studies_.find(id); it != studies_.end()) return &it->second;
+  if (auto it = refused_studies_.find(id); it != refused_studies_.end()) return it->second;
+  absl::StatusOr<FetchedStudy> fetched = FetchStudy(id);
+  if (!fetched.ok()) {
+    // NOT_FOUND or a broken call: nothing was decided; the next task asks again.
+    return absl::UnavailableError(
+        absl::StrCat("could not fetch study ", PeerText(id, 64), ": ", fetched.status().message()));
+  }
+  if (fetched->study_id != id) {
+    absl::Status wrong = absl::UnauthenticatedError(absl::StrCat(
+        "the coordinator answered with another study (", PeerText(fetched->study_id, 64), ")"));
+    refused_studies_.emplace(id, wrong);
+    return wrong;
+  }
+  // The CRL is read for every new study, so a revocation published to the
+  // site takes effect without a restart.
+  std::optional<security::RevocationList> crl;
+  if (!options_.crl.empty()) {
+    absl::StatusOr<security::RevocationList> loaded = security::LoadCrl(options_.crl, site_.ca_pem);
+    if (!loaded.ok()) {
+      return absl::UnavailableError(absl::StrCat("cannot check study ", PeerText(id, 64),
+                                                 ": this site's tls.crl: ",
+                                                 loaded.status().message()));
+    }
+    crl = *std::move(loaded);
+  }
+  const StudyTrust trust{site_.ca_pem, crl.has_value() ? &*crl : nullptr, site_.federation_id,
+                         options_.allowed_operators};
+  const absl::Time now = absl::Now();
+  absl::StatusOr<VerifiedStudy> verified = VerifyStudy(*fetched, trust, now);
+  if (!verified.ok()) {
+    // An expired CRL is this site's to fix; the study may be fine then.
+    if (!(crl.has_value() && crl->IsExpired(now))) refused_studies_.emplace(id, verified.status());
+    return verified.status();
+  }
+  Logger("client")->info("study {} ('{}', data set '{}', model '{}'{}) is signed by operator {}",
+                         id, verified->manifest.name, verified->manifest.dataset,
+                         verified->manifest.model.model,
+                         verified->model_sha256.empty()
+                             ? std::string()
+                             : absl::StrCat(", sha256 ", Short(verified->model_sha256)),
+                         verified->operator_name);
+  return &studies_.emplace(id, *std::move(verified)).first->second;
+}
+
+absl::StatusOr<std::string> ClientDaemon::ModelFile(const VerifiedStudy& study) {
+  const std::filesystem::path dir = std::filesystem::path(options_.state_dir) / "models";
+  const std::string path = (dir / (study.model_sha256 + ".pt")).string();
+  if (checked_model_files_.contains(study.model_sha256)) return path;
+  if (std::filesystem::exists(path)) {
+    // Checked once per run: a file altered on disk is never loaded.
+    SV_ASSIGN_OR_RETURN(std::string bytes, security::ReadFileToString(path));
+    if (Sha256Hex(bytes) == study.model_sha256) {
+      checked_model_files_.insert(study.model_sha256);
+      return path;
+    }
+    Logger("client")->warn("{} does not hold the bytes its name says; downloading it again", path);
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir.string(), ": ", ec.message()));
+  v1::DownloadModelFileRequest request;
+  request.set_model_sha256(study.model_sha256);
+  request.set_chunk_bytes(kChunkBytes);
+  std::unique_ptr<grpc::ClientContext> context =
+      NewContext(absl::Minutes(30), /*wait_for_connection=*/false);
+  std::unique_ptr<grpc::ClientReader<v1::TensorChunk>> reader =
+      stub_->DownloadModelFile(context.get(), request);
+  // model_bytes is not signed: a bound, never trusted beyond 8 GiB.
+  const uint64_t limit = std::min<uint64_t>(
+      study.model_bytes > 0 ? study.model_bytes : uint64_t{8} << 30, uint64_t{8} << 30);
+  SV_ASSIGN_OR_RETURN(std::string bytes, ReadChunks(context.get(), reader.get(), limit));
+  if (Sha256Hex(bytes) != study.model_sha256) {
+    return absl::DataLossError(absl::StrCat(
+        "the downloaded model file's SHA-256 is not the one signed with study ", study.study_id));
+  }
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out) return absl::InternalError(absl::StrCat("cannot write ", tmp));
+  }
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
+  checked_model_files_.insert(study.model_sha256);
+  Logger("client")->info("study {}: downloaded its TorchScript model ({} bytes, sha256 {}) to {}",
+                         study.study_id, bytes.size(), Short(study.model_sha256), path);
+  return path;
 }
 
 std::optional<bool> ClientDaemon::SendHeartbeat(const std::string& task_id) {
@@ -477,35 +620,107 @@ std::optional<bool> ClientDaemon::SendHeartbeat(const std::string& task_id) {
   return response.task_active();
 }
 
-absl::Status ClientDaemon::Execute(const ClientTask& task) {
+absl::Status ClientDaemon::Refuse(const ClientTask& task, const std::string& reason) {
+  Logger("client")->warn("round {}: refused the task: {}", task.round, reason);
+  return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest}, reason);
+}
+
+absl::Status ClientDaemon::RefuseStudy(const ClientTask& task, const absl::Status& why,
+                                       bool whole_study) {
+  const std::string reason = StudyRefusal(task.study_id, why);
+  Logger("client")->warn("round {}: {}", task.round, reason);
+  return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest}, reason,
+                whole_study);
+}
+
+absl::Status ClientDaemon::Execute(const ClientTask& offered) {
   auto log = Logger("client");
-  log->info("round {}: {} task on model {}", task.round,
-            task.kind == TaskKind::kTrain      ? "training"
-            : task.kind == TaskKind::kEvaluate ? "evaluation"
-                                               : "secure sum consent",
-            Short(task.model_digest));
+  log->info("round {}: {} task on model {}{}", offered.round,
+            offered.kind == TaskKind::kTrain      ? "training"
+            : offered.kind == TaskKind::kEvaluate ? "evaluation"
+                                                  : "secure sum consent",
+            Short(offered.model_digest),
+            offered.study_id.empty() ? "" : absl::StrCat(" of study ", PeerText(offered.study_id, 64)));
   // Alive at the coordinator from now until the result is sent.
-  TaskHeartbeat heartbeat(heartbeat_interval_, [&] { return SendHeartbeat(task.task_id); });
-  const security::secagg::ContributionScope scope{site_.federation_id, site_.dataset,
-                                                  task.model_digest};
+  TaskHeartbeat heartbeat(heartbeat_interval_, [&] { return SendHeartbeat(offered.task_id); });
+  // What the task may do, decided before any data is read: a study's
+  // signature and this site's policy, or (a coordinator without studies)
+  // the policy alone.
+  ClientTask task = offered;
+  std::string dataset_name;
+  FederationModel model_spec;
+  std::string model_source;
+  if (!offered.study_id.empty()) {
+    absl::StatusOr<const VerifiedStudy*> study = StudyFor(offered.study_id);
+    if (!study.ok() && study.status().code() == absl::StatusCode::kUnavailable) {
+      return study.status();
+    }
+    absl::StatusOr<ClientTask> decided =
+        study.ok() ? DecideStudyTask(offered, **study, dataset_names_, *policy_, absl::Now())
+                   : absl::StatusOr<ClientTask>(study.status());
+    if (!decided.ok()) {
+      // A study that fails its signature or signer check, or whose model or
+      // data set this site never takes, is refused as a whole.
+      return RefuseStudy(offered, decided.status(),
+                         !study.ok() || RefusesWholeStudy(**study, dataset_names_,
+                                                          policy_->policy()));
+    }
+    task = *std::move(decided);
+    dataset_name = (*study)->manifest.dataset;
+    model_spec = (*study)->manifest.model;
+    model_source = model_spec.model;
+    if (task.kind != TaskKind::kConsent && !(*study)->model_sha256.empty()) {
+      // Only now, with the digest allowed: the file travels with the study.
+      absl::StatusOr<std::string> file = ModelFile(**study);
+      if (!file.ok()) {
+        if (Retryable(file.status().code()) || stop_.HasBeenNotified()) return file.status();
+        return RefuseStudy(task, file.status(), /*whole_study=*/true);
+      }
+      model_source = *file;
+    }
+  } else if (legacy_model_.has_value()) {
+    dataset_name = legacy_dataset_;
+    model_spec = *legacy_model_;
+    model_source = task.model;
+    if (absl::Status allowed = policy_->Check(task, TaskScope{dataset_name, ""}, absl::Now());
+        !allowed.ok()) {
+      return Refuse(task, std::string(allowed.message()));
+    }
+  } else {
+    return Refuse(task, "the task names no study, and this site takes tasks only of signed studies");
+  }
+  const security::secagg::ContributionScope scope{
+      site_.federation_id, datasets_.at(dataset_name).options.spec, task.model_digest};
+  site_.dataset = scope.dataset;
   if (task.kind == TaskKind::kConsent) return ExecuteConsent(task, scope);
   if (task.secure_aggregation.has_value()) {
     // Before any work: a second secure sum from a model this site already
     // released one from is refused (it would reveal the site's update).
     if (absl::Status open = ledger_->CheckCanContribute(scope); !open.ok()) {
-      const std::string reason = absl::StrCat("site policy: ", open.message());
-      log->warn("round {}: refused the task: {}", task.round, reason);
-      return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest}, reason);
+      return Refuse(task, absl::StrCat("site policy: ", open.message()));
     }
   }
-  absl::StatusOr<models::Model*> model = ModelFor(task.model);
-  if (!model.ok()) return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest}, std::string(model.status().message()));
-  // The site's policy, before the task touches any data.
-  if (absl::Status allowed = policy_->Check(task, absl::Now()); !allowed.ok()) {
-    const std::string reason(allowed.message());
-    log->warn("round {}: refused the task: {}", task.round, reason);
-    return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest}, reason);
+  // The data set, read (once) now that the study passed, fitted to its model.
+  std::string coordinator_reason;
+  absl::StatusOr<SiteDataset*> dataset = DatasetFor(dataset_name, model_spec, &coordinator_reason);
+  if (!dataset.ok()) {
+    log->error("round {}: {}{}", task.round,
+               task.study_id.empty() ? "" : absl::StrCat("refused study ", task.study_id, ": "),
+               dataset.status().message());
+    if (!task.study_id.empty()) {
+      // The site's log has the file and labels; the coordinator hears the
+      // same without them.
+      refused_studies_.emplace(task.study_id, absl::FailedPreconditionError(coordinator_reason));
+      studies_.erase(task.study_id);
+      return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest},
+                    StudyRefusal(task.study_id, absl::FailedPreconditionError(coordinator_reason)),
+                    /*refuses_study=*/true);
+    }
+    return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest},
+                  coordinator_reason);
   }
+  absl::StatusOr<models::Model*> model = ModelFor(model_source, dataset_name);
+  if (!model.ok()) return Refuse(task, std::string(model.status().message()));
   SV_ASSIGN_OR_RETURN(std::string encoded, Download(task.model_digest));
   SV_ASSIGN_OR_RETURN(ModelParameters global, DecodeParameters(encoded));
   encoded.clear();
@@ -540,7 +755,7 @@ absl::Status ClientDaemon::Execute(const ClientTask& task) {
     session = std::move(*started);
   }
 
-  absl::StatusOr<TaskOutcome> outcome = handler_.Run(task, global, **model);
+  absl::StatusOr<TaskOutcome> outcome = (*dataset)->handler->Run(task, global, **model);
   if (!heartbeat.wanted()) {
     return absl::AbortedError("the coordinator no longer wants this task (its round closed)");
   }
@@ -550,17 +765,19 @@ absl::Status ClientDaemon::Execute(const ClientTask& task) {
                   std::string(outcome.status().message()));
   }
   if (task.kind == TaskKind::kTrain) {
-    if (absl::Status recorded = policy_->RecordTraining(task, absl::Now()); !recorded.ok()) {
+    if (absl::Status recorded = policy_->RecordTraining(task, dataset_name, absl::Now());
+        !recorded.ok()) {
       log->error("round {}: {}; not sending the update", task.round, recorded.message());
       return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest},
                     "the site could not record the round in its policy ledger");
     }
   }
   if (task.dp.clip_norm > 0) {
-    if (absl::StatusOr<double> spent = policy_->EpsilonSpent(); spent.ok()) {
+    if (absl::StatusOr<double> spent = policy_->EpsilonSpent(dataset_name); spent.ok()) {
       log->info("round {}: differential privacy: update clipped to norm {}; this site's privacy "
-                "loss so far is epsilon {:.3f} (delta {})",
-                task.round, task.dp.clip_norm, *spent, options_.policy.max_epsilon_delta);
+                "loss on data set '{}' so far is epsilon {:.3f} (delta {})",
+                task.round, task.dp.clip_norm, dataset_name, *spent,
+                options_.policy.max_epsilon_delta);
     }
   }
   if (session == nullptr) return Upload(*outcome, "");
@@ -649,7 +866,8 @@ absl::StatusOr<std::string> ClientDaemon::SecAggFetch(const ClientTask& task, Se
   return absl::CancelledError("the daemon is stopping");
 }
 
-absl::Status ClientDaemon::Upload(const TaskOutcome& outcome, const std::string& failure_reason) {
+absl::Status ClientDaemon::Upload(const TaskOutcome& outcome, const std::string& failure_reason,
+                                  bool refuses_study) {
   std::unique_ptr<grpc::ClientContext> context =
       NewContext(absl::Minutes(30), /*wait_for_connection=*/false);
   v1::UploadResponse response;
@@ -663,6 +881,7 @@ absl::Status ClientDaemon::Upload(const TaskOutcome& outcome, const std::string&
   header->set_model_digest(outcome.model_digest);
   header->set_num_samples(outcome.num_samples);
   header->set_failure_reason(failure_reason);
+  header->set_refuses_study(refuses_study);
   header->set_masked_input(outcome.masked);
   header->set_consent_commitment(outcome.consent_commitment);
   for (const auto& [name, value] : outcome.metrics) {

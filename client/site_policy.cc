@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "security/dp/accountant.h"
 #include "models/model.h"
@@ -21,6 +22,30 @@ constexpr int64_t kDaySeconds = 24 * 3600;
 bool IsBuiltin(const std::string& model) {
   const std::vector<std::string> names = models::BuiltinModelNames();
   return std::find(names.begin(), names.end(), model) != names.end();
+}
+
+bool IsSha256Hex(const std::string& text) {
+  return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+// Reads [[q, sigma], ...]; false if malformed.
+bool ReadSteps(const nlohmann::json& steps, std::vector<std::pair<double, double>>* out) {
+  if (!steps.is_array()) return false;
+  for (const nlohmann::json& step : steps) {
+    if (!step.is_array() || step.size() != 2 || !step[0].is_number() || !step[1].is_number()) {
+      return false;
+    }
+    out->emplace_back(step[0].get<double>(), step[1].get<double>());
+  }
+  return true;
+}
+
+nlohmann::json WriteSteps(const std::vector<std::pair<double, double>>& steps) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [q, sigma] : steps) out.push_back({q, sigma});
+  return out;
 }
 
 }  // namespace
@@ -36,49 +61,75 @@ absl::Status SitePolicy::Validate() const {
   }
   for (const std::string& m : allowed_models) {
     if (m.empty()) return absl::InvalidArgumentError("allowed_models has an empty entry");
+    if (!IsBuiltin(m) && !IsSha256Hex(m)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "allowed_models entry '", m.substr(0, 128), "' is neither a built-in model (",
+          absl::StrJoin(models::BuiltinModelNames(), ", "),
+          ") nor the SHA-256 of a TorchScript file (64 lower-case hex digits, as `sha256sum "
+          "model.pt` prints)"));
+    }
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<SitePolicyEnforcer> SitePolicyEnforcer::Create(SitePolicy policy,
-                                                              std::string ledger_path,
-                                                              std::string model_file_digest) {
+                                                              std::string ledger_path) {
   if (absl::Status valid = policy.Validate(); !valid.ok()) return valid;
-  SitePolicyEnforcer enforcer(std::move(policy), std::move(ledger_path),
-                              std::move(model_file_digest));
+  SitePolicyEnforcer enforcer(std::move(policy), std::move(ledger_path));
   if (enforcer.ledger_path_.empty() || !std::filesystem::exists(enforcer.ledger_path_)) {
     return enforcer;
   }
-  std::ifstream in(enforcer.ledger_path_);
+  SV_RETURN_IF_ERROR(enforcer.Load());
+  return enforcer;
+}
+
+absl::Status SitePolicyEnforcer::Load() {
+  std::ifstream in(ledger_path_);
   std::stringstream text;
   text << in.rdbuf();
   nlohmann::json ledger = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
   if (!ledger.is_object() || !ledger.contains("trained_unix_seconds") ||
       !ledger["trained_unix_seconds"].is_array()) {
     return absl::DataLossError(absl::StrCat(
-        "the site's policy ledger ", enforcer.ledger_path_,
-        " is corrupt; fix or remove it (removing it resets the daily round count)"));
+        "the site's policy ledger ", ledger_path_,
+        " is corrupt; fix or remove it (removing it resets the daily round count and the "
+        "privacy spent)"));
   }
   for (const nlohmann::json& t : ledger["trained_unix_seconds"]) {
     if (!t.is_number_integer()) {
       return absl::DataLossError(
-          absl::StrCat("the site's policy ledger ", enforcer.ledger_path_, " has a bad entry"));
+          absl::StrCat("the site's policy ledger ", ledger_path_, " has a bad entry"));
     }
-    enforcer.trained_.push_back(t.get<int64_t>());
+    trained_.push_back(t.get<int64_t>());
   }
-  if (ledger.contains("dp_steps")) {
-    for (const nlohmann::json& step : ledger["dp_steps"]) {
-      if (!step.is_array() || step.size() != 2 || !step[0].is_number() || !step[1].is_number()) {
-        return absl::DataLossError(absl::StrCat("the site's policy ledger ", enforcer.ledger_path_,
-                                                " has a bad privacy entry"));
-      }
-      enforcer.dp_steps_.emplace_back(step[0].get<double>(), step[1].get<double>());
+  const auto bad_privacy = [&] {
+    return absl::DataLossError(
+        absl::StrCat("the site's policy ledger ", ledger_path_, " has a bad privacy entry"));
+  };
+  if (ledger.contains("dp_steps") && !ReadSteps(ledger["dp_steps"], &unnamed_dp_steps_)) {
+    return bad_privacy();
+  }
+  if (ledger.contains("dp_steps_by_dataset")) {
+    const nlohmann::json& by_dataset = ledger["dp_steps_by_dataset"];
+    if (!by_dataset.is_object()) return bad_privacy();
+    for (const auto& [name, steps] : by_dataset.items()) {
+      if (!ReadSteps(steps, &dp_steps_[name])) return bad_privacy();
     }
   }
-  return enforcer;
+  return absl::OkStatus();
 }
 
-absl::Status SitePolicyEnforcer::Check(const ClientTask& task, absl::Time now) const {
+std::vector<std::pair<double, double>> SitePolicyEnforcer::StepsOf(
+    const std::string& dataset) const {
+  std::vector<std::pair<double, double>> steps = unnamed_dp_steps_;
+  if (auto it = dp_steps_.find(dataset); it != dp_steps_.end()) {
+    steps.insert(steps.end(), it->second.begin(), it->second.end());
+  }
+  return steps;
+}
+
+absl::Status SitePolicyEnforcer::Check(const ClientTask& task, const TaskScope& scope,
+                                       absl::Time now) const {
   auto refuse = [](std::string why) { return absl::FailedPreconditionError("site policy: " + why); };
   if (task.kind != TaskKind::kTrain) return absl::OkStatus();
   if (policy_.require_secure_aggregation && !task.secure_aggregation.has_value()) {
@@ -90,16 +141,21 @@ absl::Status SitePolicyEnforcer::Check(const ClientTask& task, absl::Time now) c
                                " (min_cohort)"));
   }
   if (!policy_.allowed_models.empty()) {
-    const std::string name = std::filesystem::path(task.model).filename().string();
     const auto& allowed = policy_.allowed_models;
-    const bool ok = std::find(allowed.begin(), allowed.end(), task.model) != allowed.end() ||
-                    std::find(allowed.begin(), allowed.end(), name) != allowed.end() ||
-                    (!model_file_digest_.empty() &&
-                     std::find(allowed.begin(), allowed.end(), model_file_digest_) != allowed.end() &&
-                     !IsBuiltin(task.model));
+    const auto listed = [&](const std::string& entry) {
+      return std::find(allowed.begin(), allowed.end(), entry) != allowed.end();
+    };
+    // A built-in is allowed by its name; a TorchScript file only by the
+    // digest of its bytes (its name is whatever the study chose).
+    const bool ok = scope.model_sha256.empty() ? IsBuiltin(task.model) && listed(task.model)
+                                               : listed(scope.model_sha256);
     if (!ok) {
-      return refuse(absl::StrCat("model '", task.model.substr(0, 128),
-                                 "' is not among this site's allowed_models"));
+      return refuse(scope.model_sha256.empty()
+                        ? absl::StrCat("model '", task.model.substr(0, 128),
+                                       "' is not among this site's allowed_models")
+                        : absl::StrCat("the study's TorchScript model '", task.model.substr(0, 128),
+                                       "' (sha256 ", scope.model_sha256,
+                                       ") is not among this site's allowed_models"));
     }
   }
   if (policy_.max_epsilon > 0) {
@@ -112,7 +168,7 @@ absl::Status SitePolicyEnforcer::Check(const ClientTask& task, absl::Time now) c
       return refuse("the task does not state its privacy cost (sampling rate, noise multiplier)");
     }
     security::dp::RdpAccountant accountant;
-    for (const auto& [q, sigma] : dp_steps_) {
+    for (const auto& [q, sigma] : StepsOf(scope.dataset)) {
       if (absl::Status s = accountant.Compose(q, sigma); !s.ok()) return refuse(std::string(s.message()));
     }
     if (absl::Status s = accountant.Compose(task.dp.sampling_rate, task.dp.noise_multiplier);
@@ -123,9 +179,9 @@ absl::Status SitePolicyEnforcer::Check(const ClientTask& task, absl::Time now) c
     if (!after.ok()) return refuse(std::string(after.status().message()));
     if (after->epsilon > policy_.max_epsilon) {
       return refuse(absl::StrFormat(
-          "this round would bring the site's privacy loss to epsilon %.3f (delta %g), over its "
-          "budget max_epsilon = %g",
-          after->epsilon, policy_.max_epsilon_delta, policy_.max_epsilon));
+          "this round would bring the site's privacy loss on data set '%s' to epsilon %.3f "
+          "(delta %g), over its budget max_epsilon = %g",
+          scope.dataset, after->epsilon, policy_.max_epsilon_delta, policy_.max_epsilon));
     }
   }
   if (policy_.max_rounds_per_day > 0) {
@@ -141,14 +197,15 @@ absl::Status SitePolicyEnforcer::Check(const ClientTask& task, absl::Time now) c
   return absl::OkStatus();
 }
 
-absl::StatusOr<double> SitePolicyEnforcer::EpsilonSpent() const {
+absl::StatusOr<double> SitePolicyEnforcer::EpsilonSpent(const std::string& dataset) const {
   security::dp::RdpAccountant accountant;
-  for (const auto& [q, sigma] : dp_steps_) SV_RETURN_IF_ERROR(accountant.Compose(q, sigma));
+  for (const auto& [q, sigma] : StepsOf(dataset)) SV_RETURN_IF_ERROR(accountant.Compose(q, sigma));
   SV_ASSIGN_OR_RETURN(security::dp::PrivacySpent spent, accountant.Spent(policy_.max_epsilon_delta));
   return spent.epsilon;
 }
 
-absl::Status SitePolicyEnforcer::RecordTraining(const ClientTask& task, absl::Time now) {
+absl::Status SitePolicyEnforcer::RecordTraining(const ClientTask& task, const std::string& dataset,
+                                                absl::Time now) {
   if (task.kind != TaskKind::kTrain) return absl::OkStatus();
   const int64_t t = absl::ToUnixSeconds(now);
   trained_.erase(std::remove_if(trained_.begin(), trained_.end(),
@@ -156,12 +213,14 @@ absl::Status SitePolicyEnforcer::RecordTraining(const ClientTask& task, absl::Ti
                  trained_.end());
   trained_.push_back(t);
   if (task.dp.clip_norm > 0 && task.dp.sampling_rate > 0 && task.dp.noise_multiplier > 0) {
-    dp_steps_.emplace_back(task.dp.sampling_rate, task.dp.noise_multiplier);
+    dp_steps_[dataset].emplace_back(task.dp.sampling_rate, task.dp.noise_multiplier);
   }
   if (ledger_path_.empty()) return absl::OkStatus();
-  nlohmann::json steps = nlohmann::json::array();
-  for (const auto& [q, sigma] : dp_steps_) steps.push_back({q, sigma});
-  nlohmann::json ledger = {{"trained_unix_seconds", trained_}, {"dp_steps", steps}};
+  nlohmann::json by_dataset = nlohmann::json::object();
+  for (const auto& [name, steps] : dp_steps_) by_dataset[name] = WriteSteps(steps);
+  nlohmann::json ledger = {{"trained_unix_seconds", trained_},
+                           {"dp_steps", WriteSteps(unnamed_dp_steps_)},
+                           {"dp_steps_by_dataset", by_dataset}};
   const std::string tmp = ledger_path_ + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);

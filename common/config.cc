@@ -138,6 +138,24 @@ absl::Status ConfigFile::Get(std::string_view key, std::vector<int64_t>* out) {
   return absl::OkStatus();
 }
 
+absl::Status ConfigFile::GetStringTable(std::string_view key,
+                                        std::vector<std::pair<std::string, std::string>>* out) {
+  known_.emplace(key);
+  toml::node_view<toml::node> node = table_->at_path(key);
+  if (!node) return absl::OkStatus();
+  const toml::table* table = node.as_table();
+  if (table == nullptr) return WrongType(key, "a table ([name] with name = \"...\" lines)");
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (const auto& [name, value] : *table) {
+    const std::string path = absl::StrCat(std::string(key), ".", std::string(name.str()));
+    known_.emplace(path);
+    if (!value.is_string()) return WrongType(path, "a string");
+    entries.emplace_back(std::string(name.str()), *value.value<std::string>());
+  }
+  *out = std::move(entries);
+  return absl::OkStatus();
+}
+
 absl::Status ConfigFile::CheckNoUnknownKeys() const {
   std::vector<std::string> keys;
   CollectKeys(*table_, "", &keys);

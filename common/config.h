@@ -6,6 +6,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -44,6 +45,11 @@ class ConfigFile {
   absl::Status Get(std::string_view key, bool* out);
   absl::Status Get(std::string_view key, std::vector<std::string>* out);
   absl::Status Get(std::string_view key, std::vector<int64_t>* out);
+  // The string entries of table `key` (e.g. `[datasets]`), each marked
+  // known, sorted by name; *out is unchanged when the table is absent.
+  // kInvalidArgument when `key` is not a table or an entry is not a string.
+  absl::Status GetStringTable(std::string_view key,
+                              std::vector<std::pair<std::string, std::string>>* out);
   bool Has(std::string_view key) const;
 
   // kInvalidArgument naming the first key that no Get has asked for.

@@ -95,7 +95,9 @@ struct ClientTask {
   std::optional<SecureAggregationTask> secure_aggregation;
   // Differential privacy: clip the update before it is sent.
   DpOptions dp;
-  // The study the task belongs to; empty in a single-run federation.
+  // The signed study the task belongs to (empty in a single-run
+  // federation): the site takes the model, the data set and the training
+  // options from that study's manifest (client/study_check.h).
   std::string study_id;
 };
 

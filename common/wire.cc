@@ -24,9 +24,9 @@ v1::Task ToProto(const ClientTask& task) {
   out.set_kind(ToProto(task.kind));
   out.set_model_digest(task.model_digest);
   out.set_model(task.model);
-  out.set_study_id(task.study_id);
   out.set_deadline_seconds(task.deadline_seconds);
   out.set_cohort_size(task.cohort_size);
+  out.set_study_id(task.study_id);
   v1::TrainConfig* train = out.mutable_train();
   train->set_learning_rate(task.train.learning_rate);
   train->set_momentum(task.train.momentum);
@@ -100,9 +100,9 @@ absl::StatusOr<ClientTask> FromProto(const v1::Task& task) {
   }
   out.model_digest = task.model_digest();
   out.model = task.model();
-  out.study_id = task.study_id();
   out.deadline_seconds = task.deadline_seconds();
   out.cohort_size = task.cohort_size();
+  out.study_id = task.study_id().substr(0, 64);
   out.train.learning_rate = task.train().learning_rate();
   out.train.momentum = task.train().momentum();
   out.train.weight_decay = task.train().weight_decay();

@@ -556,6 +556,14 @@ absl::StatusOr<std::shared_ptr<StudyRun>> Coordinator::StartStudy(const StudyRec
   setup.options = std::move(study.options);
   SV_ASSIGN_OR_RETURN(setup.store, federation_.store->ForStudy(record.id));
   setup.dir = StudyDir(record.id);
+  setup.task_model = study.manifest.model.model;
+  // The initial model is drawn from the manifest's seed and the study's
+  // id: two studies of one model never start from the same parameters,
+  // whose second secure sum on a data set every site would refuse (the
+  // consent ledger guards against differencing two sums from one model).
+  uint64_t id_bits = 0;
+  for (char c : record.id.substr(0, 15)) id_bits = id_bits * 16 + (c <= '9' ? c - '0' : c - 'a' + 10);
+  setup.options.seed ^= id_bits;
   SV_ASSIGN_OR_RETURN(std::unique_ptr<StudyRun> run, StudyRun::Create(std::move(setup), &federation_));
   return std::shared_ptr<StudyRun>(std::move(run));
 }

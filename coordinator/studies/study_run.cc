@@ -59,6 +59,7 @@ StudyRun::StudyRun(StudySetup setup, FederationState* federation)
       options_(std::move(setup.options)),
       store_(std::move(setup.store)),
       dir_(std::move(setup.dir)),
+      task_model_(setup.task_model.empty() ? options_.model : std::move(setup.task_model)),
       federation_(federation) {}
 
 StudyRun::~StudyRun() = default;
@@ -449,7 +450,7 @@ absl::Status StudyRun::RunRound() {
     }
     SV_ASSIGN_OR_RETURN(plan, engine_->StartRound(absl::Now(), sitting_out));
     started_ = true;
-    plan.task.model = options_.model;
+    plan.task.model = task_model_;
     plan.task.study_id = id_;
     plan.task.task_id = TaskId(plan.task.task_id);
     plan.task.deadline_seconds = absl::ToDoubleSeconds(options_.round.train_deadline);
@@ -679,7 +680,7 @@ absl::StatusOr<bool> StudyRun::ResumeSealedRound(RoundPlan* plan, RoundRecord* r
   if (stopping()) return true;
   SV_ASSIGN_OR_RETURN(*plan, engine_->ResumeRound(absl::Now(), contributors));
   started_ = true;
-  plan->task.model = options_.model;
+  plan->task.model = task_model_;
   plan->task.study_id = id_;
   plan->task.cohort_size = static_cast<int>(plan->cohort.size());
   record->round = plan->round;

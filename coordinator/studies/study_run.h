@@ -44,6 +44,9 @@ struct StudySetup {
   std::unique_ptr<StateStore> store;
   // Its folder: metrics.jsonl / metrics.csv and sealed/.
   std::string dir;
+  // The model as tasks name it: the manifest's string (a TorchScript
+  // file's name, not where the coordinator keeps it). Empty: options.model.
+  std::string task_model;
 };
 
 // One study's training: the round loop around RoundEngine (training,
@@ -155,6 +158,7 @@ class StudyRun final : public StudyEvents {
   const CoordinatorOptions options_;
   std::unique_ptr<StateStore> store_;
   const std::string dir_;
+  const std::string task_model_;
   FederationState* const federation_;
   std::unique_ptr<SealedSumStore> sealed_store_;
   std::unique_ptr<RoundEngine> engine_;

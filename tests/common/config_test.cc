@@ -31,6 +31,31 @@ TEST(ConfigTest, ReadsTypedKeysIncludingDottedOnes) {
   EXPECT_TRUE(file->CheckNoUnknownKeys().ok());
 }
 
+TEST(ConfigTest, AStringTableMarksEachEntryKnown) {
+  absl::StatusOr<ConfigFile> file = ConfigFile::Parse(
+      "[datasets]\nbreast = \"csv:b.csv:y\"\n\"icu-2025\" = \"mnist\"\n", "site.toml");
+  ASSERT_TRUE(file.ok()) << file.status();
+  std::vector<std::pair<std::string, std::string>> entries;
+  ASSERT_TRUE(file->GetStringTable("datasets", &entries).ok());
+  EXPECT_EQ(entries, (std::vector<std::pair<std::string, std::string>>{
+                         {"breast", "csv:b.csv:y"}, {"icu-2025", "mnist"}}));
+  EXPECT_TRUE(file->CheckNoUnknownKeys().ok());
+  // Absent: unchanged.
+  std::vector<std::pair<std::string, std::string>> none = {{"x", "y"}};
+  ASSERT_TRUE(file->GetStringTable("other", &none).ok());
+  EXPECT_EQ(none.size(), 1u);
+  // Not a table, or an entry that is not a string: errors naming the key.
+  absl::StatusOr<ConfigFile> scalar = ConfigFile::Parse("datasets = 3\n", "site.toml");
+  ASSERT_TRUE(scalar.ok());
+  EXPECT_THAT(std::string(scalar->GetStringTable("datasets", &entries).message()),
+              HasSubstr("site.toml: key 'datasets' must be a table"));
+  absl::StatusOr<ConfigFile> nested =
+      ConfigFile::Parse("[datasets]\na = 1\n[datasets.b]\nc = \"x\"\n", "site.toml");
+  ASSERT_TRUE(nested.ok());
+  EXPECT_THAT(std::string(nested->GetStringTable("datasets", &entries).message()),
+              HasSubstr("key 'datasets.a' must be a string"));
+}
+
 TEST(ConfigTest, AbsentKeyLeavesDefault) {
   absl::StatusOr<ConfigFile> file = ConfigFile::Parse("", "empty.toml");
   ASSERT_TRUE(file.ok());

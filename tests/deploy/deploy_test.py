@@ -460,7 +460,10 @@ def run_sandbox(args):
     coordinator = services["samverka-coordinator.service"]
     client = services["samverka-client.service"]
     site = make_pki(args, root, coordinator, client)
-    dataset = client.values["dataset"][len("csv:"):].rsplit(":", 1)[0]
+    specs = [v for k, v in client.values.items() if k.startswith("datasets.")]
+    check(len(specs) == 1 and specs[0].startswith("csv:"),
+          f"{client.example}: expected one csv: data set in [datasets], got {specs}")
+    dataset = specs[0][len("csv:"):].rsplit(":", 1)[0]
     put(os.path.join(args.source_dir, "examples", "healthcare", "hospital-a.csv"),
         reroot(root, dataset))
     client_config = reroot(root, client.config)

@@ -17,22 +17,23 @@ inline std::string CoordinatorTlsSection() {
 }
 
 // Writes DIR/SITE.toml for a client daemon of `site` (certificate from
-// DIR/pki/sites/SITE) training on examples/healthcare/DATA_FILE (or on
-// DATA_FILE itself if it is an absolute path); returns its path.
+// DIR/pki/sites/SITE) whose one data set, "breast", is
+// examples/healthcare/DATA_FILE (or DATA_FILE itself if it is an absolute
+// path); `extra` holds top-level keys. Returns its path.
 inline std::filesystem::path WriteClientConfig(const std::filesystem::path& dir,
                                                const std::string& site, const std::string& target,
                                                const std::string& data_file,
                                                const std::string& extra = "") {
   const std::filesystem::path path = dir / (site + ".toml");
   std::ofstream(path) << "coordinator = \"" << target << "\"\n"
-                      << "dataset = \"csv:"
+                      << "poll_seconds = 1\nmax_backoff_seconds = 1\n"
+                      << "state_dir = \"state-" << site << "\"\n" << extra
+                      << "[datasets]\nbreast = \"csv:"
                       << (data_file.starts_with("/")
                               ? data_file
                               : std::string(SAMVERKA_SOURCE_DIR) + "/examples/healthcare/" +
                                     data_file)
                       << ":malignant\"\n"
-                      << "poll_seconds = 1\nmax_backoff_seconds = 1\n"
-                      << "state_dir = \"state-" << site << "\"\n" << extra
                       << "[tls]\nca_certificate = \"pki/ca/ca.crt\"\n"
                       << "certificate = \"pki/sites/" << site << "/" << site << ".crt\"\n"
                       << "private_key = \"pki/sites/" << site << "/" << site << ".key\"\n";

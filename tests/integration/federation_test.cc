@@ -51,7 +51,12 @@ TEST_F(FederationTest, ThreeHospitalsTrainTogether) {
   EXPECT_THAT(MappedFiles(a->pid()), HasSubstr("libtorch"));
   ASSERT_EQ(coordinator_->Wait(), 0) << coordinator_->output();
   EXPECT_THAT(coordinator_->output(), HasSubstr("round 3/3: 3 sites"));
-  for (auto& client : clients_) EXPECT_EQ(client->Wait(), 0) << client->output();
+  // The sites serve until stopped (a standing federation runs study after
+  // study); SIGTERM ends them cleanly.
+  for (auto& client : clients_) {
+    client->Kill(SIGTERM);
+    EXPECT_EQ(client->Wait(), 0) << client->output();
+  }
   // The site's log says what left the building, and never the data. With
   // secure aggregation (the default) only masked vectors left it.
   EXPECT_EQ(a->Count("sent a masked update of"), 3) << a->output();
@@ -220,6 +225,7 @@ TEST_F(FederationTest, SitesRefuseTasksThatBreakTheirPolicy) {
   EXPECT_THAT(log, HasSubstr("site-d did not run task round-2-train: site policy: this site "
                              "already trained 1 rounds"));
   // Each refusing site logged it and sent no update.
+  for (Process* p : {a, b, c, d}) p->Kill(SIGTERM);
   for (Process* p : {a, b, c}) {
     EXPECT_EQ(p->Wait(), 0) << p->output();
     EXPECT_THAT(p->output(), HasSubstr("refused the task"));
@@ -261,8 +267,8 @@ TEST_F(FederationTest, DifferentialPrivacyUnderSecureAggregationWithASiteBudget)
   ASSERT_EQ(coordinator_->Wait(), 0) << coordinator_->output();
   EXPECT_THAT(coordinator_->output(),
               HasSubstr("site-d did not run task round-2-train: site policy: this round would "
-                        "bring the site's privacy loss to epsilon"));
-  EXPECT_THAT(d->output(), HasSubstr("privacy loss so far is epsilon"));
+                        "bring the site's privacy loss on data set 'breast' to epsilon"));
+  EXPECT_THAT(d->output(), HasSubstr("privacy loss on data set 'breast' so far is epsilon"));
   std::vector<coordinator::RoundRecord> rounds = Rounds();
   ASSERT_GE(rounds.size(), 2u);
   ASSERT_TRUE(rounds[0].succeeded) << rounds[0].failure_reason;

@@ -130,8 +130,9 @@ TEST(LargeModelTest, ARealDaemonWithAHalfSecondHeartbeatTrainsOnA500MBModel) {
   const int port = ListeningPort(coordinator.output());
   ASSERT_GT(port, 0);
   std::ofstream(dir / "site-a.toml")
-      << "coordinator = \"127.0.0.1:" << port << "\"\ndataset = \"csv:site-a.csv:label\"\n"
+      << "coordinator = \"127.0.0.1:" << port << "\"\n"
       << "eval_fraction = 0\npoll_seconds = 1\nmax_backoff_seconds = 1\nstate_dir = \"state-a\"\n"
+      << "[datasets]\nwide = \"csv:site-a.csv:label\"\n"
       << "[tls]\nca_certificate = \"pki/ca/ca.crt\"\n"
       << "certificate = \"pki/sites/site-a/site-a.crt\"\n"
       << "private_key = \"pki/sites/site-a/site-a.key\"\n";
@@ -143,6 +144,7 @@ TEST(LargeModelTest, ARealDaemonWithAHalfSecondHeartbeatTrainsOnA500MBModel) {
   EXPECT_THAT(round_one, ::testing::Not(::testing::HasSubstr("failed"))) << site.output();
   EXPECT_TRUE(site.WaitFor("sent a model update of", std::chrono::seconds(60))) << site.output();
   EXPECT_EQ(coordinator.Wait(std::chrono::seconds(120)), 0) << coordinator.output();
+  site.Kill(SIGTERM);  // a site serves until stopped
   EXPECT_EQ(site.Wait(std::chrono::seconds(120)), 0) << site.output();
   fs::remove_all(dir);
 }

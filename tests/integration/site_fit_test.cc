@@ -3,6 +3,7 @@
 // registers (its message names the file and the shapes), a site holding one
 // class only trains the federation's model, and a federation that trained
 // nothing exits non-zero. Real processes; waits are on their output.
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -89,6 +90,7 @@ TEST_F(SiteFitTest, SiteHoldingOneClassTrains) {
     EXPECT_TRUE(r.succeeded) << r.failure_reason;
     EXPECT_EQ(r.participants.size(), 3u);
   }
+  c->Kill(SIGTERM);  // a site serves until stopped
   EXPECT_EQ(c->Wait(), 0) << c->output();
   EXPECT_EQ(c->Count("sent a model update"), 2) << c->output();
 }
@@ -104,8 +106,13 @@ TEST_F(SiteFitTest, FederationWithoutOneSuccessfulRoundExitsNonZero) {
   EXPECT_THAT(coordinator_->output(),
               AllOf(HasSubstr("1 round(s) failed in a row; the next round starts in 1.0 s"),
                     HasSubstr("finished its 2 rounds without one successful round")));
-  // The sites were still told that the federation is done.
-  for (auto& client : clients_) EXPECT_EQ(client->Wait(), 0) << client->output();
+  // The sites keep serving (a standing federation runs study after study)
+  // until their IT team stops them, which ends them cleanly.
+  for (auto& client : clients_) {
+    client->Kill(SIGTERM);
+    EXPECT_EQ(client->Wait(), 0) << client->output();
+    EXPECT_THAT(client->output(), HasSubstr("stopped"));
+  }
 }
 
 TEST_F(SiteFitTest, ASiteThatDoesNotTrainSitsOutRounds) {

@@ -1,0 +1,244 @@
+// A standing federation (issue 11): a coordinator and three hospital
+// daemons, started once, run study after study that an operator submits
+// with `samverka study`; real processes over mutual TLS on loopback.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+
+#include "security/tls.h"
+#include "tests/integration/federation_fixture.h"
+#include "tests/integration/site_calls.h"
+
+namespace samverka {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+class StandingFederationTest : public FederationFixture {
+ protected:
+  // A standing coordinator: coordinator.toml names no study.
+  int StartStandingCoordinator() {
+    std::ofstream(dir_ / "coordinator.toml")
+        << "federation_id = \"test-federation\"\nlisten = \"127.0.0.1:0\"\nstate_dir = \"state\"\n"
+        << "heartbeat_seconds = 1\nmax_poll_seconds = 2\n" << CoordinatorTlsSection();
+    coordinator_ = std::make_unique<Process>(std::vector<std::string>{
+        SAMVERKA_BIN, "coordinator", "--config", (dir_ / "coordinator.toml").string()});
+    EXPECT_TRUE(coordinator_->WaitFor("with mutual TLS")) << coordinator_->output();
+    port_ = ListeningPort(coordinator_->output());
+    return port_;
+  }
+
+  // A hospital daemon with two data sets: "breast" and "cohort2" (the same
+  // file under another name), and `extra` top-level keys.
+  Process* StartSite(const std::string& site, const std::string& file, const std::string& extra = "") {
+    const std::string csv = std::string(SAMVERKA_SOURCE_DIR) + "/examples/healthcare/" + file;
+    const fs::path config = dir_ / (site + ".toml");
+    std::ofstream(config) << "coordinator = \"127.0.0.1:" << port_ << "\"\n"
+                          << "poll_seconds = 1\nmax_backoff_seconds = 1\n"
+                          << "state_dir = \"state-" << site << "\"\n" << extra
+                          << "[datasets]\nbreast = \"csv:" << csv << ":malignant\"\n"
+                          << "cohort2 = \"csv:" << csv << ":malignant\"\n"
+                          << "[tls]\nca_certificate = \"pki/ca/ca.crt\"\n"
+                          << "certificate = \"pki/sites/" << site << "/" << site << ".crt\"\n"
+                          << "private_key = \"pki/sites/" << site << "/" << site << ".key\"\n";
+    clients_.push_back(std::make_unique<Process>(
+        std::vector<std::string>{SAMVERKA_BIN, "client", "--config", config.string()}));
+    return clients_.back().get();
+  }
+
+  void WriteStudy(const std::string& file, const std::string& name, const std::string& dataset,
+                  const std::string& model, int rounds, const std::string& extra = "") {
+    std::ofstream(dir_ / file) << "name = \"" << name << "\"\nkind = \"train\"\ndataset = \""
+                               << dataset << "\"\nmodel = \"" << model
+                               << "\"\ninput_shape = [30]\nnum_classes = 2\nrounds = " << rounds
+                               << "\nclients_per_round = 3\nmin_clients = 3\nlr = 0.1\n"
+                               << "train_deadline_seconds = 60\neval_deadline_seconds = 30\n"
+                               << extra;
+  }
+
+  // `samverka study ARGS` with the certificate of `who` (an operator, or a
+  // site to check it is refused).
+  CommandResult Study(const std::string& args, const std::string& who = "operator") {
+    const fs::path d = dir_ / "pki/sites" / who;
+    return RunCommand(std::string(SAMVERKA_BIN) + " study " + args + " --coordinator 127.0.0.1:" +
+                      std::to_string(port_) + " --ca " + (dir_ / "pki/ca/ca.crt").string() +
+                      " --cert " + (d / (who + ".crt")).string() + " --key " +
+                      (d / (who + ".key")).string());
+  }
+
+  // Submits `file` and returns the study's id.
+  std::string Submit(const std::string& file) {
+    CommandResult r = Study("submit " + (dir_ / file).string());
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    std::smatch m;
+    const std::string out = r.output;
+    EXPECT_TRUE(std::regex_search(out, m, std::regex("study ([0-9a-f]{16}) ")))
+        << out;
+    return m.size() > 1 ? m[1].str() : "";
+  }
+
+  int port_ = 0;
+};
+
+TEST_F(StandingFederationTest, ThreeHospitalsRunStudyAfterStudyWithoutARestart) {
+  StartStandingCoordinator();
+  Process* a = StartSite("site-a", "hospital-a.csv");
+  Process* b = StartSite("site-b", "hospital-b.csv");
+  Process* c = StartSite("site-c", "hospital-c.csv");
+  ASSERT_TRUE(coordinator_->WaitForCount("joined (data sets", 3)) << coordinator_->output();
+  const pid_t pids[] = {a->pid(), b->pid(), c->pid()};
+
+  WriteStudy("logreg.toml", "breast-logreg", "breast", "logreg", 2);
+  WriteStudy("mlp.toml", "cohort2-mlp", "cohort2", "mlp", 2);
+  WriteStudy("third.toml", "breast-again", "breast", "logreg", 1, "momentum = 0.5\n");
+  // A bad study is refused at submit and nothing is stored: its data set
+  // is not one any site named (the message lists the names).
+  WriteStudy("bad.toml", "lung", "lung", "logreg", 2);
+  CommandResult bad = Study("submit " + (dir_ / "bad.toml").string());
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.output, HasSubstr("breast, cohort2")) << bad.output;
+
+  const std::string first = Submit("logreg.toml");
+  const std::string second = Submit("mlp.toml");
+  ASSERT_FALSE(first.empty());
+  ASSERT_FALSE(second.empty());
+  ASSERT_TRUE(coordinator_->WaitFor("study " + second + " ('cohort2-mlp') is training",
+                                    std::chrono::seconds(300)))
+      << coordinator_->output();
+  // Submitted while the second study trains: it queues, then runs.
+  const std::string third = Submit("third.toml");
+  ASSERT_TRUE(coordinator_->WaitFor("study " + third + " finished 1 rounds", std::chrono::seconds(300)))
+      << coordinator_->output();
+
+  CommandResult list = Study("list");
+  ASSERT_EQ(list.exit_code, 0) << list.output;
+  for (const std::string& id : {first, second, third}) {
+    EXPECT_THAT(list.output, ::testing::ContainsRegex(id + " .* finished ")) << list.output;
+  }
+  EXPECT_THAT(list.output, ::testing::Not(HasSubstr("lung")));
+  CommandResult show = Study("show " + first);
+  ASSERT_EQ(show.exit_code, 0) << show.output;
+  EXPECT_THAT(show.output, HasSubstr("rounds: 2 of 2 recorded, 2 committed"));
+  EXPECT_THAT(show.output, HasSubstr("sites that took part: site-a site-b site-c"));
+
+  // Each study's model and metrics are its own.
+  CommandResult one = Study("export " + first + " --out " + (dir_ / "first.pt").string());
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  CommandResult two = Study("export " + second + " --out " + (dir_ / "second.svtb").string());
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  CommandResult first_raw = Study("export " + first + " --out " + (dir_ / "first.svtb").string());
+  ASSERT_EQ(first_raw.exit_code, 0) << first_raw.output;
+  EXPECT_TRUE(fs::is_regular_file(dir_ / "first.pt"));
+  // logreg [30] -> 2 has 62 parameters, the MLP thousands.
+  EXPECT_LT(fs::file_size(dir_ / "first.svtb") * 10, fs::file_size(dir_ / "second.svtb"));
+  CommandResult metrics = Study("metrics " + second + " --format csv");
+  ASSERT_EQ(metrics.exit_code, 0) << metrics.output;
+  ASSERT_EQ(metrics.lines().size(), 3u) << metrics.output;  // header and 2 rounds
+  EXPECT_THAT(metrics.lines()[0], HasSubstr("round"));
+
+  // No daemon was restarted, or stopped by a study's end.
+  for (size_t i = 0; i < clients_.size(); ++i) {
+    EXPECT_EQ(clients_[i]->pid(), pids[i]);
+    EXPECT_EQ(::kill(pids[i], 0), 0) << "daemon " << i << " is gone:\n" << clients_[i]->output();
+  }
+  CommandResult audit = RunCommand(std::string(SAMVERKA_BIN) + " audit verify --state-dir " +
+                                   (dir_ / "state").string());
+  EXPECT_EQ(audit.exit_code, 0) << audit.output;
+  EXPECT_THAT(audit.output, HasSubstr("study.finished"));
+}
+
+TEST_F(StandingFederationTest, OnlyOperatorsManageStudiesAndOnlySitesPoll) {
+  StartStandingCoordinator();
+  // A site certificate cannot list, submit, abort or export.
+  WriteStudy("s.toml", "s", "breast", "logreg", 1);
+  for (const std::string args : {std::string("list"), "submit " + (dir_ / "s.toml").string(),
+                                 std::string("abort 0123456789abcdef"),
+                                 "export 0123456789abcdef --out " + (dir_ / "x.pt").string()}) {
+    CommandResult r = Study(args, "site-a");
+    EXPECT_NE(r.exit_code, 0) << args;
+    EXPECT_THAT(r.output, HasSubstr("role client, which may not call")) << args << ": " << r.output;
+  }
+  // An operator certificate cannot act as a site.
+  const fs::path d = dir_ / "pki/sites/operator";
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      security::MakeChannelCredentials({(dir_ / "pki/ca/ca.crt").string(),
+                                        (d / "operator.crt").string(), (d / "operator.key").string()});
+  ASSERT_TRUE(credentials.ok()) << credentials.status();
+  auto stub = v1::Federation::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port_), *credentials));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::PollTaskResponse response;
+  v1::PollTaskRequest request;
+  request.set_protocol_version(v1::PROTOCOL_VERSION_1);
+  EXPECT_EQ(stub->PollTask(&context, request, &response).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(RegisterSite(*stub).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(StandingFederationTest, SitesRefuseAStudyTheirPolicyOrItsSignatureDoesNotAllow) {
+  StartStandingCoordinator();
+  StartSite("site-a", "hospital-a.csv");
+  StartSite("site-b", "hospital-b.csv");
+  // site-c runs only the logistic regression.
+  Process* c = StartSite("site-c", "hospital-c.csv", "allowed_models = [\"logreg\"]\n");
+  ASSERT_TRUE(coordinator_->WaitForCount("joined (data sets", 3)) << coordinator_->output();
+  // Without secure aggregation two sites are enough, so the study trains
+  // on site-a and site-b once site-c has refused it.
+  WriteStudy("mlp.toml", "mlp-two-sites", "breast", "mlp", 2,
+             "secure_aggregation = false\nfraction = 1.0\n");
+  std::string text;
+  {
+    std::ifstream in(dir_ / "mlp.toml");
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  text = std::regex_replace(text, std::regex("clients_per_round = 3\nmin_clients = 3"),
+                            "min_clients = 2");
+  std::ofstream(dir_ / "mlp.toml", std::ios::trunc) << text;
+  const std::string mlp = Submit("mlp.toml");
+  // Queued behind it, then altered at the coordinator (here in its
+  // database) before any site has seen it: every site refuses it and
+  // says why.
+  WriteStudy("logreg.toml", "altered", "breast", "logreg", 1);
+  const std::string altered = Submit("logreg.toml");
+  ASSERT_FALSE(altered.empty());
+  CommandResult sql = RunSqlitePython(
+      dir_, dir_ / "state/state.db",
+      "db.execute(\"UPDATE studies SET manifest = replace(manifest, 'rounds = 1', 'rounds = 9') "
+      "WHERE id = ? AND state = 'queued'\", (sys.argv[2],))\nprint(db.total_changes)\n"
+      "db.commit()\n",
+      altered, /*writable=*/true);
+  ASSERT_EQ(sql.exit_code, 0) << sql.output;
+  ASSERT_EQ(sql.lines().back(), "1") << "the altered study was no longer queued";
+
+  ASSERT_TRUE(coordinator_->WaitFor("study " + mlp + " finished 2 rounds", std::chrono::seconds(300)))
+      << coordinator_->output();
+  EXPECT_TRUE(c->WaitFor("refused study " + mlp)) << c->output();
+  CommandResult show = Study("show " + mlp);
+  ASSERT_EQ(show.exit_code, 0) << show.output;
+  EXPECT_THAT(show.output, ::testing::ContainsRegex("site-c .*allowed_models")) << show.output;
+  EXPECT_THAT(show.output, HasSubstr("sites that took part: site-a site-b\n")) << show.output;
+
+  for (const auto& client : clients_) {
+    EXPECT_TRUE(client->WaitFor("refused study " + altered, std::chrono::seconds(120)))
+        << client->output();
+    // The id no longer names the signed bytes (the signature would not
+    // verify either): the site says what was changed.
+    EXPECT_THAT(client->output(),
+                ::testing::ContainsRegex("refused study " + altered + ": .*was changed"));
+  }
+  // Nothing of it was trained (the coordinator may have read the manifest
+  // before or after the change: either way no site took part).
+  CommandResult shown = Study("show " + altered);
+  ASSERT_EQ(shown.exit_code, 0) << shown.output;
+  EXPECT_THAT(shown.output, ::testing::ContainsRegex("rounds: [0-9]+ of [0-9]+ recorded, 0 committed"))
+      << shown.output;
+}
+
+}  // namespace
+}  // namespace samverka
