@@ -240,5 +240,43 @@ TEST_F(StandingFederationTest, SitesRefuseAStudyTheirPolicyOrItsSignatureDoesNot
       << shown.output;
 }
 
+TEST_F(StandingFederationTest, AKilledCoordinatorResumesItsStudyThenRunsTheQueuedOne) {
+  StartStandingCoordinator();
+  StartSite("site-a", "hospital-a.csv");
+  StartSite("site-b", "hospital-b.csv");
+  StartSite("site-c", "hospital-c.csv");
+  ASSERT_TRUE(coordinator_->WaitForCount("joined (data sets", 3)) << coordinator_->output();
+  WriteStudy("long.toml", "long", "breast", "logreg", 12);
+  WriteStudy("next.toml", "next", "cohort2", "logreg", 2);
+  const std::string first = Submit("long.toml");
+  const std::string second = Submit("next.toml");
+  ASSERT_TRUE(coordinator_->WaitFor("round 2/12: 3 sites", std::chrono::seconds(300)))
+      << coordinator_->output();
+  coordinator_->Kill(SIGKILL);
+  coordinator_->Wait();
+  RestartCoordinatorOn(port_);
+  ASSERT_TRUE(coordinator_->WaitFor("resuming study " + first, std::chrono::seconds(120)))
+      << coordinator_->output();
+  ASSERT_TRUE(coordinator_->WaitFor("study " + second + " finished 2 rounds", std::chrono::seconds(300)))
+      << coordinator_->output();
+  // Every round of the first study once, in order, from 1 to 12; the
+  // second study's rounds are its own, from 1.
+  CommandResult rounds = RunSqlitePython(
+      dir_, dir_ / "state/state.db",
+      "for study, in db.execute('SELECT DISTINCT study FROM rounds ORDER BY study'):\n"
+      "  rs = [r for r, in db.execute('SELECT round FROM rounds WHERE study = ? AND succeeded = 1 "
+      "ORDER BY round', (study,))]\n"
+      "  print(study, ','.join(map(str, rs)))\n");
+  ASSERT_EQ(rounds.exit_code, 0) << rounds.output;
+  EXPECT_THAT(rounds.output, HasSubstr(first + " 1,2,3,4,5,6,7,8,9,10,11,12")) << rounds.output;
+  EXPECT_THAT(rounds.output, HasSubstr(second + " 1,2")) << rounds.output;
+  CommandResult list = Study("list");
+  EXPECT_THAT(list.output, ::testing::ContainsRegex(first + " .* finished ")) << list.output;
+  EXPECT_THAT(list.output, ::testing::ContainsRegex(second + " .* finished ")) << list.output;
+  CommandResult audit = RunCommand(std::string(SAMVERKA_BIN) + " audit verify --state-dir " +
+                                   (dir_ / "state").string());
+  EXPECT_EQ(audit.exit_code, 0) << audit.output;
+}
+
 }  // namespace
 }  // namespace samverka
