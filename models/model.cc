@@ -30,7 +30,7 @@ void SplitSurvivalTargets(const EvalStats& s, std::vector<float>* time,
 }  // namespace
 
 double EvalStats::loss() const {
-  if (task != TaskType::kSurvival || loss_sum != 0) return samples ? loss_sum / samples : 0;
+  if (!cox_loss) return samples ? loss_sum / samples : 0;
   std::vector<float> time, event;
   SplitSurvivalTargets(*this, &time, &event);
   const std::vector<double> log_risk(predictions.begin(), predictions.end());
@@ -94,6 +94,7 @@ void EvalStats::Merge(const EvalStats& other) {
     num_classes = other.num_classes;
     output_width = other.output_width;
     target_width = other.target_width;
+    cox_loss = other.cox_loss;
   }
   loss_sum += other.loss_sum;
   correct += other.correct;

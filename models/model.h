@@ -54,6 +54,9 @@ struct EvalStats {
   int64_t target_width = 0;
   std::vector<float> predictions{};
   std::vector<float> targets{};
+  // Survival with the built-in loss: loss() is Cox's partial likelihood of
+  // all predictions (loss_sum stays 0).
+  bool cox_loss = false;
 
   // Mean loss per sample; survival: Cox's negative log partial likelihood
   // (Breslow) of all predictions, per event.

@@ -374,6 +374,7 @@ class TorchModel : public Model {
     } else {
       stats.output_width = num_classes_;
       stats.target_width = data.target_size();
+      stats.cox_loss = task_.type == TaskType::kSurvival && !has_loss_;
     }
     torch::Tensor inputs, labels, targets;
     for (size_t begin = 0; begin < rows.size(); begin += batch_size) {
