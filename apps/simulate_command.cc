@@ -29,12 +29,29 @@ struct Overrides {
   }
 };
 
+// Classification rounds print accuracy and AUC as always; other tasks their
+// summary metrics (per-label AUCs stay in metrics.jsonl).
+std::string TaskMetricsText(const simulation::RoundReport& r) {
+  if (r.test_metrics.contains("accuracy")) {
+    std::string text = fmt::format("  test_acc {:.4f}", r.test_accuracy);
+    if (r.test_auc >= 0) text += fmt::format("  auc {:.4f}", r.test_auc);
+    return text;
+  }
+  std::string text;
+  for (const char* name : {"mse", "rmse", "mae", "r2", "c_index", "micro_f1", "macro_f1",
+                           "mean_auc"}) {
+    auto it = r.test_metrics.find(name);
+    if (it != r.test_metrics.end()) text += fmt::format("  {} {:.4f}", name, it->second);
+  }
+  return text;
+}
+
 void PrintRound(const simulation::RoundReport& r) {
-  std::string auc = r.test_auc >= 0 ? fmt::format("  auc {:.4f}", r.test_auc) : "";
   std::string dp = r.epsilon >= 0 ? fmt::format("  epsilon {:.3f}", r.epsilon) : "";
-  std::printf("round %3lld/%d  clients %3d  train_loss %.4f  test_loss %.4f  test_acc %.4f%s%s  %.1fs%s\n",
+  std::printf("round %3lld/%d  clients %3d  train_loss %.4f  test_loss %.4f%s%s  %.1fs%s\n",
               static_cast<long long>(r.round), r.rounds, r.clients, r.train_loss, r.test_loss,
-              r.test_accuracy, auc.c_str(), dp.c_str(), r.seconds, r.succeeded ? "" : "  (round failed)");
+              TaskMetricsText(r).c_str(), dp.c_str(), r.seconds,
+              r.succeeded ? "" : "  (round failed)");
   std::fflush(stdout);
 }
 
@@ -48,7 +65,14 @@ void AddSimulateCommand(CLI::App& app, const std::string* log_level) {
   cmd->add_option("--config", *config_path, "TOML file with the same keys as the flags (flags win)");
   simulation::SimulationOptions& o = *options;
   Overrides& f = *overrides;
-  f.Add(cmd, "--dataset", &o.dataset, "fashion-mnist | mnist | csv:PATH:LABEL_COLUMN");
+  f.Add(cmd, "--dataset", &o.dataset,
+        "fashion-mnist | mnist | csv:PATH:LABEL_COLUMN | csv:PATH:COL,COL,... (targets; "
+        "survival: time,event)");
+  f.Add(cmd, "--task", &o.task, "classification | regression | survival | multilabel (docs/tasks.md)");
+  f.Add(cmd, "--huber-delta", &o.huber_delta,
+        "regression: 0 = mean squared error, > 0 = Huber loss with this delta (in standard deviations)");
+  f.Add(cmd, "--class-weights", &o.class_weights,
+        "classification: training loss weight per class, e.g. 1,4 (empty: all 1)");
   f.Add(cmd, "--data-dir", &o.data_dir, "directory of the IDX files (default: Debian's dataset package)");
   f.Add(cmd, "--test-fraction", &o.test_fraction, "CSV data: share of rows held out for testing");
   f.Add(cmd, "--model", &o.model, "cnn | mlp | logreg | FILE.pt (TorchScript)");
@@ -121,8 +145,12 @@ void AddSimulateCommand(CLI::App& app, const std::string* log_level) {
     absl::StatusOr<simulation::RoundReport> last =
         simulation::RunSimulation(*options, PrintRound);
     if (!last.ok()) return Fail(std::string(last.status().message()));
-    std::printf("done: %d rounds, final test accuracy %.4f; results in %s\n", options->rounds,
-                last->test_accuracy, options->out.c_str());
+    const std::string headline = simulation::HeadlineMetric(options->task);
+    auto it = last->test_metrics.find(headline);
+    std::printf("done: %d rounds, final test %s %s; results in %s\n", options->rounds,
+                headline.c_str(),
+                it != last->test_metrics.end() ? fmt::format("{:.4f}", it->second).c_str() : "n/a",
+                options->out.c_str());
   });
 }
 

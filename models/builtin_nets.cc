@@ -144,9 +144,10 @@ std::vector<std::string> BuiltinNetNames() { return {"cnn", "logreg", "mlp"}; }
 
 std::unique_ptr<Net> MakeBuiltinNet(const std::string& name,
                                     const std::vector<int64_t>& input_shape,
-                                    int64_t num_classes) {
+                                    int64_t num_outputs) {
+  const int64_t num_classes = num_outputs;
   auto again = [=] { return MakeBuiltinNet(name, input_shape, num_classes); };
-  if (num_classes < 2) throw std::invalid_argument("a classifier needs at least 2 classes");
+  if (num_outputs < 1) throw std::invalid_argument("a model needs at least 1 output");
   if (name == "logreg") {
     return Make<LogReg>("LogReg", kLogRegScript, again, Product(input_shape), num_classes);
   }

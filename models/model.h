@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -13,6 +14,7 @@
 #include "common/dataset.h"
 #include "common/parameters.h"
 #include "common/task.h"
+#include "models/tasks/task_type.h"
 
 namespace samverka::models {
 
@@ -25,26 +27,55 @@ struct TrainStats {
   int64_t steps = 0;     // optimiser steps
 };
 
-// Sums from evaluating a model on some samples; mergeable, so a test set can
-// be split across workers or clients.
+// What evaluating a model on some samples found; mergeable, so a test set
+// can be split across workers or clients and the metrics of the union are
+// exact (models/tasks/metrics.h).
 struct EvalStats {
+  // Sum of the per-sample evaluation loss (0 for survival, whose loss comes
+  // from all predictions at once: see loss()).
   double loss_sum = 0;
-  int64_t correct = 0;
+  int64_t correct = 0;  // classification: argmax equals the label
   int64_t samples = 0;
-  // Binary tasks only: the positive-class probability and the label of each
-  // sample, for the ROC AUC.
+  // Binary classification only: the positive-class probability and the
+  // label of each sample, for the ROC AUC.
   std::vector<float> positive_scores;
   std::vector<int64_t> labels;
 
-  double loss() const { return samples ? loss_sum / samples : 0; }
+  TaskType task = TaskType::kClassification;
+  // Classification: the num_classes x num_classes confusion matrix, row =
+  // true class, column = predicted (empty if not recorded).
+  int64_t num_classes = 0;
+  std::vector<int64_t> confusion{};
+  // Other tasks, per sample: `output_width` predictions and `target_width`
+  // targets, both in the data's own units (regression: unstandardised;
+  // survival: log risk, and time and event; multilabel: probabilities and
+  // 0/1).
+  int64_t output_width = 0;
+  int64_t target_width = 0;
+  std::vector<float> predictions{};
+  std::vector<float> targets{};
+  // Survival with the built-in loss: loss() is Cox's partial likelihood of
+  // all predictions (loss_sum stays 0).
+  bool cox_loss = false;
+
+  // Mean loss per sample; survival: Cox's negative log partial likelihood
+  // (Breslow) of all predictions, per event.
+  double loss() const;
   double accuracy() const { return samples ? static_cast<double>(correct) / samples : 0; }
   // ROC AUC over positive_scores; nullopt for non-binary tasks or one class.
   std::optional<double> auc() const;
+  // The task's metrics by name (docs/tasks.md): loss, and classification
+  // accuracy, balanced_accuracy, macro_f1, auc (binary); regression mse,
+  // rmse, mae, r2; survival c_index; multilabel micro_f1, macro_f1,
+  // mean_auc and auc_NAME per label (`target_names`, else its index). A
+  // metric that is undefined on these samples (an AUC with one class) is
+  // left out.
+  std::map<std::string, double> Metrics(const std::vector<std::string>& target_names = {}) const;
   void Merge(const EvalStats& other);
 };
 
-// A trainable classifier: one of the built-in architectures or a TorchScript
-// module. It hides every LibTorch type so that the rest of Samverka compiles
+// A trainable model for one task (models/tasks/task_type.h): one of the
+// built-in architectures or a TorchScript module. It hides every LibTorch type so that the rest of Samverka compiles
 // without torch headers. An instance is used by one thread at a time
 // (simulation workers each own one); it is not thread-safe.
 class Model {
@@ -88,6 +119,9 @@ struct ModelSpec {
   std::string name_or_path = "cnn";
   // Shape of one input sample, e.g. {1, 28, 28} or {30}.
   std::vector<int64_t> input_shape;
+  // Width of the model's output: the number of classes for classification,
+  // else OutputWidth(task, data) (regression targets, 1 for survival,
+  // labels for multilabel).
   int64_t num_classes = 0;
 };
 
@@ -104,7 +138,12 @@ absl::Status CheckModelName(const std::string& name_or_path);
 // unknown name or missing file (the message lists the built-ins),
 // kInvalidArgument when the architecture cannot take `input_shape`, and for
 // a TorchScript file that fails to load or to run on a sample input.
-absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelSpec& spec, uint64_t seed);
+// `task` sets the loss and metrics; a TorchScript module with a method
+// `loss(self, output, target) -> Tensor` is trained with that instead of the
+// task's built-in loss (docs/tasks.md has the contract). kInvalidArgument
+// also for a bad `task` and when the output width does not fit it.
+absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelSpec& spec, uint64_t seed,
+                                                   const TaskOptions& task = {});
 
 // Sets LibTorch's intra-op thread count for this process (1 for simulation
 // workers, which parallelise across clients instead).

@@ -16,6 +16,7 @@
 #include "common/status_macros.h"
 #include "models/internal/net.h"
 #include "models/model.h"
+#include "models/tasks/internal/losses.h"
 
 namespace samverka::models {
 namespace {
@@ -65,6 +66,10 @@ class ScriptedNet : public Net {
     return out;
   }
   void SetTraining(bool training) override { module_.train(training); }
+  bool HasLoss() override { return module_.find_method("loss").has_value(); }
+  torch::Tensor Loss(const torch::Tensor& output, const torch::Tensor& target) override {
+    return module_.get_method("loss")({output, target}).toTensor();
+  }
   void Save(const std::string& path) override {
     module_.eval();
     module_.save(path);
@@ -88,10 +93,11 @@ class ScriptedNet : public Net {
   torch::jit::Module module_;
 };
 
-// Copies `indices[begin, end)` of `data` into a batch tensor and labels.
+// Copies `indices[begin, end)` of `data` into a batch tensor, labels and,
+// when the data has them, targets shaped [count, target_shape...].
 void GatherBatch(const Dataset& data, std::span<const int64_t> indices, size_t begin,
                  size_t end, const std::vector<int64_t>& batch_shape_tail,
-                 torch::Tensor* inputs, torch::Tensor* labels) {
+                 torch::Tensor* inputs, torch::Tensor* labels, torch::Tensor* targets) {
   const int64_t count = static_cast<int64_t>(end - begin);
   const int64_t sample_size = data.sample_size();
   std::vector<int64_t> shape = {count};
@@ -106,6 +112,26 @@ void GatherBatch(const Dataset& data, std::span<const int64_t> indices, size_t b
     x += sample_size;
     *y++ = data.labels[row];
   }
+  const int64_t target_size = data.target_size();
+  if (target_size == 0) {
+    *targets = torch::Tensor();
+    return;
+  }
+  std::vector<int64_t> target_shape = {count};
+  target_shape.insert(target_shape.end(), data.target_shape.begin(), data.target_shape.end());
+  *targets = torch::empty(target_shape, torch::kFloat);
+  float* t = targets->data_ptr<float>();
+  for (size_t i = begin; i < end; ++i) {
+    std::memcpy(t, data.targets.data() + indices[i] * target_size, target_size * sizeof(float));
+    t += target_size;
+  }
+}
+
+// The target a scripted `loss` method is given: the labels for
+// classification, the float targets otherwise.
+const torch::Tensor& LossTarget(TaskType task, const torch::Tensor& labels,
+                                const torch::Tensor& targets) {
+  return task == TaskType::kClassification ? labels : targets;
 }
 
 
@@ -114,9 +140,10 @@ class TorchModel : public Model {
   static absl::StatusOr<std::unique_ptr<TorchModel>> Create(std::string name,
                                                             std::unique_ptr<Net> net,
                                                             std::vector<int64_t> input_shape,
-                                                            int64_t num_classes) {
-    auto model = std::unique_ptr<TorchModel>(
-        new TorchModel(std::move(name), std::move(net), std::move(input_shape), num_classes));
+                                                            int64_t num_classes,
+                                                            TaskOptions task) {
+    auto model = std::unique_ptr<TorchModel>(new TorchModel(
+        std::move(name), std::move(net), std::move(input_shape), num_classes, std::move(task)));
     SV_RETURN_IF_ERROR(model->Initialise());
     return model;
   }
@@ -186,7 +213,7 @@ class TorchModel : public Model {
       return absl::InternalError(absl::StrCat("cannot clone '", name_, "': ", Brief(e)));
     }
     SV_ASSIGN_OR_RETURN(std::unique_ptr<TorchModel> copy,
-                        Create(name_, std::move(net), input_shape_, num_classes_));
+                        Create(name_, std::move(net), input_shape_, num_classes_, task_));
     std::vector<float> values(layout_.num_elements());
     GetParameters(values);
     SV_RETURN_IF_ERROR(copy->SetParameters(values));
@@ -195,14 +222,30 @@ class TorchModel : public Model {
 
  private:
   TorchModel(std::string name, std::unique_ptr<Net> net, std::vector<int64_t> input_shape,
-             int64_t num_classes)
+             int64_t num_classes, TaskOptions task)
       : name_(std::move(name)),
         net_(std::move(net)),
         input_shape_(std::move(input_shape)),
-        num_classes_(num_classes) {}
+        num_classes_(num_classes),
+        task_(std::move(task)) {}
 
-  // Builds the layout and checks the net maps one sample to class scores.
+  // Builds the layout and checks the net maps one sample to the task's
+  // output width.
   absl::Status Initialise() {
+    SV_RETURN_IF_ERROR(task_.Validate());
+    if (task_.type == TaskType::kClassification && num_classes_ < 2) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model '", name_, "': a classifier needs at least 2 classes, got ", num_classes_));
+    }
+    if (!task_.class_weights.empty()) {
+      if (static_cast<int64_t>(task_.class_weights.size()) != num_classes_) {
+        return absl::InvalidArgumentError(absl::StrCat(task_.class_weights.size(),
+                                                       " class_weights for ", num_classes_,
+                                                       " classes; give one weight per class"));
+      }
+      class_weights_ = torch::tensor(
+          std::vector<float>(task_.class_weights.begin(), task_.class_weights.end()));
+    }
     try {
       for (auto& [tensor_name, tensor] : net_->StateTensors()) {
         if (tensor.scalar_type() != torch::kFloat || !tensor.is_contiguous()) {
@@ -221,9 +264,10 @@ class TorchModel : public Model {
       if (out.dim() != 2 || out.size(0) != 2 || out.size(1) != num_classes_) {
         return absl::InvalidArgumentError(absl::StrCat(
             "model '", name_, "' maps input [N,", absl::StrJoin(input_shape_, ","),
-            "] to shape [", absl::StrJoin(out.sizes().vec(), ","), "]; expected [N,",
-            num_classes_, "] class scores"));
+            "] to shape [", absl::StrJoin(out.sizes().vec(), ","), "]; task ",
+            TaskTypeName(task_.type), " expects [N,", num_classes_, "] ", OutputKind()));
       }
+      has_loss_ = net_->HasLoss();
     } catch (const std::exception& e) {
       return absl::InvalidArgumentError(absl::StrCat("model '", name_, "' cannot take input [N,",
                                                      absl::StrJoin(input_shape_, ","),
@@ -235,7 +279,30 @@ class TorchModel : public Model {
     return absl::OkStatus();
   }
 
+  const char* OutputKind() const {
+    switch (task_.type) {
+      case TaskType::kClassification: return "class scores";
+      case TaskType::kRegression: return "predicted targets";
+      case TaskType::kSurvival: return "log risks";
+      case TaskType::kMultilabel: return "label scores";
+    }
+    return "outputs";
+  }
+
   absl::Status CheckData(const Dataset& data) const {
+    if (task_.type != TaskType::kClassification) {
+      absl::StatusOr<int64_t> width = OutputWidth(task_, data);
+      if (!width.ok()) return width.status();
+      if (data.sample_shape != input_shape_ || *width != num_classes_ ||
+          static_cast<int64_t>(data.targets.size()) != data.num_samples() * data.target_size()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "data with samples [", absl::StrJoin(data.sample_shape, ","), "] and targets [",
+            absl::StrJoin(data.target_shape, ","), "] does not fit model '", name_,
+            "' built for [", absl::StrJoin(input_shape_, ","), "] and ", num_classes_,
+            " outputs (task ", TaskTypeName(task_.type), ")"));
+      }
+      return absl::OkStatus();
+    }
     if (data.sample_shape != input_shape_ || data.num_classes != num_classes_) {
       return absl::InvalidArgumentError(absl::StrCat(
           "data with samples [", absl::StrJoin(data.sample_shape, ","), "] and ",
@@ -266,14 +333,17 @@ class TorchModel : public Model {
     std::mt19937_64 rng(seed);
     TrainStats stats;
     double loss_sum = 0;
-    torch::Tensor inputs, labels;
+    torch::Tensor inputs, labels, targets;
     for (int epoch = 0; epoch < options.local_epochs; ++epoch) {
       Shuffle(order, rng);
       for (size_t begin = 0; begin < order.size(); begin += options.batch_size) {
         const size_t end = std::min(order.size(), begin + options.batch_size);
-        GatherBatch(data, order, begin, end, input_shape_, &inputs, &labels);
+        GatherBatch(data, order, begin, end, input_shape_, &inputs, &labels, &targets);
         optimiser.zero_grad();
-        torch::Tensor loss = torch::nn::functional::cross_entropy(net_->Forward(inputs), labels);
+        const torch::Tensor output = net_->Forward(inputs);
+        torch::Tensor loss =
+            has_loss_ ? net_->Loss(output, LossTarget(task_.type, labels, targets))
+                      : internal::BatchLoss(task_, class_weights_, output, labels, targets);
         loss_sum += loss.item<double>() * static_cast<double>(end - begin);
         if (options.proximal_mu > 0) {
           torch::Tensor proximal = torch::zeros({});
@@ -296,33 +366,82 @@ class TorchModel : public Model {
     torch::NoGradGuard no_grad;
     net_->SetTraining(false);
     EvalStats stats;
-    const bool binary = num_classes_ == 2;
-    torch::Tensor inputs, labels;
+    stats.task = task_.type;
+    const bool classification = task_.type == TaskType::kClassification;
+    if (classification) {
+      stats.num_classes = num_classes_;
+      stats.confusion.assign(num_classes_ * num_classes_, 0);
+    } else {
+      stats.output_width = num_classes_;
+      stats.target_width = data.target_size();
+      stats.cox_loss = task_.type == TaskType::kSurvival && !has_loss_;
+    }
+    torch::Tensor inputs, labels, targets;
     for (size_t begin = 0; begin < rows.size(); begin += batch_size) {
       const size_t end = std::min(rows.size(), begin + batch_size);
-      GatherBatch(data, rows, begin, end, input_shape_, &inputs, &labels);
-      const torch::Tensor logits = net_->Forward(inputs);
-      stats.loss_sum += torch::nn::functional::cross_entropy(
-                            logits, labels,
-                            torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                            .item<double>();
-      stats.correct += logits.argmax(1).eq(labels).sum().item<int64_t>();
-      stats.samples += static_cast<int64_t>(end - begin);
-      if (binary) {
-        const torch::Tensor p = torch::softmax(logits, 1).select(1, 1).contiguous();
-        const float* score = p.data_ptr<float>();
-        stats.positive_scores.insert(stats.positive_scores.end(), score, score + p.numel());
-        const int64_t* y = labels.data_ptr<int64_t>();
-        stats.labels.insert(stats.labels.end(), y, y + labels.numel());
+      GatherBatch(data, rows, begin, end, input_shape_, &inputs, &labels, &targets);
+      const torch::Tensor output = net_->Forward(inputs);
+      const auto count = static_cast<int64_t>(end - begin);
+      stats.loss_sum +=
+          has_loss_ ? net_->Loss(output, LossTarget(task_.type, labels, targets)).item<double>() *
+                          static_cast<double>(count)
+                    : internal::EvaluationLossSum(task_, output, labels, targets);
+      stats.samples += count;
+      if (classification) {
+        AddClassification(output, labels, &stats);
+      } else {
+        AddPredictions(data, output, targets, &stats);
       }
     }
     return stats;
   }
 
+  void AddClassification(const torch::Tensor& logits, const torch::Tensor& labels,
+                         EvalStats* stats) const {
+    const torch::Tensor predicted = logits.argmax(1).contiguous();
+    stats->correct += predicted.eq(labels).sum().item<int64_t>();
+    const int64_t* p = predicted.data_ptr<int64_t>();
+    const int64_t* y = labels.data_ptr<int64_t>();
+    for (int64_t i = 0; i < labels.numel(); ++i) {
+      if (y[i] >= 0 && y[i] < num_classes_) stats->confusion[y[i] * num_classes_ + p[i]] += 1;
+    }
+    if (num_classes_ == 2) {
+      const torch::Tensor prob = torch::softmax(logits, 1).select(1, 1).contiguous();
+      const float* score = prob.data_ptr<float>();
+      stats->positive_scores.insert(stats->positive_scores.end(), score, score + prob.numel());
+      stats->labels.insert(stats->labels.end(), y, y + labels.numel());
+    }
+  }
+
+  // Predictions and targets in the data's own units.
+  void AddPredictions(const Dataset& data, const torch::Tensor& output,
+                      const torch::Tensor& targets, EvalStats* stats) const {
+    torch::Tensor shown = output.to(torch::kFloat);
+    torch::Tensor truth = targets.reshape({targets.size(0), -1}).to(torch::kFloat);
+    if (task_.type == TaskType::kMultilabel) shown = torch::sigmoid(shown);
+    if (task_.type == TaskType::kRegression && !data.target_mean.empty()) {
+      const torch::Tensor mean =
+          torch::tensor(std::vector<double>(data.target_mean), torch::kDouble).to(torch::kFloat);
+      const torch::Tensor scale =
+          torch::tensor(std::vector<double>(data.target_scale), torch::kDouble).to(torch::kFloat);
+      shown = shown * scale + mean;
+      truth = truth * scale + mean;
+    }
+    shown = shown.contiguous();
+    truth = truth.contiguous();
+    const float* p = shown.data_ptr<float>();
+    const float* t = truth.data_ptr<float>();
+    stats->predictions.insert(stats->predictions.end(), p, p + shown.numel());
+    stats->targets.insert(stats->targets.end(), t, t + truth.numel());
+  }
+
   std::string name_;
   std::unique_ptr<Net> net_;
   std::vector<int64_t> input_shape_;
-  int64_t num_classes_;
+  int64_t num_classes_;  // the output width
+  TaskOptions task_;
+  torch::Tensor class_weights_;  // undefined without class weights
+  bool has_loss_ = false;        // the scripted module has a `loss` method
   ParameterLayout layout_;
   std::vector<torch::Tensor> state_;  // aliases the net's tensors, layout order
 };
@@ -358,7 +477,8 @@ std::unique_ptr<Net> LoadScriptedNet(const std::string& path) {
 
 std::vector<std::string> BuiltinModelNames() { return internal::BuiltinNetNames(); }
 
-absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelSpec& spec, uint64_t seed) {
+absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelSpec& spec, uint64_t seed,
+                                                   const TaskOptions& task) {
   KeepTrainingMemoryInHeap();
   std::unique_ptr<Net> net;
   try {
@@ -376,7 +496,7 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelSpec& spec, uint64
   }
   SV_ASSIGN_OR_RETURN(std::unique_ptr<TorchModel> model,
                       TorchModel::Create(spec.name_or_path, std::move(net), spec.input_shape,
-                                         spec.num_classes));
+                                         spec.num_classes, task));
   return std::unique_ptr<Model>(std::move(model));
 }
 

@@ -14,6 +14,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/numbers.h"
 #include "client/datasets/registry.h"
 #include "client/task_handler.h"
 #include "common/logging.h"
@@ -90,26 +92,78 @@ absl::StatusOr<models::EvalStats> EvaluateGlobal(
   return merged;
 }
 
-std::vector<std::string> MetricColumns() {
-  return {"round",         "clients",   "succeeded", "test_accuracy",     "test_loss",
-          "test_auc",      "train_loss", "seconds",  "aggregate_seconds", "bytes_up",
-          "bytes_down",    "epsilon",   "dp_clip_norm"};
+// The task's metric names (models::EvalStats::Metrics) after the columns
+// every run has: classification adds balanced accuracy and macro-F1 (its
+// accuracy, loss and AUC are there already); the others their own.
+std::vector<std::string> TaskMetricNames(models::TaskType task,
+                                         const std::vector<std::string>& target_names,
+                                         int64_t targets) {
+  switch (task) {
+    case models::TaskType::kClassification: return {"balanced_accuracy", "macro_f1"};
+    case models::TaskType::kRegression: return {"mse", "rmse", "mae", "r2"};
+    case models::TaskType::kSurvival: return {"c_index"};
+    case models::TaskType::kMultilabel: {
+      std::vector<std::string> names = {"micro_f1", "macro_f1", "mean_auc"};
+      for (int64_t l = 0; l < targets; ++l) {
+        names.push_back("auc_" + (l < static_cast<int64_t>(target_names.size())
+                                      ? target_names[l] : std::to_string(l)));
+      }
+      return names;
+    }
+  }
+  return {};
 }
 
-std::vector<MetricValue> MetricRow(const RoundReport& r) {
-  return {r.round,
-          int64_t{r.clients},
-          int64_t{r.succeeded ? 1 : 0},
-          r.test_accuracy,
-          r.test_loss,
-          r.test_auc >= 0 ? MetricValue(r.test_auc) : MetricValue(),
-          r.train_loss,
-          r.seconds,
-          r.aggregate_seconds,
-          static_cast<int64_t>(r.bytes_up),
-          static_cast<int64_t>(r.bytes_down),
-          r.epsilon >= 0 ? MetricValue(r.epsilon) : MetricValue(),
-          r.dp_clip_norm >= 0 ? MetricValue(r.dp_clip_norm) : MetricValue()};
+std::vector<std::string> MetricColumns(const std::vector<std::string>& task_metrics) {
+  std::vector<std::string> columns = {
+      "round",         "clients",   "succeeded", "test_accuracy",     "test_loss",
+      "test_auc",      "train_loss", "seconds",  "aggregate_seconds", "bytes_up",
+      "bytes_down",    "epsilon",   "dp_clip_norm"};
+  for (const std::string& name : task_metrics) columns.push_back("test_" + name);
+  return columns;
+}
+
+std::vector<MetricValue> MetricRow(const RoundReport& r, bool classification,
+                                   const std::vector<std::string>& task_metrics) {
+  std::vector<MetricValue> row = {
+      r.round,
+      int64_t{r.clients},
+      int64_t{r.succeeded ? 1 : 0},
+      classification ? MetricValue(r.test_accuracy) : MetricValue(),
+      r.test_loss,
+      r.test_auc >= 0 ? MetricValue(r.test_auc) : MetricValue(),
+      r.train_loss,
+      r.seconds,
+      r.aggregate_seconds,
+      static_cast<int64_t>(r.bytes_up),
+      static_cast<int64_t>(r.bytes_down),
+      r.epsilon >= 0 ? MetricValue(r.epsilon) : MetricValue(),
+      r.dp_clip_norm >= 0 ? MetricValue(r.dp_clip_norm) : MetricValue()};
+  for (const std::string& name : task_metrics) {
+    auto it = r.test_metrics.find(name);
+    row.push_back(it != r.test_metrics.end() ? MetricValue(it->second) : MetricValue());
+  }
+  return row;
+}
+
+// The task of the options (validated before).
+absl::StatusOr<models::TaskOptions> TaskOf(const SimulationOptions& o) {
+  models::TaskOptions task;
+  SV_ASSIGN_OR_RETURN(task.type, models::ParseTaskType(o.task));
+  task.huber_delta = o.huber_delta;
+  if (!o.class_weights.empty()) {
+    for (absl::string_view part : absl::StrSplit(o.class_weights, ',')) {
+      double weight = 0;
+      if (!absl::SimpleAtod(part, &weight)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "class_weights = \"", o.class_weights, "\": '", part,
+            "' is not a number; give one weight per class, e.g. \"1,4\""));
+      }
+      task.class_weights.push_back(weight);
+    }
+  }
+  SV_RETURN_IF_ERROR(task.Validate());
+  return task;
 }
 
 absl::Status WriteFile(const std::filesystem::path& path, const std::string& text) {
@@ -288,7 +342,13 @@ absl::Status SimulationOptions::Validate() const {
   if (!(malicious_fraction >= 0 && malicious_fraction <= 1)) {
     return bad(absl::StrCat("malicious_fraction = ", malicious_fraction, ": must be in [0, 1]"));
   }
-  SV_RETURN_IF_ERROR(ParseAttack(attack).status());
+  SV_ASSIGN_OR_RETURN(const AttackSpec attack_spec, ParseAttack(attack));
+  SV_ASSIGN_OR_RETURN(const models::TaskOptions task_options, TaskOf(*this));
+  if (malicious_fraction > 0 && attack_spec.kind == AttackSpec::Kind::kLabelFlip &&
+      task_options.type != models::TaskType::kClassification) {
+    return bad(absl::StrCat("attack = \"label-flip\" flips class labels; task ", task,
+                            " has none (use sign-flip or scale:S)"));
+  }
   // Differential privacy: every dp_* option, before anything runs.
   SV_ASSIGN_OR_RETURN(security::dp::DpConfig dp_config, DpConfigOf(*this));
   if (dp_config.mode == security::dp::DpMode::kOff) return absl::OkStatus();
@@ -335,6 +395,9 @@ absl::Status SimulationOptions::Validate() const {
 absl::Status ApplyConfig(ConfigFile& file, SimulationOptions* o) {
   int64_t seed = static_cast<int64_t>(o->seed);
   SV_RETURN_IF_ERROR(file.Get("dataset", &o->dataset));
+  SV_RETURN_IF_ERROR(file.Get("task", &o->task));
+  SV_RETURN_IF_ERROR(file.Get("huber_delta", &o->huber_delta));
+  SV_RETURN_IF_ERROR(file.Get("class_weights", &o->class_weights));
   SV_RETURN_IF_ERROR(file.Get("data_dir", &o->data_dir));
   SV_RETURN_IF_ERROR(file.Get("test_fraction", &o->test_fraction));
   SV_RETURN_IF_ERROR(file.Get("model", &o->model));
@@ -378,6 +441,9 @@ std::string ToToml(const SimulationOptions& o) {
   return absl::StrCat(
       "# Resolved configuration of this run; `samverka simulate --config` reads it back.\n",
       "dataset = ", TomlQuote(o.dataset), "\n",
+      "task = ", TomlQuote(o.task), "\n",
+      "huber_delta = ", absl::StrFormat("%.17g", o.huber_delta), "\n",
+      "class_weights = ", TomlQuote(o.class_weights), "\n",
       "data_dir = ", TomlQuote(o.data_dir), "\n",
       "test_fraction = ", o.test_fraction, "\n",
       "model = ", TomlQuote(o.model), "\n",
@@ -413,6 +479,13 @@ std::string ToToml(const SimulationOptions& o) {
       "dp_delta = ", absl::StrFormat("%.17g", o.dp_delta), "\n");
 }
 
+std::string HeadlineMetric(const std::string& task) {
+  if (task == "regression") return "r2";
+  if (task == "survival") return "c_index";
+  if (task == "multilabel") return "macro_f1";
+  return "accuracy";
+}
+
 absl::StatusOr<RoundReport> RunSimulation(const SimulationOptions& options,
                                           const std::function<void(const RoundReport&)>& on_round) {
   SV_RETURN_IF_ERROR(options.Validate());
@@ -424,8 +497,10 @@ absl::StatusOr<RoundReport> RunSimulation(const SimulationOptions& options,
   SV_RETURN_IF_ERROR(WriteFile(out_dir / "config.toml", ToToml(options)));
 
   // Data and partition.
+  SV_ASSIGN_OR_RETURN(const models::TaskOptions task, TaskOf(options));
   client::DatasetOptions data_options;
   data_options.spec = options.dataset;
+  data_options.task = task.type;
   data_options.data_dir = options.data_dir;
   data_options.test_fraction = options.test_fraction;
   data_options.seed = options.seed;
@@ -447,8 +522,10 @@ absl::StatusOr<RoundReport> RunSimulation(const SimulationOptions& options,
                           ? options.workers
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   models::SetTorchThreads(1);
-  models::ModelSpec spec{options.model, data.train.sample_shape, data.train.num_classes};
-  SV_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> first, models::CreateModel(spec, options.seed));
+  SV_ASSIGN_OR_RETURN(const int64_t outputs, models::OutputWidth(task, data.train));
+  models::ModelSpec spec{options.model, data.train.sample_shape, outputs};
+  SV_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> first,
+                      models::CreateModel(spec, options.seed, task));
   std::vector<std::unique_ptr<models::Model>> worker_models;
   for (int w = 1; w < workers; ++w) {
     SV_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> copy, first->Clone());
@@ -506,8 +583,12 @@ absl::StatusOr<RoundReport> RunSimulation(const SimulationOptions& options,
               options.dp_clip_norm, options.dp_adaptive_clip ? " (adaptive)" : "",
               dp->sampling_rate(), options.dp_delta);
   }
+  const std::vector<std::string> task_metrics =
+      TaskMetricNames(task.type, data.train.target_names, data.train.target_size());
+  const bool classification = task.type == models::TaskType::kClassification;
   SV_ASSIGN_OR_RETURN(std::unique_ptr<MetricsLog> metrics,
-                      MetricsLog::Create(MetricColumns(), (out_dir / "metrics.jsonl").string(),
+                      MetricsLog::Create(MetricColumns(task_metrics),
+                                         (out_dir / "metrics.jsonl").string(),
                                          (out_dir / "metrics.csv").string()));
   RoundReport report;
   for (int r = 0; r < options.rounds; ++r) {
@@ -561,6 +642,7 @@ absl::StatusOr<RoundReport> RunSimulation(const SimulationOptions& options,
     report.test_loss = eval.loss();
     report.test_accuracy = eval.accuracy();
     report.test_auc = eval.auc().value_or(-1);
+    report.test_metrics = eval.Metrics(data.test.target_names);
     report.seconds = SecondsSince(start);
     report.aggregate_seconds = aggregate;
     report.bytes_up = result->bytes_up;
@@ -572,7 +654,7 @@ absl::StatusOr<RoundReport> RunSimulation(const SimulationOptions& options,
       report.epsilon = dp->spent().epsilon;
       report.dp_clip_norm = round_clip;
     }
-    SV_RETURN_IF_ERROR(metrics->Append(MetricRow(report)));
+    SV_RETURN_IF_ERROR(metrics->Append(MetricRow(report, classification, task_metrics)));
     if (on_round) on_round(report);
   }
 

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 
 #include "absl/status/status.h"
@@ -16,7 +17,13 @@ namespace samverka::simulation {
 // Everything `samverka simulate` can be told; each field is also a TOML key
 // of the same name (see docs/configuration.md).
 struct SimulationOptions {
-  std::string dataset = "fashion-mnist";  // fashion-mnist | mnist | csv:PATH:LABEL
+  std::string dataset = "fashion-mnist";  // fashion-mnist | mnist | csv:PATH:LABEL | csv:PATH:COL,COL
+  // What is learned (docs/tasks.md): classification | regression | survival
+  // | multilabel. For a CSV, the spec's columns are the label (one), the
+  // targets (regression, multilabel) or time,event (survival).
+  std::string task = "classification";
+  double huber_delta = 0;                 // regression: 0 = MSE, > 0 = Huber (standard deviations)
+  std::string class_weights;              // classification: "w0,w1,..." (empty: all 1)
   std::string data_dir;                   // where IDX files live (default per dataset)
   double test_fraction = 0.2;             // CSV data: share held out for testing
   std::string model = "cnn";              // cnn | mlp | logreg | FILE.pt
@@ -82,6 +89,8 @@ struct RoundReport {
   double test_loss = 0;
   double test_accuracy = 0;
   double test_auc = -1;  // binary tasks only, else < 0
+  // Every metric of the task on the test set (models::EvalStats::Metrics).
+  std::map<std::string, double> test_metrics;
   double seconds = 0;
   double aggregate_seconds = 0;  // decoding, validating, absorbing, re-encoding
   uint64_t bytes_up = 0;
@@ -91,6 +100,10 @@ struct RoundReport {
   double epsilon = -1;
   double dp_clip_norm = -1;
 };
+
+// The metric a run is summed up by: accuracy, r2, c_index or macro_f1 for
+// the task named `task` (an unknown task gives accuracy).
+std::string HeadlineMetric(const std::string& task);
 
 // Runs a whole simulated federation in this process: loads and partitions
 // the data, creates one virtual client per shard and drives the

@@ -6,7 +6,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include <vector>
+
 #include "common/dataset.h"
+#include "models/tasks/task_type.h"
 
 namespace samverka::client {
 
@@ -23,9 +26,18 @@ struct CsvOptions {
   double test_fraction = 0.2;
   // Seeds the shuffle that decides the split.
   uint64_t seed = 0;
+  // What the target columns hold (models/tasks/task_type.h).
+  models::TaskType task = models::TaskType::kClassification;
+  // Tasks other than classification: the target columns by name, replacing
+  // label_column: one or more for regression and multilabel, exactly time
+  // then event for survival. Every other column is a feature.
+  std::vector<std::string> target_columns{};
 
-  // kInvalidArgument for an empty path or label column, or a test_fraction
-  // outside [0, 1).
+  // target_columns, or {label_column} when it is empty.
+  std::vector<std::string> columns() const;
+
+  // kInvalidArgument for an empty path or column name, a column count the
+  // task does not take, or a test_fraction outside [0, 1).
   absl::Status Validate() const;
 };
 
@@ -42,15 +54,33 @@ struct CsvOptions {
 absl::StatusOr<Dataset> ReadCsvDataset(const std::string& path,
                                        const std::string& label_column);
 
+// Reads a table for `task`. Classification: one label column, as above.
+// Otherwise `columns` name the target columns (in the order they become
+// target values; survival: time then event), every other column is a
+// feature, and the data set gets target_shape {columns.size()},
+// target_names, and labels (survival: the event; otherwise 0). Target cells
+// must be finite numbers; survival times >= 0 and events 0 or 1; multilabel
+// targets 0 or 1. Errors as above, naming the file, line and column of a bad
+// cell, and kInvalidArgument for a column count the task does not take.
+absl::StatusOr<Dataset> ReadCsvDataset(const std::string& path,
+                                       const std::vector<std::string>& columns,
+                                       models::TaskType task);
+
 // Shuffles the rows (Fisher-Yates driven by std::mt19937_64(seed), identical
 // across standard libraries), puts round(n * test_fraction) rows in `test`
 // and the rest in `train`, then standardises every feature of both splits
 // with the mean and population standard deviation of `train` only (a
-// feature with standard deviation 0 is only centred). kInvalidArgument if
-// test_fraction is outside [0, 1) or the training split would be empty.
+// feature with standard deviation 0 is only centred). With
+// `standardize_targets` (regression), the targets too, recording the
+// training split's mean and deviation in target_mean and target_scale.
+// Without `standardize_features` the features are kept as they are.
+// kInvalidArgument if test_fraction is outside [0, 1) or the training split
+// would be empty.
 absl::StatusOr<DatasetSplit> SplitAndStandardize(const Dataset& dataset,
                                                  double test_fraction,
-                                                 uint64_t seed);
+                                                 uint64_t seed,
+                                                 bool standardize_targets = false,
+                                                 bool standardize_features = true);
 
 // ReadCsvDataset followed by SplitAndStandardize. Errors as those two and
 // as CsvOptions::Validate.

@@ -7,9 +7,12 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "client/datasets/csv.h"
 #include "client/datasets/idx.h"
+#include "client/datasets/numpy.h"
 #include "common/status_macros.h"
 
 namespace samverka::client {
@@ -18,8 +21,11 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr absl::string_view kValidForms =
-    "valid forms: fashion-mnist, mnist, csv:PATH:LABEL_COLUMN";
+    "valid forms: fashion-mnist, mnist, csv:PATH:LABEL_COLUMN, csv:PATH:COLUMN,COLUMN,..., "
+    "npz:PATH[:X,Y], npy:FEATURES.npy:TARGETS.npy";
 constexpr absl::string_view kCsvPrefix = "csv:";
+constexpr absl::string_view kNpzPrefix = "npz:";
+constexpr absl::string_view kNpyPrefix = "npy:";
 
 // An IDX data set: its spec name, files and presentation.
 struct IdxSource {
@@ -58,7 +64,51 @@ struct ParsedSpec {
   const IdxSource* idx = nullptr;
   std::string csv_path;
   std::string csv_label_column;
+  std::vector<std::string> csv_columns;  // the label column split at ','
+  // NumPy: an .npz file and its two array names, or two .npy files.
+  std::string npz_path;
+  std::string npz_features = "x";
+  std::string npz_targets = "y";
+  std::string npy_features;
+  std::string npy_targets;
 };
+
+// npz:PATH or npz:PATH:X,Y (the last ':' ends PATH when a ',' follows it).
+absl::StatusOr<ParsedSpec> ParseNpzSpec(absl::string_view spec) {
+  absl::string_view rest = spec.substr(kNpzPrefix.size());
+  ParsedSpec parsed;
+  const size_t colon = rest.rfind(':');
+  if (colon != absl::string_view::npos &&
+      rest.substr(colon + 1).find(',') != absl::string_view::npos) {
+    std::vector<std::string> names = absl::StrSplit(rest.substr(colon + 1), ',');
+    if (names.size() != 2 || names[0].empty() || names[1].empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "dataset spec '", spec, "': name the features and targets arrays as npz:PATH:X,Y"));
+    }
+    parsed.npz_features = names[0];
+    parsed.npz_targets = names[1];
+    rest = rest.substr(0, colon);
+  }
+  if (rest.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("dataset spec '", spec, "' needs a path"));
+  }
+  parsed.npz_path = std::string(rest);
+  return parsed;
+}
+
+// npy:FEATURES.npy:TARGETS.npy (the last ':' separates them).
+absl::StatusOr<ParsedSpec> ParseNpySpec(absl::string_view spec) {
+  const absl::string_view rest = spec.substr(kNpyPrefix.size());
+  const size_t colon = rest.rfind(':');
+  if (colon == absl::string_view::npos || colon == 0 || colon + 1 == rest.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dataset spec '", spec, "' needs two files: npy:FEATURES.npy:TARGETS.npy"));
+  }
+  ParsedSpec parsed;
+  parsed.npy_features = std::string(rest.substr(0, colon));
+  parsed.npy_targets = std::string(rest.substr(colon + 1));
+  return parsed;
+}
 
 ParsedSpec IdxSpec(const IdxSource& source) {
   ParsedSpec parsed;
@@ -78,6 +128,7 @@ absl::StatusOr<ParsedSpec> ParseCsvSpec(absl::string_view spec) {
   ParsedSpec parsed;
   parsed.csv_path = std::string(rest.substr(0, colon));
   parsed.csv_label_column = std::string(rest.substr(colon + 1));
+  parsed.csv_columns = absl::StrSplit(rest.substr(colon + 1), ',');
   return parsed;
 }
 
@@ -85,6 +136,8 @@ absl::StatusOr<ParsedSpec> ParseSpec(absl::string_view spec) {
   if (spec == FashionMnist().name) return IdxSpec(FashionMnist());
   if (spec == Mnist().name) return IdxSpec(Mnist());
   if (absl::StartsWith(spec, kCsvPrefix)) return ParseCsvSpec(spec);
+  if (absl::StartsWith(spec, kNpzPrefix)) return ParseNpzSpec(spec);
+  if (absl::StartsWith(spec, kNpyPrefix)) return ParseNpySpec(spec);
   return absl::InvalidArgumentError(
       absl::StrCat("unknown dataset spec '", spec, "'; ", kValidForms));
 }
@@ -135,15 +188,55 @@ absl::StatusOr<DatasetSplit> LoadIdx(const IdxSource& source,
   return split;
 }
 
-absl::StatusOr<DatasetSplit> LoadCsv(const ParsedSpec& spec,
-                                     const DatasetOptions& options) {
-  fs::path path = spec.csv_path;
+std::string Resolve(const std::string& spec_path, const DatasetOptions& options) {
+  fs::path path = spec_path;
   if (path.is_relative() && !options.data_dir.empty()) {
     path = fs::path(options.data_dir) / path;
   }
+  return path.string();
+}
+
+// NumPy arrays, split like a CSV; features are kept as stored (images and
+// the like are scaled by whoever saved them), regression targets are
+// standardised with the training split's statistics.
+absl::StatusOr<DatasetSplit> LoadNumpy(const ParsedSpec& spec, const DatasetOptions& options) {
+  Dataset data;
+  if (!spec.npz_path.empty()) {
+    const std::string path = Resolve(spec.npz_path, options);
+    SV_ASSIGN_OR_RETURN(const auto arrays, ReadNpzFile(path));
+    std::vector<std::string> names;
+    for (const auto& [name, array] : arrays) names.push_back(name);
+    for (const std::string& name : {spec.npz_features, spec.npz_targets}) {
+      if (!arrays.contains(name)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            path, ": no array '", name, "'; it has: ", absl::StrJoin(names, ", "),
+            " (name them as npz:PATH:FEATURES,TARGETS)"));
+      }
+    }
+    SV_ASSIGN_OR_RETURN(data, NumpyDataset(arrays.at(spec.npz_features),
+                                           arrays.at(spec.npz_targets), options.task,
+                                           absl::StrCat(path, ": ", spec.npz_features),
+                                           absl::StrCat(path, ": ", spec.npz_targets)));
+  } else {
+    const std::string x_path = Resolve(spec.npy_features, options);
+    const std::string y_path = Resolve(spec.npy_targets, options);
+    SV_ASSIGN_OR_RETURN(const NumpyArray x, ReadNpyFile(x_path));
+    SV_ASSIGN_OR_RETURN(const NumpyArray y, ReadNpyFile(y_path));
+    SV_ASSIGN_OR_RETURN(data, NumpyDataset(x, y, options.task, x_path, y_path));
+  }
+  return SplitAndStandardize(data, options.test_fraction, options.seed,
+                             options.task == models::TaskType::kRegression,
+                             /*standardize_features=*/false);
+}
+
+absl::StatusOr<DatasetSplit> LoadCsv(const ParsedSpec& spec,
+                                     const DatasetOptions& options) {
+  const fs::path path = Resolve(spec.csv_path, options);
   CsvOptions csv;
   csv.path = path.string();
   csv.label_column = spec.csv_label_column;
+  csv.task = options.task;
+  if (options.task != models::TaskType::kClassification) csv.target_columns = spec.csv_columns;
   csv.test_fraction = options.test_fraction;
   csv.seed = options.seed;
   return LoadCsvDataset(csv);
@@ -162,6 +255,7 @@ absl::StatusOr<DatasetSplit> LoadDataset(const DatasetOptions& options) {
   SV_RETURN_IF_ERROR(options.Validate());
   SV_ASSIGN_OR_RETURN(const ParsedSpec spec, ParseSpec(options.spec));
   if (spec.idx != nullptr) return LoadIdx(*spec.idx, options.data_dir);
+  if (!spec.npz_path.empty() || !spec.npy_features.empty()) return LoadNumpy(spec, options);
   return LoadCsv(spec, options);
 }
 

@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/dataset.h"
+#include "models/tasks/task_type.h"
 
 namespace samverka::client {
 
@@ -23,17 +24,24 @@ struct DatasetOptions {
   //   "fashion-mnist"          IDX files, default dir kFashionMnistDefaultDir
   //   "mnist"                  IDX files, default dir kMnistDefaultDir
   //   "csv:PATH:LABEL_COLUMN"  a CSV table (the last ':' ends PATH)
+  //   "csv:PATH:COL,COL,..."   the same for tasks other than classification:
+  //                            the target columns (survival: time,event)
+  //   "npz:PATH[:X,Y]"         NumPy arrays X (default "x", features) and Y
+  //                            (default "y", labels or targets) of an .npz
+  //   "npy:FEATURES:TARGETS"   two .npy files (the last ':' separates them)
   std::string spec;
   // IDX data sets: the directory holding train-images-idx3-ubyte,
   // train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte
   // (each plain or .gz); empty means the default above. CSV: the base for a
   // relative PATH; empty means the current directory.
   std::string data_dir;
-  // CSV only (IDX data sets come with a fixed split): share of rows held out
-  // for testing, in [0, 1).
+  // CSV and NumPy (IDX data sets come with a fixed split): share of rows
+  // held out for testing, in [0, 1).
   double test_fraction = 0.2;
-  // CSV only: seeds the shuffle that decides the split.
+  // CSV and NumPy: seeds the shuffle that decides the split.
   uint64_t seed = 0;
+  // What the targets are learned as; decides how a CSV's columns are read.
+  models::TaskType task = models::TaskType::kClassification;
 
   // kInvalidArgument for a malformed or unknown spec (the message lists the
   // valid forms) or a test_fraction outside [0, 1). Touches no files.

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,13 +31,21 @@ class Net {
   virtual void Save(const std::string& path) = 0;
   // A new net with the same architecture (state is copied by the caller).
   virtual std::unique_ptr<Net> CloneArchitecture() = 0;
+  // True if the net brings its own loss (a scripted `loss` method).
+  virtual bool HasLoss() { return false; }
+  // The net's own loss of `output` against `target`, a scalar (batch mean).
+  virtual torch::Tensor Loss(const torch::Tensor& output, const torch::Tensor& target) {
+    (void)output;
+    (void)target;
+    throw std::logic_error("this net has no loss method");
+  }
 };
 
 // nullptr for an unknown name; throws std::invalid_argument when the
-// architecture cannot take `input_shape`.
+// architecture cannot take `input_shape` or `num_outputs` < 1.
 std::unique_ptr<Net> MakeBuiltinNet(const std::string& name,
                                     const std::vector<int64_t>& input_shape,
-                                    int64_t num_classes);
+                                    int64_t num_outputs);
 std::vector<std::string> BuiltinNetNames();
 
 // True if `name` is a path rather than a built-in name (has a '/' or ends
