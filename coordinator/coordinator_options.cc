@@ -53,20 +53,10 @@ absl::Status CoordinatorOptions::Validate() const {
     return absl::InvalidArgumentError(
         "failed_round_backoff must be >= 0 and at most max_failed_round_backoff");
   }
-  if (state_dir.empty()) return absl::InvalidArgumentError("state_dir must be set");
-  if (heartbeat_interval <= absl::ZeroDuration() || eval_deadline <= absl::ZeroDuration() ||
-      max_poll <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("heartbeat, evaluation and poll times must be positive");
+  if (eval_deadline <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("eval_deadline_seconds must be > 0");
   }
   if (wait_for_clients < 0) return absl::InvalidArgumentError("wait_for_clients must be >= 0");
-  if (max_concurrent_uploads < 1 || max_concurrent_downloads < 1) {
-    return absl::InvalidArgumentError(
-        "max_concurrent_uploads and max_concurrent_downloads must be >= 1");
-  }
-  if (max_samples_per_site < 1) return absl::InvalidArgumentError("max_samples_per_site must be >= 1");
-  if (transfer_stall <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("transfer_stall_seconds must be > 0");
-  }
   SV_RETURN_IF_ERROR(CheckModelName(model));
   SV_RETURN_IF_ERROR(secure_aggregation.Validate());
   if (secure_aggregation.enabled) {

@@ -19,16 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-absl::Status ReadSeconds(ConfigFile& file, const char* key, absl::Duration* out) {
-  double seconds = absl::ToDoubleSeconds(*out);
-  SV_RETURN_IF_ERROR(file.Get(key, &seconds));
-  if (!(seconds > 0)) {
-    return absl::InvalidArgumentError(absl::StrCat(file.source_name(), ": ", key, " must be > 0"));
-  }
-  *out = absl::Seconds(seconds);
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path) {
@@ -42,12 +32,12 @@ absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path)
   SV_RETURN_IF_ERROR(file.Get("federation_id", &o.federation_id));
   SV_RETURN_IF_ERROR(file.Get("listen", &config.listen));
   SV_RETURN_IF_ERROR(file.Get("state_dir", &o.state_dir));
-  SV_RETURN_IF_ERROR(ReadSeconds(file, "heartbeat_seconds", &o.heartbeat_interval));
-  SV_RETURN_IF_ERROR(ReadSeconds(file, "max_poll_seconds", &o.max_poll));
+  SV_RETURN_IF_ERROR(ReadPositiveSeconds(file, "heartbeat_seconds", &o.heartbeat_interval));
+  SV_RETURN_IF_ERROR(ReadPositiveSeconds(file, "max_poll_seconds", &o.max_poll));
   SV_RETURN_IF_ERROR(file.Get("max_concurrent_uploads", &o.max_concurrent_uploads));
   SV_RETURN_IF_ERROR(file.Get("max_concurrent_downloads", &o.max_concurrent_downloads));
   SV_RETURN_IF_ERROR(file.Get("max_samples_per_site", &o.max_samples_per_site));
-  SV_RETURN_IF_ERROR(ReadSeconds(file, "transfer_stall_seconds", &o.transfer_stall));
+  SV_RETURN_IF_ERROR(ReadPositiveSeconds(file, "transfer_stall_seconds", &o.transfer_stall));
   SV_RETURN_IF_ERROR(file.Get("bdp_probe", &config.bdp_probe));
   SV_RETURN_IF_ERROR(file.Get("model_helper", &o.model_helper));
   SV_RETURN_IF_ERROR(file.Get("allowed_clients", &config.allowed_clients));

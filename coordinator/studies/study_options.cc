@@ -8,9 +8,7 @@
 #include "coordinator/strategy.h"
 
 namespace samverka::coordinator {
-namespace {
-
-absl::Status ReadSeconds(ConfigFile& file, const char* key, absl::Duration* out) {
+absl::Status ReadPositiveSeconds(ConfigFile& file, const char* key, absl::Duration* out) {
   double seconds = absl::ToDoubleSeconds(*out);
   SV_RETURN_IF_ERROR(file.Get(key, &seconds));
   if (!(seconds > 0)) {
@@ -19,8 +17,6 @@ absl::Status ReadSeconds(ConfigFile& file, const char* key, absl::Duration* out)
   *out = absl::Seconds(seconds);
   return absl::OkStatus();
 }
-
-}  // namespace
 
 absl::Status ApplyStudyKeys(ConfigFile& file, const std::string& base_path,
                             CoordinatorOptions* options) {
@@ -37,8 +33,8 @@ absl::Status ApplyStudyKeys(ConfigFile& file, const std::string& base_path,
   SV_RETURN_IF_ERROR(file.Get("min_clients", &o.round.min_clients));
   SV_RETURN_IF_ERROR(file.Get("max_clients", &o.round.max_clients));
   SV_RETURN_IF_ERROR(file.Get("wait_for_clients", &o.wait_for_clients));
-  SV_RETURN_IF_ERROR(ReadSeconds(file, "train_deadline_seconds", &o.round.train_deadline));
-  SV_RETURN_IF_ERROR(ReadSeconds(file, "eval_deadline_seconds", &o.eval_deadline));
+  SV_RETURN_IF_ERROR(ReadPositiveSeconds(file, "train_deadline_seconds", &o.round.train_deadline));
+  SV_RETURN_IF_ERROR(ReadPositiveSeconds(file, "eval_deadline_seconds", &o.eval_deadline));
   SV_RETURN_IF_ERROR(file.Get("federated_evaluation", &o.federated_evaluation));
   SV_RETURN_IF_ERROR(file.Get("local_epochs", &o.round.train.local_epochs));
   SV_RETURN_IF_ERROR(file.Get("batch_size", &o.round.train.batch_size));

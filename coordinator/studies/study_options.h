@@ -12,6 +12,9 @@
 
 namespace samverka::coordinator {
 
+// Reads `key` (seconds, > 0) into `out`, leaving it if the key is absent.
+absl::Status ReadPositiveSeconds(ConfigFile& file, const char* key, absl::Duration* out);
+
 // Reads what a study says about training (model, input shape, classes,
 // rounds, cohort, deadlines, training options, strategy, secure
 // aggregation and DP, test set) from `file` into `options`, checking each
