@@ -240,6 +240,68 @@ TEST_F(StandingFederationTest, SitesRefuseAStudyTheirPolicyOrItsSignatureDoesNot
       << shown.output;
 }
 
+TEST_F(StandingFederationTest, ATorchScriptModelTravelsWithItsStudyAndSitesAllowItByDigest) {
+  if (RunCommand("/usr/bin/python3 -c 'import torch'").exit_code != 0) {
+    GTEST_SKIP() << "python3-torch is not installed (scripts/install-deps installs it)";
+  }
+  CommandResult made = RunCommand(std::string("/usr/bin/python3 ") + SAMVERKA_SOURCE_DIR +
+                                  "/examples/pytorch/make_scripted_model.py tabular-mlp "
+                                  "--features 30 --classes 2 --out " + (dir_ / "tabular.pt").string());
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  CommandResult digest = RunCommand("sha256sum " + (dir_ / "tabular.pt").string());
+  ASSERT_EQ(digest.exit_code, 0) << digest.output;
+  const std::string sha = digest.output.substr(0, 64);
+  StartStandingCoordinator();
+  // site-a and site-b allow this file by its digest; site-c allows only
+  // another digest, so it refuses the study before it reads any data.
+  StartSite("site-a", "hospital-a.csv", "allowed_models = [\"" + sha + "\"]\n");
+  StartSite("site-b", "hospital-b.csv", "allowed_models = [\"" + sha + "\"]\n");
+  Process* c = StartSite("site-c", "hospital-c.csv",
+                         "allowed_models = [\"" + std::string(64, 'a') + "\"]\n");
+  ASSERT_TRUE(coordinator_->WaitForCount("joined (data sets", 3)) << coordinator_->output();
+  WriteStudy("scripted.toml", "scripted", "breast", "tabular.pt", 2,
+             "secure_aggregation = false\nfraction = 1.0\n");
+  std::string text;
+  {
+    std::ifstream in(dir_ / "scripted.toml");
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  text = std::regex_replace(text, std::regex("clients_per_round = 3\nmin_clients = 3"),
+                            "min_clients = 2");
+  std::ofstream(dir_ / "scripted.toml", std::ios::trunc) << text;
+  // The file is named in the manifest and must come with it.
+  CommandResult without = Study("submit " + (dir_ / "scripted.toml").string());
+  EXPECT_NE(without.exit_code, 0);
+  EXPECT_THAT(without.output, HasSubstr("--model-file")) << without.output;
+  CommandResult r = Study("submit " + (dir_ / "scripted.toml").string() + " --model-file " +
+                          (dir_ / "tabular.pt").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.output, m, std::regex("study ([0-9a-f]{16}) "))) << r.output;
+  const std::string id = m[1].str();
+  ASSERT_TRUE(coordinator_->WaitFor("study " + id + " finished 2 rounds", std::chrono::seconds(300)))
+      << coordinator_->output();
+  EXPECT_TRUE(c->WaitFor("refused study " + id)) << c->output();
+  // The sites that trained hold the file under its digest.
+  for (const char* site : {"site-a", "site-b"}) {
+    const fs::path kept = dir_ / (std::string("state-") + site) / "models" / (sha + ".pt");
+    ASSERT_TRUE(fs::is_regular_file(kept)) << kept;
+    EXPECT_EQ(fs::file_size(kept), fs::file_size(dir_ / "tabular.pt"));
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "state-site-c" / "models" / (sha + ".pt")));
+  CommandResult show = Study("show " + id);
+  EXPECT_THAT(show.output, HasSubstr("rounds: 2 of 2 recorded, 2 committed")) << show.output;
+  EXPECT_THAT(show.output, ::testing::ContainsRegex("site-c .*allowed_models")) << show.output;
+  CommandResult exported = Study("export " + id + " --out " + (dir_ / "trained.pt").string() +
+                                 " --model-file " + (dir_ / "tabular.pt").string());
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  CommandResult loads = RunCommand(
+      "/usr/bin/python3 -c 'import torch,sys; m = torch.jit.load(sys.argv[1]); "
+      "print(tuple(m(torch.zeros(4, 30)).shape))' " + (dir_ / "trained.pt").string());
+  ASSERT_EQ(loads.exit_code, 0) << loads.output;
+  EXPECT_THAT(loads.output, HasSubstr("(4, 2)"));
+}
+
 TEST_F(StandingFederationTest, AKilledCoordinatorResumesItsStudyThenRunsTheQueuedOne) {
   StartStandingCoordinator();
   StartSite("site-a", "hospital-a.csv");
