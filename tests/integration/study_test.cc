@@ -215,6 +215,26 @@ TEST_F(StandingFederationTest, SitesRefuseAStudyTheirPolicyOrItsSignatureDoesNot
       altered, /*writable=*/true);
   ASSERT_EQ(sql.exit_code, 0) << sql.output;
   ASSERT_EQ(sql.lines().back(), "1") << "the altered study was no longer queued";
+  // And a study injected into the database with no operator's signature
+  // (its id computed right, so only the signature is wrong), run after them.
+  CommandResult injected = RunSqlitePython(
+      dir_, dir_ / "state/state.db",
+      "import hashlib\n"
+      "manifest = open(sys.argv[2]).read()\n"
+      "fields = ['samverka signed study v1', 'test-federation', '1700000000000', 'ab' * 16, '',\n"
+      "          manifest]\n"
+      "signed = ''.join('%d:%s\\n' % (len(f.encode()), f) for f in fields)\n"
+      "sid = hashlib.sha256(signed.encode()).hexdigest()[:16]\n"
+      "cert = db.execute('SELECT operator_certificate FROM studies LIMIT 1').fetchone()[0]\n"
+      "seq = db.execute('SELECT MAX(seq) + 1 FROM studies').fetchone()[0]\n"
+      "db.execute('INSERT INTO studies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',\n"
+      "           (sid, seq, 'injected', 'train', 'breast', 'logreg', 1, 'queued', '', 'operator',\n"
+      "            1700000000000, manifest, '', 0, 'ab' * 16, cert, b'not a signature'))\n"
+      "db.commit()\n"
+      "print(sid)\n",
+      (dir_ / "logreg.toml").string(), /*writable=*/true);
+  ASSERT_EQ(injected.exit_code, 0) << injected.output;
+  const std::string forged = injected.lines().back();
 
   ASSERT_TRUE(coordinator_->WaitFor("study " + mlp + " finished 2 rounds", std::chrono::seconds(300)))
       << coordinator_->output();
@@ -231,6 +251,12 @@ TEST_F(StandingFederationTest, SitesRefuseAStudyTheirPolicyOrItsSignatureDoesNot
     // verify either): the site says what was changed.
     EXPECT_THAT(client->output(),
                 ::testing::ContainsRegex("refused study " + altered + ": .*was changed"));
+  }
+  for (const auto& client : clients_) {
+    EXPECT_TRUE(client->WaitFor("refused study " + forged, std::chrono::seconds(120)))
+        << client->output();
+    EXPECT_THAT(client->output(), ::testing::ContainsRegex("refused study " + forged +
+                                                           ": .*signature does not verify"));
   }
   // Nothing of it was trained (the coordinator may have read the manifest
   // before or after the change: either way no site took part).
