@@ -624,7 +624,9 @@ absl::Status Coordinator::RunStudies() {
       stopping = federation_.stop;
     }
     if (!status.ok()) return status;
-    if ((*run)->finished()) {
+    if (const std::string unserved = (*run)->unserved(); !unserved.empty()) {
+      SV_RETURN_IF_ERROR(federation_.store->SetStudyState(record.id, kFailed, unserved));
+    } else if ((*run)->finished()) {
       absl::Status outcome = (*run)->TrainingOutcome();
       SV_RETURN_IF_ERROR(federation_.store->SetStudyState(
           record.id, outcome.ok() ? kFinished : kFailed,

@@ -209,6 +209,20 @@ void StudyRun::AddSite(const std::string& site) {
 void StudyRun::SiteRefused(const std::string& site) {
   refused_.insert(site);
   engine_->RemoveClient(site);
+  if (dataset_.empty()) return;
+  for (const auto& [name, info] : federation_->clients) {
+    if (info.datasets.contains(dataset_) && !refused_.contains(name)) return;
+  }
+  // Waiting would be forever: only a new site (or a changed policy) could
+  // serve it, and the operator can submit it again then.
+  unserved_ = absl::StrCat("every site that names data set '", dataset_, "' refused the study (",
+                           refused_.size(), " sites; `samverka study show` lists their reasons)");
+  Logger("coordinator")->warn("study {}: {}", id_, unserved_);
+}
+
+std::string StudyRun::unserved() const {
+  absl::MutexLock lock(&federation_->mutex);
+  return unserved_;
 }
 
 void StudyRun::OnSiteOffline(const std::string& site) { engine_->RemoveClient(site); }
@@ -262,9 +276,9 @@ bool StudyRun::finished() const {
 
 bool StudyRun::WaitFor(std::function<bool()> done, absl::Time deadline) {
   std::function<bool()> done_or_aborted = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(federation_->mutex) {
-    return aborted_ || done();
+    return aborted_ || !unserved_.empty() || done();
   };
-  return federation_->WaitFor(done_or_aborted, deadline) && !aborted_;
+  return federation_->WaitFor(done_or_aborted, deadline) && !aborted_ && unserved_.empty();
 }
 
 absl::Status StudyRun::CheckResult(const std::string& site, const ClientTask& task,

@@ -73,6 +73,9 @@ class StudyRun final : public StudyEvents {
   absl::Status Run();
   // After Run: true if every round ran (not stopped or aborted).
   bool finished() const;
+  // After Run: why no site can serve the study (every site that names its
+  // data set refused it); empty otherwise.
+  std::string unserved() const;
   // After a finished Run: kFailedPrecondition if no round succeeded.
   absl::Status TrainingOutcome();
   // Ends the study after its current wait (its open tasks are dropped).
@@ -147,7 +150,7 @@ class StudyRun final : public StudyEvents {
   std::string FinishSecureRound(const RoundPlan& plan, SecureRound* secure,
                                 std::optional<double>* epsilon);
   bool stopping() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(federation_->mutex) {
-    return federation_->stop || aborted_;
+    return federation_->stop || aborted_ || !unserved_.empty();
   }
   // WaitFor that also ends on Abort.
   bool WaitFor(std::function<bool()> done, absl::Time deadline)
@@ -175,6 +178,7 @@ class StudyRun final : public StudyEvents {
   bool started_ ABSL_GUARDED_BY(federation_->mutex) = false;
   bool finished_ ABSL_GUARDED_BY(federation_->mutex) = false;
   bool aborted_ ABSL_GUARDED_BY(federation_->mutex) = false;
+  std::string unserved_ ABSL_GUARDED_BY(federation_->mutex);
   int failed_in_a_row_ = 0;  // Run's thread only
 };
 
