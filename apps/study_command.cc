@@ -60,6 +60,30 @@ void Failed(const char* what, const grpc::Status& status) {
   Fail(fmt::format("{}: {}", what, status.error_message()));
 }
 
+// One of the Operator service's calls about study `id`; false (after
+// saying what failed) if it could not be made or was refused.
+template <typename Response>
+bool CallForStudy(const OperatorFlags& flags, const std::string& id,
+                  grpc::Status (v1::Operator::Stub::*method)(grpc::ClientContext*,
+                                                             const v1::StudyRequest&, Response*),
+                  const char* what, Response* response) {
+  auto stub = Connect(flags);
+  if (!stub.ok()) {
+    Fail(stub.status().message());
+    return false;
+  }
+  grpc::ClientContext context;
+  Deadline(&context, absl::Seconds(30));
+  v1::StudyRequest request;
+  request.set_study_id(id);
+  grpc::Status status = ((**stub).*method)(&context, request, response);
+  if (!status.ok()) {
+    Failed(what, status);
+    return false;
+  }
+  return true;
+}
+
 std::string When(int64_t unix_ms) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMillis(unix_ms), absl::UTCTimeZone());
 }
@@ -173,15 +197,8 @@ void AddShow(CLI::App* study) {
   cmd->add_option("ID", *id, "study id")->required();
   AddOperatorFlags(cmd, *flags);
   cmd->callback([flags, id] {
-    auto stub = Connect(*flags);
-    if (!stub.ok()) return Fail(stub.status().message());
-    grpc::ClientContext context;
-    Deadline(&context, absl::Seconds(15));
-    v1::StudyRequest request;
-    request.set_study_id(*id);
     v1::ShowStudyResponse r;
-    grpc::Status status = (*stub)->ShowStudy(&context, request, &r);
-    if (!status.ok()) return Failed("show failed", status);
+    if (!CallForStudy(*flags, *id, &v1::Operator::Stub::ShowStudy, "show failed", &r)) return;
     const v1::StudySummary& s = r.study();
     std::printf("study %s '%s' (%s on data set %s, model %s)\n", s.study_id().c_str(),
                 s.name().c_str(), s.kind().c_str(), s.dataset().c_str(), s.model().c_str());
@@ -219,15 +236,10 @@ void AddAbort(CLI::App* study) {
   cmd->add_option("ID", *id, "study id")->required();
   AddOperatorFlags(cmd, *flags);
   cmd->callback([flags, id] {
-    auto stub = Connect(*flags);
-    if (!stub.ok()) return Fail(stub.status().message());
-    grpc::ClientContext context;
-    Deadline(&context, absl::Seconds(15));
-    v1::StudyRequest request;
-    request.set_study_id(*id);
     v1::AbortStudyResponse response;
-    grpc::Status status = (*stub)->AbortStudy(&context, request, &response);
-    if (!status.ok()) return Failed("abort failed", status);
+    if (!CallForStudy(*flags, *id, &v1::Operator::Stub::AbortStudy, "abort failed", &response)) {
+      return;
+    }
     std::printf("study %s: %s\n", id->c_str(), response.state().c_str());
   });
 }
@@ -246,17 +258,10 @@ void AddExport(CLI::App* study) {
                   "the study's TorchScript file (for a study that brought one)");
   AddOperatorFlags(cmd, *flags);
   cmd->callback([flags, id, out, round, model_file] {
+    v1::ShowStudyResponse shown;
+    if (!CallForStudy(*flags, *id, &v1::Operator::Stub::ShowStudy, "export failed", &shown)) return;
     auto stub = Connect(*flags);
     if (!stub.ok()) return Fail(stub.status().message());
-    v1::ShowStudyResponse shown;
-    {
-      grpc::ClientContext context;
-      Deadline(&context, absl::Seconds(15));
-      v1::StudyRequest request;
-      request.set_study_id(*id);
-      grpc::Status status = (*stub)->ShowStudy(&context, request, &shown);
-      if (!status.ok()) return Failed("export failed", status);
-    }
     grpc::ClientContext context;
     Deadline(&context, absl::Minutes(30));
     v1::ExportModelRequest request;
@@ -308,15 +313,10 @@ void AddMetrics(CLI::App* study) {
   cmd->add_option("--format", *format, "jsonl or csv")->check(CLI::IsMember({"jsonl", "csv"}));
   AddOperatorFlags(cmd, *flags);
   cmd->callback([flags, id, format] {
-    auto stub = Connect(*flags);
-    if (!stub.ok()) return Fail(stub.status().message());
-    grpc::ClientContext context;
-    Deadline(&context, absl::Seconds(30));
-    v1::StudyRequest request;
-    request.set_study_id(*id);
     v1::StudyMetricsResponse response;
-    grpc::Status status = (*stub)->StudyMetrics(&context, request, &response);
-    if (!status.ok()) return Failed("metrics failed", status);
+    if (!CallForStudy(*flags, *id, &v1::Operator::Stub::StudyMetrics, "metrics failed", &response)) {
+      return;
+    }
     if (*format == "jsonl") {
       for (const std::string& row : response.rows()) std::printf("%s\n", row.c_str());
       return;
