@@ -654,13 +654,16 @@ absl::Status StateStore::SetStudyState(const std::string& id, const std::string&
   });
 }
 
-absl::StatusOr<std::vector<StudyRecord>> StateStore::Studies() {
+absl::StatusOr<std::vector<StudyRecord>> StateStore::SelectStudies(const std::string& id) {
   absl::MutexLock lock(&mutex_);
   Statement select;
-  const std::string sql = fmt::format("SELECT {} FROM studies ORDER BY seq", kStudyColumns);
+  const std::string sql =
+      fmt::format("SELECT {} FROM studies {} ORDER BY seq", kStudyColumns,
+                  id.empty() ? "" : "WHERE id = ?");
   SV_RETURN_IF_ERROR(select.Prepare(db_->handle.get(), db_->path, sql.c_str()));
   std::vector<StudyRecord> studies;
   Query q(select);
+  if (!id.empty()) q.Bind(id);
   while (true) {
     SV_ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) break;
@@ -686,14 +689,14 @@ absl::StatusOr<std::vector<StudyRecord>> StateStore::Studies() {
   return studies;
 }
 
-absl::StatusOr<std::optional<StudyRecord>> StateStore::FindStudy(const std::string& id) {
-  SV_ASSIGN_OR_RETURN(std::vector<StudyRecord> studies, Studies());
-  for (StudyRecord& s : studies) {
-    if (s.id == id) return std::move(s);
-  }
-  return std::nullopt;
-}
+absl::StatusOr<std::vector<StudyRecord>> StateStore::Studies() { return SelectStudies(""); }
 
+absl::StatusOr<std::optional<StudyRecord>> StateStore::FindStudy(const std::string& id) {
+  if (id.empty()) return std::nullopt;  // the single-run study is not in the table
+  SV_ASSIGN_OR_RETURN(std::vector<StudyRecord> studies, SelectStudies(id));
+  if (studies.empty()) return std::nullopt;
+  return std::move(studies.front());
+}
 
 absl::StatusOr<std::optional<Checkpoint>> StateStore::LoadCheckpointLocked(
     bool latest, int64_t round) {

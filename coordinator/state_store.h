@@ -186,6 +186,8 @@ class StateStore {
   StateStore(std::string state_dir, std::string federation_id,
              StateStoreOptions options, std::shared_ptr<Shared> shared,
              std::string study);
+  // Rows of `studies` in submission order: all, or the one with `id`.
+  absl::StatusOr<std::vector<StudyRecord>> SelectStudies(const std::string& id);
   // The audit subject of a round of this view's study.
   std::string RoundSubject(int64_t round) const;
   absl::StatusOr<std::optional<Checkpoint>> LoadCheckpointLocked(bool latest,
