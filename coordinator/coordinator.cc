@@ -104,7 +104,7 @@ absl::Status Coordinator::Register(const std::string& client, int64_t train_samp
     SV_RETURN_IF_ERROR(CheckRegisteredSamples(counts.train_samples, counts.eval_samples,
                                               options_.max_samples_per_site));
   }
-  nlohmann::json names = nlohmann::json::array();
+  std::vector<std::string> names;
   {
     absl::MutexLock lock(&federation_.mutex);
     ClientInfo& info = federation_.clients[client];
@@ -122,14 +122,10 @@ absl::Status Coordinator::Register(const std::string& client, int64_t train_samp
     if (active_ != nullptr) active_->AddSite(client);
     if (!rejoin) {
       Logger("coordinator")
-          ->info("site {} joined ({}{})", client,
-                 info.datasets.empty() ? absl::StrCat(train_samples, " training, ", eval_samples,
-                                                      " evaluation samples")
-                                       : "data sets ",
-                 absl::StrJoin(names.begin(), names.end(), ", ",
-                               [](std::string* out, const nlohmann::json& n) {
-                                 out->append(n.get<std::string>());
-                               }));
+          ->info("site {} joined ({})", client,
+                 names.empty() ? absl::StrCat(train_samples, " training, ", eval_samples,
+                                              " evaluation samples")
+                               : absl::StrCat("data sets ", absl::StrJoin(names, ", ")));
     }
   }
   // A site that registers again and again (a restart loop) is one row a
@@ -137,7 +133,7 @@ absl::Status Coordinator::Register(const std::string& client, int64_t train_samp
   int64_t held_back = 0;
   if (!federation_.joins_seen.Admit(client, absl::Now(), &held_back)) return absl::OkStatus();
   nlohmann::json details = {{"train_samples", train_samples}, {"eval_samples", eval_samples}};
-  if (!names.empty()) details["datasets"] = names;
+  if (!names.empty()) details["datasets"] = names;  // a JSON array
   if (held_back > 0) details["repeated"] = held_back;
   return federation_.store->Audit("join", client, details);
 }
@@ -320,7 +316,7 @@ void Coordinator::ReportTaskFailure(const std::string& client, const std::string
   if (study != nullptr) {
     if (refuses_study && !study->id().empty()) {
       study->SiteRefused(client);
-      Logger("coordinator")->warn("site {} refuses study {}: {}", client, study->id(), reason);
+      Logger("coordinator")->warn("site {} is no longer offered study {}", client, study->id());
     } else if (task.kind == TaskKind::kTrain) {
       study->NoteTrainingFailure(client, task.round);
     }
@@ -433,16 +429,21 @@ absl::StatusOr<StudyRecord> Coordinator::SubmitStudy(StudySubmission s) {
   const std::set<std::string> known = KnownDatasets();
   // The file must exist for the model checks; it is written under its
   // digest, so a study refused below leaves at most a file no study names.
+  // Another study may bring the same file: then it is kept whatever this
+  // submission's fate.
+  bool wrote_model = false;
   if (!model_path.empty() && !fs::exists(model_path)) {
     std::error_code error;
     fs::create_directories(fs::path(model_path).parent_path(), error);
     SV_RETURN_IF_ERROR(internal::WriteFileAtomically(model_path, s.model_file));
+    wrote_model = true;
   }
+  auto refuse = [&](absl::Status why) {
+    if (wrote_model) fs::remove(model_path);
+    return why;
+  };
   absl::StatusOr<Study> study = ReadStudy(s.manifest, "the study", options_, known, model_path);
-  if (!study.ok()) {
-    if (!model_path.empty()) fs::remove(model_path);
-    return study.status();
-  }
+  if (!study.ok()) return refuse(study.status());
   // The model must build with the study's input shape and classes (in a
   // samverka-torch child: this process never loads a model).
   if (absl::StatusOr<ModelParameters> built = BuildInitialModel(
@@ -450,9 +451,8 @@ absl::StatusOr<StudyRecord> Coordinator::SubmitStudy(StudySubmission s) {
            study->options.model, study->options.input_shape, study->options.num_classes,
            study->options.seed, study->options.eval_deadline});
       !built.ok()) {
-    if (!model_path.empty()) fs::remove(model_path);
-    return absl::InvalidArgumentError(
-        absl::StrCat("the study's model does not build: ", built.status().message()));
+    return refuse(absl::InvalidArgumentError(
+        absl::StrCat("the study's model does not build: ", built.status().message())));
   }
   StudyRecord record;
   record.id = id;
@@ -470,7 +470,7 @@ absl::StatusOr<StudyRecord> Coordinator::SubmitStudy(StudySubmission s) {
   record.nonce = s.nonce;
   record.operator_certificate = s.operator_certificate;
   record.signature = s.signature;
-  SV_RETURN_IF_ERROR(federation_.store->AddStudy(record));
+  if (absl::Status added = federation_.store->AddStudy(record); !added.ok()) return refuse(added);
   Logger("coordinator")
       ->info("study {} ('{}', data set {}, model {}, {} rounds) submitted by {}; queued", id,
              record.name, record.dataset, record.model, record.rounds, signer.name);
