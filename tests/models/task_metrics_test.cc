@@ -19,11 +19,9 @@
 namespace samverka::models {
 namespace {
 
-using testing_tools::FreshToolDir;
 using testing_tools::HaveRSurvival;
 using testing_tools::HaveSklearn;
 using testing_tools::ParseNamedValues;
-using testing_tools::RunTool;
 using testing_tools::WriteText;
 
 constexpr char kNoSklearn[] =
@@ -58,21 +56,21 @@ void WriteCsv(const std::filesystem::path& path, const std::string& header,
 std::map<std::string, double> RunPython(const std::filesystem::path& dir, const std::string& body) {
   WriteText(dir / "check.py", "import warnings\nwarnings.simplefilter('ignore')\n"
                               "import numpy as np\nfrom sklearn import metrics as m\n" + body);
-  testing_tools::ToolResult r = RunTool("cd " + dir.string() + " && /usr/bin/python3 check.py");
+  CommandResult r = RunCommand("cd " + dir.string() + " && /usr/bin/python3 check.py");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   return ParseNamedValues(r.output);
 }
 
 std::map<std::string, double> RunR(const std::filesystem::path& dir, const std::string& body) {
   WriteText(dir / "check.R", "suppressMessages(library(survival))\n" + body);
-  testing_tools::ToolResult r = RunTool("cd " + dir.string() + " && Rscript check.R");
+  CommandResult r = RunCommand("cd " + dir.string() + " && Rscript check.R");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   return ParseNamedValues(r.output);
 }
 
 TEST(TaskMetricsTest, ClassificationMatchesScikitLearn) {
   if (!HaveSklearn()) GTEST_SKIP() << kNoSklearn;
-  const auto dir = FreshToolDir("samverka_metrics_");
+  const auto dir = FreshTestDir("samverka_metrics_");
   // Four classes, one of them (3) never true, so sklearn's rules for absent
   // classes are exercised; predictions right 60% of the time.
   constexpr int kN = 300, kK = 4;
@@ -107,7 +105,7 @@ print("macro_f1", m.f1_score(y, p, average="macro"))
 
 TEST(TaskMetricsTest, RegressionMatchesScikitLearn) {
   if (!HaveSklearn()) GTEST_SKIP() << kNoSklearn;
-  const auto dir = FreshToolDir("samverka_metrics_");
+  const auto dir = FreshTestDir("samverka_metrics_");
   constexpr int kN = 200, kT = 3;
   std::mt19937_64 rng(11);
   std::normal_distribution<float> normal(0, 1);
@@ -141,7 +139,7 @@ print("r2", m.r2_score(y, p))
 
 TEST(TaskMetricsTest, BinaryAndMultilabelMatchScikitLearn) {
   if (!HaveSklearn()) GTEST_SKIP() << kNoSklearn;
-  const auto dir = FreshToolDir("samverka_metrics_");
+  const auto dir = FreshTestDir("samverka_metrics_");
   // Three labels, one rare; scores rounded to 0.05 so ties occur.
   constexpr int kN = 250, kL = 3;
   const float prevalence[kL] = {0.5f, 0.3f, 0.06f};
@@ -203,7 +201,7 @@ SurvivalData MakeSurvival(int n) {
 
 TEST(TaskMetricsTest, ConcordanceMatchesRSurvival) {
   if (!HaveRSurvival()) GTEST_SKIP() << kNoR;
-  const auto dir = FreshToolDir("samverka_metrics_");
+  const auto dir = FreshTestDir("samverka_metrics_");
   constexpr int kN = 300;
   const SurvivalData d = MakeSurvival(kN);
   WriteCsv(dir / "data.csv", "time,event,risk", {d.time, d.event, d.risk}, {1, 1, 1}, kN);
@@ -220,7 +218,7 @@ cat("c_index", sprintf("%.15g", concordance(Surv(time, event) ~ risk, data = d, 
 
 TEST(TaskMetricsTest, CoxPartialLikelihoodMatchesRCoxphBreslow) {
   if (!HaveRSurvival()) GTEST_SKIP() << kNoR;
-  const auto dir = FreshToolDir("samverka_metrics_");
+  const auto dir = FreshTestDir("samverka_metrics_");
   constexpr int kN = 300;
   const SurvivalData d = MakeSurvival(kN);
   WriteCsv(dir / "data.csv", "x1,x2,time,event", {d.x, d.time, d.event}, {2, 1, 1}, kN);
