@@ -169,6 +169,7 @@ absl::Status Coordinator::CheckSite(const std::string& client, const SiteOffer& 
 }
 
 absl::StatusOr<PollResult> Coordinator::PollTask(const std::string& client, absl::Duration wait) {
+  SiteLiveness::Waiting waiting(&federation_.liveness, client);  // see SiteLiveness
   absl::MutexLock lock(&federation_.mutex);
   auto it = federation_.clients.find(client);
   if (it == federation_.clients.end() || !it->second.online) {
@@ -208,6 +209,7 @@ absl::StatusOr<std::shared_ptr<const std::string>> Coordinator::Model(const std:
 
 absl::StatusOr<std::shared_ptr<const std::string>> Coordinator::ModelToDownload(
     const std::string& client, const std::string& digest) {
+  SiteLiveness::Waiting waiting(&federation_.liveness, client);  // see SiteLiveness
   absl::MutexLock lock(&federation_.mutex);
   auto task = federation_.assigned.find(client);
   StudyRun* study = task == federation_.assigned.end() ? nullptr : StudyOf(task->second);
@@ -235,12 +237,14 @@ absl::Status Coordinator::CheckResultLocked(const std::string& client, const Tas
 }
 
 absl::Status Coordinator::ExpectResult(const std::string& client, const TaskOutcome& outcome) {
+  SiteLiveness::Waiting waiting(&federation_.liveness, client);  // see SiteLiveness
   absl::MutexLock lock(&federation_.mutex);
   return CheckResultLocked(client, outcome);
 }
 
 absl::Status Coordinator::SubmitResult(const std::string& client, const TaskOutcome& outcome,
                                        ReceivedUpdate received) {
+  SiteLiveness::Waiting waiting(&federation_.liveness, client);  // see SiteLiveness
   federation_.liveness.Refresh(client, absl::Now());
   std::shared_ptr<StudyRun> study;
   {
@@ -271,6 +275,7 @@ absl::StatusOr<std::shared_ptr<SecureRound>> Coordinator::SecureRoundOf(
 
 absl::Status Coordinator::SecAggSend(const std::string& client, const std::string& task_id,
                                      SecureStage stage, std::string_view payload) {
+  SiteLiveness::Waiting waiting(&federation_.liveness, client);  // see SiteLiveness
   SV_ASSIGN_OR_RETURN(std::shared_ptr<SecureRound> secure, SecureRoundOf(client, task_id));
   SV_RETURN_IF_ERROR(secure->Send(client, stage, payload));
   if (stage == SecureStage::kConsent) {
@@ -288,6 +293,7 @@ absl::StatusOr<std::optional<std::string>> Coordinator::SecAggFetch(const std::s
                                                                     const std::string& task_id,
                                                                     SecureStage stage,
                                                                     absl::Duration wait) {
+  SiteLiveness::Waiting waiting(&federation_.liveness, client);  // see SiteLiveness
   SV_ASSIGN_OR_RETURN(std::shared_ptr<SecureRound> secure, SecureRoundOf(client, task_id));
   return secure->Fetch(client, stage, std::clamp(wait, absl::ZeroDuration(), options_.max_poll));
 }
@@ -298,6 +304,7 @@ void Coordinator::Touch(const std::string& client) {
 }
 
 bool Coordinator::Heartbeat(const std::string& client, const std::string& task_id) {
+  SiteLiveness::Waiting waiting(&federation_.liveness, client);  // see SiteLiveness
   Touch(client);
   absl::MutexLock lock(&federation_.mutex);
   auto info = federation_.clients.find(client);
@@ -308,6 +315,7 @@ bool Coordinator::Heartbeat(const std::string& client, const std::string& task_i
 
 void Coordinator::ReportTaskFailure(const std::string& client, const std::string& task_id,
                                     const std::string& reason, bool refuses_study) {
+  SiteLiveness::Waiting waiting(&federation_.liveness, client);  // see SiteLiveness
   absl::MutexLock lock(&federation_.mutex);
   auto it = federation_.assigned.find(client);
   if (it == federation_.assigned.end() || it->second.task_id != task_id) return;
@@ -331,6 +339,7 @@ void Coordinator::ReportTaskFailure(const std::string& client, const std::string
 
 absl::StatusOr<StudyRecord> Coordinator::StudyForSite(const std::string& client,
                                                       const std::string& id) {
+  SiteLiveness::Waiting waiting(&federation_.liveness, client);  // see SiteLiveness
   {
     absl::MutexLock lock(&federation_.mutex);
     auto it = federation_.clients.find(client);

@@ -79,6 +79,17 @@ int RoundEngine::CohortSize(int online) const {
   return std::min(size, online);
 }
 
+absl::Status RoundEngine::PrepareRound() {
+  absl::MutexLock lock(&mutex_);
+  if (open_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("round ", current_.round, " is still open"));
+  }
+  SV_RETURN_IF_ERROR(strategy_->BeginRound(num_values_));
+  prepared_ = true;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<RoundPlan> RoundEngine::StartRound(absl::Time now,
                                                   const std::set<std::string>& sitting_out) {
   absl::MutexLock lock(&mutex_);
@@ -134,7 +145,8 @@ absl::StatusOr<RoundPlan> RoundEngine::OpenRound(absl::Time now, std::vector<std
   submitted_.clear();
   loss_sum_ = 0;
   deadline_ = now + options_.train_deadline;
-  SV_RETURN_IF_ERROR(strategy_->BeginRound(num_values_));
+  if (!prepared_) SV_RETURN_IF_ERROR(strategy_->BeginRound(num_values_));
+  prepared_ = false;
 
   RoundPlan plan;
   plan.round = current_.round;

@@ -1,8 +1,24 @@
 #include "coordinator/federation/liveness.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace samverka::coordinator {
+
+SiteLiveness::Waiting::Waiting(SiteLiveness* liveness, std::string site)
+    : liveness_(liveness), site_(std::move(site)) {
+  absl::MutexLock lock(&liveness_->mutex_);
+  ++liveness_->waiting_[site_];
+}
+
+SiteLiveness::Waiting::~Waiting() {
+  const absl::Time now = absl::Now();
+  absl::MutexLock lock(&liveness_->mutex_);
+  if (--liveness_->waiting_[site_] == 0) liveness_->waiting_.erase(site_);
+  if (auto it = liveness_->last_seen_.find(site_); it != liveness_->last_seen_.end()) {
+    it->second = std::max(it->second, now);
+  }
+}
 
 void SiteLiveness::Touch(const std::string& site, absl::Time now) {
   absl::MutexLock lock(&mutex_);
@@ -24,7 +40,7 @@ std::vector<std::pair<std::string, absl::Duration>> SiteLiveness::TakeSilent(abs
   absl::MutexLock lock(&mutex_);
   std::vector<std::pair<std::string, absl::Duration>> silent;
   for (auto it = last_seen_.begin(); it != last_seen_.end();) {
-    if (now - it->second > timeout_) {
+    if (now - it->second > timeout_ && !waiting_.contains(it->first)) {
       silent.emplace_back(it->first, now - it->second);
       it = last_seen_.erase(it);
     } else {

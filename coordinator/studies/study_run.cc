@@ -447,6 +447,8 @@ absl::Status StudyRun::RunRound() {
   SV_ASSIGN_OR_RETURN(const bool resumed, ResumeSealedRound(&plan, &record, &secure));
   if (resumed && secure == nullptr) return absl::OkStatus();  // stopping
   if (!resumed) {
+    // Outside the federation's lock: the sites' calls go on meanwhile.
+    SV_RETURN_IF_ERROR(engine_->PrepareRound());
     absl::MutexLock lock(&federation_->mutex);
     const int needed = started_ ? options_.round.min_clients
                                 : std::max(options_.round.min_clients, options_.wait_for_clients);

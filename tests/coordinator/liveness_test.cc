@@ -44,5 +44,32 @@ TEST(SiteLivenessTest, AnOlderTimeNeverMovesLastSeenBack) {
   EXPECT_EQ(liveness.LastSeen("a"), kStart + absl::Seconds(5));
 }
 
+TEST(SiteLivenessTest, ASiteTheCoordinatorKeepsWaitingIsNeverSilent) {
+  SiteLiveness liveness(absl::Seconds(10));
+  liveness.Touch("a", kStart);
+  liveness.Touch("b", kStart);
+  absl::Time let_go;
+  {
+    SiteLiveness::Waiting poll(&liveness, "a");
+    {
+      // A second call of the same site, queued behind the coordinator's lock.
+      SiteLiveness::Waiting heartbeat(&liveness, "a");
+    }
+    EXPECT_THAT(liveness.TakeSilent(kStart + absl::Seconds(60)),
+                ElementsAre(Pair("b", absl::Seconds(60))));
+    EXPECT_TRUE(liveness.LastSeen("a").has_value()) << "a call still waits, so `a` is not silent";
+    let_go = absl::Now();
+  }
+  // Its silence counts from the moment the coordinator let the call go.
+  ASSERT_TRUE(liveness.LastSeen("a").has_value());
+  EXPECT_GE(*liveness.LastSeen("a"), let_go);
+  EXPECT_THAT(liveness.TakeSilent(*liveness.LastSeen("a") + absl::Seconds(11)),
+              ElementsAre(Pair("a", absl::Seconds(11))));
+  {
+    SiteLiveness::Waiting late(&liveness, "a");  // a call after it was taken offline
+  }
+  EXPECT_FALSE(liveness.LastSeen("a").has_value());
+}
+
 }  // namespace
 }  // namespace samverka::coordinator

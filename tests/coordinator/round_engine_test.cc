@@ -86,6 +86,21 @@ TEST(RoundEngineTest, AggregatesWhenEveryMemberAnswered) {
   EXPECT_EQ(engine->next_round(), 2);
 }
 
+TEST(RoundEngineTest, APreparedRoundStartsFromFreshSums) {
+  auto engine = MakeEngine(1, 1, 1);
+  for (int round = 1; round <= 2; ++round) {
+    ASSERT_TRUE(engine->PrepareRound().ok());
+    RoundPlan plan = *engine->StartRound(kStart);
+    EXPECT_EQ(engine->PrepareRound().code(), absl::StatusCode::kFailedPrecondition)
+        << "round " << round << " is open";
+    ASSERT_TRUE(engine->SubmitUpdate(plan.cohort[0], round, 10, Update({2, 2}), {}).ok());
+    ASSERT_TRUE(engine->Poll(kStart).has_value());
+  }
+  // Each round adds its one update (2, 2) once: the second round's sums did
+  // not keep the first's.
+  EXPECT_EQ(engine->global_model()->values, (std::vector<float>{5, 3}));
+}
+
 TEST(RoundEngineTest, RejectsBadUpdatesAndStoresNothing) {
   auto engine = MakeEngine(3, 2, 1);
   RoundPlan plan = *engine->StartRound(kStart);
