@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "security/secagg/encoding.h"
 #include "security/secagg/graph.h"
+#include "security/secagg/server.h"
 #include "security/secagg/verification_cache.h"
 #include "security/secret_bytes.h"
 
@@ -31,6 +33,14 @@ struct SecureAggregate {
   size_t clipped_values = 0;         // coordinates outside the clipping range
   int neighbours = 0;                // k of the round's graph (n-1: complete)
   int threshold = 0;                 // t
+};
+
+// The outcome of a secure sum of integer vectors: their sum mod 2^64 over
+// the contributors, and nothing about any one of them.
+struct IntegerSum {
+  std::vector<std::string> contributors;
+  std::vector<uint64_t> sum;
+  uint64_t masked_bytes = 0;
 };
 
 // Distributed DP (DP-FedAvg under secure aggregation): each client adds
@@ -68,9 +78,33 @@ class SimulatedSecureAggregation {
       const std::function<absl::StatusOr<ClientContribution>(int, int)>& train,
       const DistributedNoise& noise = {});
 
+  // One secure sum over Z_2^64 of vectors of `length` elements (federated
+  // statistics): `input(i)` computes cohort member i's vector, or an error
+  // (it drops out). `label` binds the round's signatures as a model digest
+  // does in training. kAborted if too few clients survive.
+  absl::StatusOr<IntegerSum> SumIntegers(
+      int64_t round, const std::string& label, size_t length, const std::vector<int>& cohort,
+      int workers, const std::function<absl::StatusOr<std::vector<uint64_t>>(int)>& input);
+
  private:
   struct Member;
   SimulatedSecureAggregation() = default;
+
+  // Cohort member i's input in the round's ring, or an error (it drops out).
+  using Input = std::function<absl::StatusOr<security::secagg::ModularVector>(
+      int worker, int i, const security::secagg::EncodingParameters& encoding)>;
+  struct ProtocolResult {
+    security::secagg::AggregateResult result;
+    security::secagg::EncodingParameters encoding;
+    std::vector<std::string> contributors;
+    std::vector<bool> contributed;  // by cohort index
+    uint64_t masked_bytes = 0;
+  };
+  // The four stages of SecAgg+ among the cohort's virtual clients.
+  absl::StatusOr<ProtocolResult> RunProtocol(int64_t round, const std::string& digest,
+                                             uint64_t vector_length, const std::vector<int>& cohort,
+                                             double max_weight, int modulus_bits, int workers,
+                                             const Input& input);
 
   std::vector<std::string> names_;
   std::vector<std::string> certificates_;
