@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -108,33 +109,63 @@ absl::Status ConfigFile::Get(std::string_view key, bool* out) {
   return absl::OkStatus();
 }
 
-absl::Status ConfigFile::Get(std::string_view key, std::vector<std::string>* out) {
+// The elements of array `node`, each taken by `read` (nullopt: not of the
+// array's type); nullopt if `node` is no such array.
+template <typename T, typename Read>
+std::optional<std::vector<T>> ReadArray(const toml::node_view<toml::node>& node, Read read) {
+  const toml::array* array = node.as_array();
+  if (array == nullptr) return std::nullopt;
+  std::vector<T> values;
+  for (const toml::node& element : *array) {
+    std::optional<T> value = read(element);
+    if (!value.has_value()) return std::nullopt;
+    values.push_back(*std::move(value));
+  }
+  return values;
+}
+
+template <typename T, typename Read>
+absl::Status ConfigFile::GetArray(std::string_view key, std::string_view expected, Read read,
+                                  std::vector<T>* out) {
   known_.emplace(key);
   toml::node_view<toml::node> node = table_->at_path(key);
   if (!node) return absl::OkStatus();
-  const toml::array* array = node.as_array();
-  if (array == nullptr) return WrongType(key, "an array of strings");
-  std::vector<std::string> values;
-  for (const toml::node& element : *array) {
-    if (!element.is_string()) return WrongType(key, "an array of strings");
-    values.push_back(*element.value<std::string>());
-  }
-  *out = std::move(values);
+  std::optional<std::vector<T>> values = ReadArray<T>(node, read);
+  if (!values.has_value()) return WrongType(key, expected);
+  *out = *std::move(values);
   return absl::OkStatus();
 }
 
+absl::Status ConfigFile::Get(std::string_view key, std::vector<std::string>* out) {
+  return GetArray(key, "an array of strings",
+                  [](const toml::node& e) { return e.value<std::string>(); }, out);
+}
+
 absl::Status ConfigFile::Get(std::string_view key, std::vector<int64_t>* out) {
-  known_.emplace(key);
+  return GetArray(key, "an array of integers", [](const toml::node& e) {
+    return e.is_integer() ? e.value<int64_t>() : std::nullopt;
+  }, out);
+}
+
+absl::Status ConfigFile::Get(std::string_view key, std::vector<double>* out) {
+  return GetArray(key, "an array of numbers", [](const toml::node& e) -> std::optional<double> {
+    if (e.is_integer()) return static_cast<double>(*e.value<int64_t>());
+    return e.is_floating_point() ? e.value<double>() : std::nullopt;
+  }, out);
+}
+
+absl::Status ConfigFile::GetTableNames(std::string_view key, std::vector<std::string>* out) {
   toml::node_view<toml::node> node = table_->at_path(key);
   if (!node) return absl::OkStatus();
-  const toml::array* array = node.as_array();
-  if (array == nullptr) return WrongType(key, "an array of integers");
-  std::vector<int64_t> values;
-  for (const toml::node& element : *array) {
-    if (!element.is_integer()) return WrongType(key, "an array of integers");
-    values.push_back(*element.value<int64_t>());
+  const toml::table* table = node.as_table();
+  if (table == nullptr) return WrongType(key, "a table of tables ([key.name] sections)");
+  std::vector<std::string> names;
+  for (const auto& [name, value] : *table) {
+    const std::string path = absl::StrCat(std::string(key), ".", std::string(name.str()));
+    if (!value.is_table()) return WrongType(path, "a table ([" + path + "])");
+    names.emplace_back(name.str());
   }
-  *out = std::move(values);
+  *out = std::move(names);
   return absl::OkStatus();
 }
 

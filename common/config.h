@@ -45,6 +45,12 @@ class ConfigFile {
   absl::Status Get(std::string_view key, bool* out);
   absl::Status Get(std::string_view key, std::vector<std::string>* out);
   absl::Status Get(std::string_view key, std::vector<int64_t>* out);
+  // Numbers, integer or not.
+  absl::Status Get(std::string_view key, std::vector<double>* out);
+  // The names of the sub-tables of table `key` (`[columns.age]` gives
+  // "age"), sorted by name; their keys are read with Get("key.name.field").
+  // kInvalidArgument when `key` is not a table of tables.
+  absl::Status GetTableNames(std::string_view key, std::vector<std::string>* out);
   // The string entries of table `key` (e.g. `[datasets]`), each marked
   // known, sorted by name; *out is unchanged when the table is absent.
   // kInvalidArgument when `key` is not a table or an entry is not a string.
@@ -59,6 +65,11 @@ class ConfigFile {
  private:
   ConfigFile(std::unique_ptr<toml::table> table, std::string source_name);
   absl::Status WrongType(std::string_view key, std::string_view expected) const;
+  // The array `key`, each element taken by `read` (an std::optional<T>,
+  // empty for an element of another type).
+  template <typename T, typename Read>
+  absl::Status GetArray(std::string_view key, std::string_view expected, Read read,
+                        std::vector<T>* out);
 
   std::unique_ptr<toml::table> table_;
   std::string source_name_;
