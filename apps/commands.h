@@ -19,6 +19,8 @@ void AddAuditCommand(CLI::App& app);  // audit verify
 void AddPkiCommand(CLI::App& app);
 void AddPrivacyCommand(CLI::App& app);  // privacy: epsilon planning
 void AddStudyCommand(CLI::App& app);    // study submit|list|show|abort|export|metrics
+// statistics: federated statistics among virtual sites (one per CSV file).
+void AddStatisticsCommand(CLI::App& app, const std::string* log_level);
 // coordinator and status.
 void AddCoordinatorCommands(CLI::App& app, const std::string* log_level);
 //

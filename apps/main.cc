@@ -80,6 +80,7 @@ int main(int argc, char** argv) {
   samverka::apps::AddPkiCommand(app);
   samverka::apps::AddPrivacyCommand(app);
   samverka::apps::AddStudyCommand(app);
+  samverka::apps::AddStatisticsCommand(app, &log_level);
   samverka::apps::AddCoordinatorCommands(app, &log_level);
   try {
     app.parse(argc, argv);
