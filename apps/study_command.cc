@@ -17,6 +17,8 @@
 #include "common/study_manifest.h"
 #include "coordinator/model_helper.h"
 #include "fmt/format.h"
+#include "statistics/spec.h"
+#include "statistics/summary.h"
 #include "proto/federation.grpc.pb.h"
 #include "security/pki.h"
 #include "security/signed_study.h"
@@ -103,6 +105,12 @@ void AddSubmit(CLI::App* study) {
     // coordinator checks it again with every key.
     absl::StatusOr<StudyManifest> parsed = ParseStudyManifest(*manifest, *manifest_path);
     if (!parsed.ok()) return Fail(parsed.status().message());
+    if (parsed->statistics()) {
+      if (absl::Status spec = statistics::ReadManifestStatistics(*manifest, *manifest_path).status();
+          !spec.ok()) {
+        return Fail(spec.message());
+      }
+    }
     std::string model_bytes;
     if (!model_file->empty()) {
       absl::StatusOr<std::string> bytes = security::ReadFileToString(*model_file);
@@ -218,6 +226,13 @@ void AddShow(CLI::App* study) {
                   it->state().substr(0, 10).c_str(), it->clients(),
                   it->model_digest().substr(0, 16).c_str(), metrics.c_str());
     }
+    if (!r.statistics_json().empty()) {
+      const nlohmann::json released =
+          nlohmann::json::parse(r.statistics_json(), nullptr, /*allow_exceptions=*/false);
+      if (released.is_discarded()) return Fail("the coordinator sent statistics that are not JSON");
+      std::printf("statistics (counts below min_count suppressed: -):\n%s",
+                  statistics::SummaryText(released).c_str());
+    }
     if (r.refusals_size() > 0) {
       std::printf("refused or not run by sites (newest last):\n");
       for (const v1::StudyRefusal& x : r.refusals()) {
@@ -252,14 +267,36 @@ void AddExport(CLI::App* study) {
   auto round = std::make_shared<int64_t>(0);
   auto model_file = std::make_shared<std::string>();
   cmd->add_option("ID", *id, "study id")->required();
-  cmd->add_option("--out", *out, "output file: .pt (TorchScript) or .svtb (parameters)")->required();
+  auto format = std::make_shared<std::string>();
+  cmd->add_option("--out", *out,
+                  "output file: .pt (TorchScript) or .svtb (parameters); a statistics study: "
+                  ".json or .csv")
+      ->required();
   cmd->add_option("--round", *round, "round to export (default: the last committed)");
   cmd->add_option("--model-file", *model_file,
                   "the study's TorchScript file (for a study that brought one)");
+  cmd->add_option("--format", *format, "a statistics study: json or csv (default: from --out)")
+      ->check(CLI::IsMember({"json", "csv"}));
   AddOperatorFlags(cmd, *flags);
-  cmd->callback([flags, id, out, round, model_file] {
+  cmd->callback([flags, id, out, round, model_file, format] {
     v1::ShowStudyResponse shown;
     if (!CallForStudy(*flags, *id, &v1::Operator::Stub::ShowStudy, "export failed", &shown)) return;
+    if (shown.study().kind() == "statistics") {
+      if (shown.statistics_json().empty()) {
+        return Fail(fmt::format("study {} has released no statistics ({})", *id,
+                                shown.study().state()));
+      }
+      const nlohmann::json released =
+          nlohmann::json::parse(shown.statistics_json(), nullptr, /*allow_exceptions=*/false);
+      if (released.is_discarded()) return Fail("the coordinator sent statistics that are not JSON");
+      const bool csv = *format == "csv" || (format->empty() && out->ends_with(".csv"));
+      std::ofstream file(*out, std::ios::trunc);
+      file << (csv ? statistics::SummaryCsv(released) : released.dump(2) + "\n");
+      if (!file.good()) return Fail(fmt::format("cannot write {}", *out));
+      std::printf("exported the statistics of study %s (%s) to %s\n", id->c_str(),
+                  csv ? "csv" : "json", out->c_str());
+      return;
+    }
     auto stub = Connect(*flags);
     if (!stub.ok()) return Fail(stub.status().message());
     grpc::ClientContext context;

@@ -21,6 +21,7 @@
 #include "common/peer_text.h"
 #include "common/status_macros.h"
 #include "common/wire.h"
+#include "statistics/site_statistics.h"
 
 namespace samverka::client {
 namespace {
@@ -58,20 +59,6 @@ bool Retryable(absl::StatusCode code) {
          code == absl::StatusCode::kCancelled || code == absl::StatusCode::kInternal ||
          code == absl::StatusCode::kUnknown;
 }
-
-// A SecureAggregationTransport over the daemon's calls.
-struct CallbackTransport : SecureAggregationTransport {
-  std::function<absl::Status(SecureStage, std::string)> send;
-  std::function<absl::StatusOr<std::string>(SecureStage)> fetch;
-  std::function<absl::Status(std::string, std::string)> upload;
-  absl::Status Send(SecureStage stage, std::string payload) override {
-    return send(stage, std::move(payload));
-  }
-  absl::StatusOr<std::string> Fetch(SecureStage stage) override { return fetch(stage); }
-  absl::Status UploadMaskedInput(std::string payload, std::string commitment) override {
-    return upload(std::move(payload), std::move(commitment));
-  }
-};
 
 }  // namespace
 
@@ -117,6 +104,14 @@ absl::StatusOr<std::unique_ptr<ClientDaemon>> ClientDaemon::Create(ClientDaemonO
   for (const auto& [name, data] : daemon->options_.datasets) {
     daemon->datasets_[name].options = data;
     daemon->dataset_names_.insert(name);
+    if (absl::StatusOr<std::string> csv = CsvFileOf(data); csv.ok()) {
+      // A table's column names (never a value), so that a statistics
+      // study naming a column this site lacks is refused at submit.
+      if (absl::StatusOr<std::vector<std::string>> header = statistics::ReadHeader(*csv);
+          header.ok()) {
+        daemon->dataset_columns_[name] = *std::move(header);
+      }
+    }
     // Counted once at start: the coordinator weighs a site's update by its
     // sample count (and bounds secure sums by the largest), so registration
     // states each data set's counts, never anything else of it. No study
@@ -237,6 +232,9 @@ absl::Status ClientDaemon::CallRegister(const SiteOffer& offer, bool check_only,
     if (auto counts = dataset_counts_.find(name); counts != dataset_counts_.end()) {
       info->set_num_train_samples(counts->second.first);
       info->set_num_eval_samples(counts->second.second);
+    }
+    if (auto columns = dataset_columns_.find(name); columns != dataset_columns_.end()) {
+      for (const std::string& column : columns->second) info->add_columns(column);
     }
   }
   request.set_check_only(check_only);
@@ -636,9 +634,10 @@ absl::Status ClientDaemon::RefuseStudy(const ClientTask& task, const absl::Statu
 absl::Status ClientDaemon::Execute(const ClientTask& offered) {
   auto log = Logger("client");
   log->info("round {}: {} task on model {}{}", offered.round,
-            offered.kind == TaskKind::kTrain      ? "training"
-            : offered.kind == TaskKind::kEvaluate ? "evaluation"
-                                                  : "secure sum consent",
+            offered.kind == TaskKind::kTrain        ? "training"
+            : offered.kind == TaskKind::kEvaluate   ? "evaluation"
+            : offered.kind == TaskKind::kStatistics ? "statistics"
+                                                    : "secure sum consent",
             Short(offered.model_digest),
             offered.study_id.empty() ? "" : absl::StrCat(" of study ", PeerText(offered.study_id, 64)));
   // Alive at the coordinator from now until the result is sent.
@@ -650,6 +649,7 @@ absl::Status ClientDaemon::Execute(const ClientTask& offered) {
   std::string dataset_name;
   FederationModel model_spec;
   std::string model_source;
+  const VerifiedStudy* verified = nullptr;
   if (!offered.study_id.empty()) {
     absl::StatusOr<const VerifiedStudy*> study = StudyFor(offered.study_id);
     if (!study.ok() && study.status().code() == absl::StatusCode::kUnavailable) {
@@ -666,6 +666,7 @@ absl::Status ClientDaemon::Execute(const ClientTask& offered) {
                                                           policy_->policy()));
     }
     task = *std::move(decided);
+    verified = *study;
     dataset_name = (*study)->manifest.dataset;
     model_spec = (*study)->manifest.model;
     model_source = model_spec.model;
@@ -693,6 +694,12 @@ absl::Status ClientDaemon::Execute(const ClientTask& offered) {
       site_.federation_id, datasets_.at(dataset_name).options.spec, task.model_digest};
   site_.dataset = scope.dataset;
   if (task.kind == TaskKind::kConsent) return ExecuteConsent(task, scope);
+  if (task.kind == TaskKind::kStatistics) {
+    if (verified == nullptr || !verified->statistics.has_value()) {
+      return Refuse(task, "a statistics task must belong to a signed statistics study");
+    }
+    return ExecuteStatistics(task, *verified, dataset_name, scope);
+  }
   if (task.secure_aggregation.has_value()) {
     // Before any work: a second secure sum from a model this site already
     // released one from is refused (it would reveal the site's update).

@@ -140,6 +140,11 @@ class ClientDaemon {
   // sum if its ledger allows it (else reports the refusal).
   absl::Status ExecuteConsent(const ClientTask& task,
                               const security::secagg::ContributionScope& scope);
+  // A statistics task of `study` (client/daemon_statistics.cc): computes
+  // the site's vector on data set `dataset` and sends it only masked.
+  absl::Status ExecuteStatistics(const ClientTask& task, const VerifiedStudy& study,
+                                 const std::string& dataset,
+                                 const security::secagg::ContributionScope& scope);
   // One heartbeat for `task_id`: whether the coordinator still wants the
   // task, nullopt if the call failed.
   std::optional<bool> SendHeartbeat(const std::string& task_id);
@@ -171,6 +176,8 @@ class ClientDaemon {
   std::set<std::string> dataset_names_;
   // Training and evaluation samples of each data set, counted at start.
   std::map<std::string, std::pair<int64_t, int64_t>> dataset_counts_;
+  // The column names of each CSV data set (its header), read at start.
+  std::map<std::string, std::vector<std::string>> dataset_columns_;
   // A coordinator that predates studies: the model it named at
   // registration and the site's one data set it trains.
   std::optional<FederationModel> legacy_model_;

@@ -81,6 +81,8 @@ absl::StatusOr<ClientDaemonOptions> LoadClientConfig(const std::string& path) {
   SV_RETURN_IF_ERROR(file.Get("max_rounds_per_day", &o.policy.max_rounds_per_day));
   SV_RETURN_IF_ERROR(file.Get("max_epsilon", &o.policy.max_epsilon));
   SV_RETURN_IF_ERROR(file.Get("max_epsilon_delta", &o.policy.max_epsilon_delta));
+  SV_RETURN_IF_ERROR(file.Get("allow_statistics", &o.policy.allow_statistics));
+  SV_RETURN_IF_ERROR(file.Get("min_count", &o.policy.min_count));
   SV_RETURN_IF_ERROR(file.Get("secagg_min_clients", &o.secagg_min_clients));
   SV_RETURN_IF_ERROR(file.Get("state_dir", &o.state_dir));
   SV_RETURN_IF_ERROR(file.Get("tls.ca_certificate", &o.tls.ca_certificate));

@@ -118,16 +118,34 @@ absl::StatusOr<SecureContribution> SecureAggregationSession::Contribute(
   SV_ASSIGN_OR_RETURN(sa::EncodedInput encoded, sa::EncodeInput(input, capped, encoding));
   input.clear();
   input.shrink_to_fit();
+  SV_ASSIGN_OR_RETURN(SecureContribution sent, Send(std::move(encoded.values)));
+  sent.clipped_values = out.clipped_values;
+  return sent;
+}
+
+absl::StatusOr<SecureContribution> SecureAggregationSession::ContributeIntegers(
+    std::vector<uint64_t> values) {
+  const sa::EncodingParameters& encoding = client_->encoding();
+  if (encoding.options.modulus_bits != 64 || values.size() != encoding.encoded_length()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the round sums ", encoding.encoded_length(), " elements in Z_2^",
+        encoding.options.modulus_bits, "; this site's vector has ", values.size(),
+        " 64-bit integers"));
+  }
+  return Send(sa::ModularVector::FromWords(std::move(values)));
+}
+
+absl::StatusOr<SecureContribution> SecureAggregationSession::Send(sa::ModularVector values) {
+  SecureContribution out;
   // The consent mask, recorded in the ledger before the masked input leaves.
   const sa::ContributionScope scope{federation_id_, dataset_, model_digest_};
   SV_ASSIGN_OR_RETURN(security::SecretBytes seed,
                       ledger_->BeginContribution(scope, instance_, round_));
-  SV_RETURN_IF_ERROR(
-      sa::ApplyConsentMask(encoded.values, seed, instance_, security::MaskSign::kAdd));
+  SV_RETURN_IF_ERROR(sa::ApplyConsentMask(values, seed, instance_, security::MaskSign::kAdd));
   std::string commitment = sa::ConsentCommitment(instance_, seed);
   SV_ASSIGN_OR_RETURN(std::string delivery_bytes, transport_->Fetch(SecureStage::kMaskedInput));
   SV_ASSIGN_OR_RETURN(sa::ShareDelivery delivery, sa::ParseShareDelivery(delivery_bytes));
-  SV_ASSIGN_OR_RETURN(sa::MaskedInput masked, client_->MaskInput(delivery, encoded.values));
+  SV_ASSIGN_OR_RETURN(sa::MaskedInput masked, client_->MaskInput(delivery, values));
   std::string payload = sa::Serialize(masked);
   out.masked_bytes = payload.size();
   SV_RETURN_IF_ERROR(transport_->UploadMaskedInput(std::move(payload), std::move(commitment)));

@@ -2,12 +2,15 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "security/secagg/consent_ledger.h"
+#include "security/secagg/modular_vector.h"
 #include "common/task.h"
 #include "security/secret_bytes.h"
 
@@ -32,6 +35,20 @@ class SecureAggregationTransport {
   // Uploads the masked input (it may be as large as the model) with the
   // commitment to the site's consent seed.
   virtual absl::Status UploadMaskedInput(std::string payload, std::string consent_commitment) = 0;
+};
+
+// A SecureAggregationTransport over callbacks (the daemon's calls).
+struct CallbackTransport : SecureAggregationTransport {
+  std::function<absl::Status(SecureStage, std::string)> send;
+  std::function<absl::StatusOr<std::string>(SecureStage)> fetch;
+  std::function<absl::Status(std::string, std::string)> upload;
+  absl::Status Send(SecureStage stage, std::string payload) override {
+    return send(stage, std::move(payload));
+  }
+  absl::StatusOr<std::string> Fetch(SecureStage stage) override { return fetch(stage); }
+  absl::Status UploadMaskedInput(std::string payload, std::string commitment) override {
+    return upload(std::move(payload), std::move(commitment));
+  }
 };
 
 // The site's identity and its own rules for secure aggregation.
@@ -91,8 +108,16 @@ class SecureAggregationSession {
   // releases the consent seed. kFailedPrecondition if the ledger refuses.
   absl::StatusOr<SecureContribution> Contribute(std::span<const float> update, double weight,
                                                 double train_loss, double dp_within_clip = 0);
+  // The same for a vector of integers summed as they are in Z_2^64 (a
+  // statistics study's counts and fixed-point sums): kInvalidArgument if
+  // the round does not sum 64-bit vectors of values.size().
+  absl::StatusOr<SecureContribution> ContributeIntegers(std::vector<uint64_t> values);
 
  private:
+  // Consent-masks, masks, uploads `values`, answers the unmask request and
+  // releases the consent seed.
+  absl::StatusOr<SecureContribution> Send(security::secagg::ModularVector values);
+
   SecureAggregationSession(std::unique_ptr<security::secagg::SecAggClient> client,
                            SecureAggregationTransport* transport, int64_t round,
                            const SecureSiteOptions& site, std::string model_digest,

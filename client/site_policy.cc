@@ -52,6 +52,11 @@ nlohmann::json WriteSteps(const std::vector<std::pair<double, double>>& steps) {
 
 absl::Status SitePolicy::Validate() const {
   if (min_cohort < 0) return absl::InvalidArgumentError("min_cohort must be >= 0");
+  if (min_count < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "min_count must be >= 1 (the fewest rows, and the smallest count, this site releases), "
+        "got ", min_count));
+  }
   if (!(max_epsilon >= 0)) return absl::InvalidArgumentError("max_epsilon must be >= 0 (0: no limit)");
   if (!(max_epsilon_delta > 0 && max_epsilon_delta < 1)) {
     return absl::InvalidArgumentError("max_epsilon_delta must be in (0, 1)");
@@ -131,6 +136,23 @@ std::vector<std::pair<double, double>> SitePolicyEnforcer::StepsOf(
 absl::Status SitePolicyEnforcer::Check(const ClientTask& task, const TaskScope& scope,
                                        absl::Time now) const {
   auto refuse = [](std::string why) { return absl::FailedPreconditionError("site policy: " + why); };
+  if (task.kind == TaskKind::kStatistics) {
+    if (!policy_.allow_statistics) {
+      return refuse("this site takes part in no statistics study (allow_statistics = false)");
+    }
+    if (policy_.min_cohort > 0 && task.cohort_size < policy_.min_cohort) {
+      return refuse(absl::StrCat("the study's cohort has ", task.cohort_size,
+                                 " sites; this site requires at least ", policy_.min_cohort,
+                                 " (min_cohort)"));
+    }
+    if (policy_.max_epsilon > 0) {
+      // Statistics are released without noise in this version.
+      return refuse(absl::StrCat("this site releases data only with differential privacy "
+                                 "(max_epsilon = ", policy_.max_epsilon,
+                                 "), and statistics studies add none"));
+    }
+    return absl::OkStatus();
+  }
   if (task.kind != TaskKind::kTrain) return absl::OkStatus();
   if (policy_.require_secure_aggregation && !task.secure_aggregation.has_value()) {
     return refuse("this site trains only with secure aggregation (require_secure_aggregation)");

@@ -33,6 +33,11 @@ struct SitePolicy {
   // max_epsilon_delta). 0: no rule.
   double max_epsilon = 0;
   double max_epsilon_delta = 1e-5;
+  // Statistics studies (statistics/): refuse them all, or any whose data
+  // set has fewer rows than min_count, or whose manifest would release
+  // counts smaller than min_count (its own min_count below this one).
+  bool allow_statistics = true;
+  int64_t min_count = 5;
 
   // kInvalidArgument naming the bad field (an allowed_models entry that is
   // neither a built-in name nor a SHA-256 is one).

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/codec.h"
 #include "common/model_names.h"
 #include "common/peer_text.h"
 #include "common/status_macros.h"
@@ -28,7 +29,24 @@ std::string TrainDifference(const TrainOptions& task, const TrainOptions& signed
 
 // OK if `task` asks for what the signed manifest says (or something
 // stricter: secure aggregation or DP the manifest does not require).
-absl::Status CheckTaskAgrees(const ClientTask& task, const StudyManifest& manifest) {
+absl::Status CheckTaskAgrees(const ClientTask& task, const VerifiedStudy& study) {
+  const StudyManifest& manifest = study.manifest;
+  if (manifest.statistics() || task.kind == TaskKind::kStatistics) {
+    if (task.kind != TaskKind::kStatistics && task.kind != TaskKind::kConsent) {
+      return Refuse("the signed manifest is a statistics study; the task asks for training or "
+                    "evaluation");
+    }
+    if (!manifest.statistics()) {
+      return Refuse("the task asks for statistics; the signed manifest is a training study");
+    }
+    if (task.model_digest != study.manifest_sha256) {
+      return Refuse("the task does not name the signed manifest's digest");
+    }
+    if (task.kind == TaskKind::kStatistics && !task.secure_aggregation.has_value()) {
+      return Refuse("a statistics task must use secure aggregation");
+    }
+    return absl::OkStatus();
+  }
   if (task.kind == TaskKind::kConsent) return absl::OkStatus();
   if (task.model != manifest.model.model) {
     return Refuse(absl::StrCat("the task names model '", PeerText(task.model, 128),
@@ -102,7 +120,7 @@ absl::StatusOr<VerifiedStudy> VerifyStudy(const FetchedStudy& study, const Study
     return absl::InvalidArgumentError(
         absl::StrCat("its signed manifest is not valid: ", manifest.status().message()));
   }
-  const bool file_model = LooksLikeModelFile(manifest->model.model);
+  const bool file_model = !manifest->statistics() && LooksLikeModelFile(manifest->model.model);
   if (file_model && envelope.model_sha256.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("its model '", manifest->model.model,
                                                    "' is a TorchScript file but no digest of "
@@ -113,8 +131,18 @@ absl::StatusOr<VerifiedStudy> VerifyStudy(const FetchedStudy& study, const Study
                                                    "' is built in, yet a model file digest was "
                                                    "signed with it"));
   }
-  return VerifiedStudy{study.study_id, signer->name, *std::move(manifest), envelope.model_sha256,
-                       study.model_bytes};
+  VerifiedStudy verified{study.study_id, signer->name, *std::move(manifest), envelope.model_sha256,
+                        study.model_bytes, Sha256Hex(envelope.manifest), std::nullopt};
+  if (verified.manifest.statistics()) {
+    absl::StatusOr<statistics::StatisticsSpec> spec = statistics::ReadManifestStatistics(
+        envelope.manifest, absl::StrCat("study ", study.study_id));
+    if (!spec.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("its signed manifest is not valid: ", spec.status().message()));
+    }
+    verified.statistics = *std::move(spec);
+  }
+  return verified;
 }
 
 absl::StatusOr<ClientTask> DecideStudyTask(const ClientTask& task, const VerifiedStudy& study,
@@ -125,14 +153,14 @@ absl::StatusOr<ClientTask> DecideStudyTask(const ClientTask& task, const Verifie
     return Refuse(absl::StrCat("the task belongs to study ", PeerText(task.study_id, 64),
                                ", not ", study.study_id));
   }
-  SV_RETURN_IF_ERROR(CheckTaskAgrees(task, manifest));
+  SV_RETURN_IF_ERROR(CheckTaskAgrees(task, study));
   if (!datasets.contains(manifest.dataset)) {
     return Refuse(absl::StrCat("it needs data set '", manifest.dataset,
                                "', which this site does not name (it has: ",
                                absl::StrJoin(datasets, ", "), ")"));
   }
   ClientTask decided = task;
-  if (task.kind != TaskKind::kConsent) decided.model = manifest.model.model;
+  if (task.kind != TaskKind::kConsent && !manifest.statistics()) decided.model = manifest.model.model;
   if (task.kind == TaskKind::kTrain) {
     decided.train = manifest.train;
     if (manifest.dp != "off") {
@@ -149,6 +177,7 @@ bool RefusesWholeStudy(const VerifiedStudy& study, const std::set<std::string>& 
                        const SitePolicy& policy) {
   const StudyManifest& manifest = study.manifest;
   if (!datasets.contains(manifest.dataset)) return true;
+  if (manifest.statistics()) return !policy.allow_statistics;
   if (policy.require_secure_aggregation && !manifest.secure_aggregation) return true;
   if (policy.allowed_models.empty()) return false;
   for (const std::string& allowed : policy.allowed_models) {

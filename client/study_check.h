@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <set>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "absl/time/time.h"
 #include "client/site_policy.h"
 #include "common/study_manifest.h"
+#include "statistics/spec.h"
 #include "common/task.h"
 #include "security/pki.h"
 #include "security/signed_study.h"
@@ -54,6 +56,11 @@ struct VerifiedStudy {
   // Lower-case hex SHA-256 of its TorchScript file; empty for a built-in.
   std::string model_sha256;
   uint64_t model_bytes = 0;
+  // SHA-256 of the signed manifest: a statistics study's tasks name it in
+  // place of a model, and the consent ledger allows one sum of it.
+  std::string manifest_sha256;
+  // A statistics study's [statistics] table.
+  std::optional<statistics::StatisticsSpec> statistics;
 };
 
 // Checks, in this order: the id names these signed bytes, the envelope is

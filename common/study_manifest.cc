@@ -73,16 +73,38 @@ absl::Status ReadStudyManifest(ConfigFile& file, StudyManifest* out) {
 
   if (!file.Has("name")) return Bad(file, "name must be set (what the study is called)");
   if (absl::Status s = CheckStudyName(out->name); !s.ok()) return Bad(file, s.message());
-  if (out->kind != "train") {
+  if (out->kind != "train" && out->kind != "statistics") {
     return Bad(file, absl::StrCat("kind = \"", out->kind,
-                                  "\" is not a study kind this version runs (use \"train\")"));
+                                  "\" is not a study kind this version runs (\"train\" or "
+                                  "\"statistics\")"));
   }
   if (out->dataset.empty()) {
-    return Bad(file, "dataset must name the data set the sites train on (their client.toml "
+    return Bad(file, "dataset must name the data set the sites use (their client.toml "
                      "[datasets] names)");
   }
   if (absl::Status s = CheckStudyName(out->dataset); !s.ok()) {
     return Bad(file, absl::StrCat("dataset: ", s.message()));
+  }
+  if (out->statistics()) {
+    // One secure sum, always: the [statistics] table says what it holds
+    // (statistics/spec.h reads it); no model is trained.
+    for (const char* key : {"model", "input_shape", "num_classes", "class_labels", "rounds",
+                            "local_epochs", "batch_size", "lr", "momentum", "weight_decay",
+                            "proximal_mu"}) {
+      if (file.Has(key)) {
+        return Bad(file, absl::StrCat(key, " is a key of training studies; a statistics study "
+                                           "names its columns in [statistics]"));
+      }
+    }
+    out->rounds = 1;
+    if (!out->secure_aggregation) {
+      return Bad(file, "a statistics study always uses secure aggregation (remove "
+                       "secure_aggregation = false)");
+    }
+    if (out->dp != "off") {
+      return Bad(file, "dp is not available for statistics studies in this version (remove it)");
+    }
+    return absl::OkStatus();
   }
   if (absl::Status s = CheckStudyModelName(out->model.model); !s.ok()) {
     return Bad(file, s.message());

@@ -18,8 +18,9 @@ namespace samverka {
 // see docs/studies.md for every key.
 struct StudyManifest {
   std::string name;
-  // "train" (statistics and evaluate follow).
+  // "train" or "statistics" (its [statistics] table: statistics/spec.h).
   std::string kind = "train";
+  bool statistics() const { return kind == "statistics"; }
   // The name of the data set each site must hold (client.toml [datasets]).
   std::string dataset;
   // The architecture (a built-in name, or the file name of the TorchScript

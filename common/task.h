@@ -43,7 +43,9 @@ struct DpOptions {
 
 // kConsent: release the consent seed of a secure sum the site contributed
 // to (after a coordinator restart, to complete that sum; no training).
-enum class TaskKind { kTrain, kEvaluate, kConsent };
+// kStatistics: compute a statistics study's vector (statistics/) on the
+// study's data set and send it masked (always securely aggregated).
+enum class TaskKind { kTrain, kEvaluate, kConsent, kStatistics };
 
 // The message stages of secure aggregation (SecAgg+, docs/protocol.md), in
 // order: advertise keys, share keys, masked input, unmask, and consent (the

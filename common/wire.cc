@@ -13,6 +13,7 @@ v1::TaskKind ToProto(TaskKind kind) {
     case TaskKind::kTrain: return v1::TASK_KIND_TRAIN;
     case TaskKind::kEvaluate: return v1::TASK_KIND_EVALUATE;
     case TaskKind::kConsent: return v1::TASK_KIND_SECAGG_CONSENT;
+    case TaskKind::kStatistics: return v1::TASK_KIND_STATISTICS;
   }
   return v1::TASK_KIND_UNSPECIFIED;
 }
@@ -94,6 +95,7 @@ absl::StatusOr<ClientTask> FromProto(const v1::Task& task) {
     case v1::TASK_KIND_TRAIN: out.kind = TaskKind::kTrain; break;
     case v1::TASK_KIND_EVALUATE: out.kind = TaskKind::kEvaluate; break;
     case v1::TASK_KIND_SECAGG_CONSENT: out.kind = TaskKind::kConsent; break;
+    case v1::TASK_KIND_STATISTICS: out.kind = TaskKind::kStatistics; break;
     default:
       return absl::InvalidArgumentError(absl::StrCat("task ", task.task_id(), " has unknown kind ",
                                                      static_cast<int>(task.kind())));
@@ -121,7 +123,8 @@ absl::StatusOr<ClientTask> FromProto(const v1::Task& task) {
   if (task.has_secure_aggregation()) {
     const v1::SecureAggregationTask& secure = task.secure_aggregation();
     const bool consent = task.kind() == v1::TASK_KIND_SECAGG_CONSENT;
-    if ((task.kind() != v1::TASK_KIND_TRAIN && !consent) || secure.participant_id() == 0 ||
+    const bool masks = task.kind() == v1::TASK_KIND_TRAIN || task.kind() == v1::TASK_KIND_STATISTICS;
+    if ((!masks && !consent) || secure.participant_id() == 0 ||
         (!consent && secure.round_config().empty()) ||
         consent != !secure.consent_instance().empty() || secure.consent_instance().size() > 64) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -132,6 +135,10 @@ absl::StatusOr<ClientTask> FromProto(const v1::Task& task) {
   } else if (task.kind() == v1::TASK_KIND_SECAGG_CONSENT) {
     return absl::InvalidArgumentError(
         absl::StrCat("consent task ", task.task_id(), " names no secure aggregation"));
+  } else if (task.kind() == v1::TASK_KIND_STATISTICS) {
+    // A site's statistics leave it only masked.
+    return absl::InvalidArgumentError(
+        absl::StrCat("statistics task ", task.task_id(), " names no secure aggregation"));
   }
   if (out.kind == TaskKind::kTrain) SV_RETURN_IF_ERROR(out.train.Validate());
   return out;

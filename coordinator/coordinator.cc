@@ -17,6 +17,7 @@
 #include "coordinator/internal/durable_files.h"
 #include "coordinator/model_helper.h"
 #include "coordinator/reported_numbers.h"
+#include "coordinator/studies/statistics_run.h"
 #include "coordinator/studies/study_options.h"
 #include "security/signed_study.h"
 
@@ -83,7 +84,7 @@ std::string Coordinator::ModelFilePath(const std::string& sha256) const {
   return (fs::path(options_.state_dir) / "models" / (sha256 + ".pt")).string();
 }
 
-StudyRun* Coordinator::StudyOf(const ClientTask& task) {
+ActiveStudy* Coordinator::StudyOf(const ClientTask& task) {
   if (active_ == nullptr || task.study_id != active_->id()) return nullptr;
   return active_.get();
 }
@@ -103,6 +104,13 @@ absl::Status Coordinator::Register(const std::string& client, int64_t train_samp
     }
     SV_RETURN_IF_ERROR(CheckRegisteredSamples(counts.train_samples, counts.eval_samples,
                                               options_.max_samples_per_site));
+    for (const std::string& column : counts.columns) {
+      if (column.empty() || column.size() > 256) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "site ", client, " names a column of data set '", name,
+            "' that is empty or longer than 256 characters"));
+      }
+    }
   }
   std::vector<std::string> names;
   {
@@ -116,6 +124,7 @@ absl::Status Coordinator::Register(const std::string& client, int64_t train_samp
     info.online = true;
     for (const auto& [name, counts] : info.datasets) {
       known_datasets_.insert(name);
+      known_columns_[name].insert(counts.columns.begin(), counts.columns.end());
       names.push_back(name);
     }
     federation_.liveness.Touch(client, absl::Now());
@@ -212,7 +221,7 @@ absl::StatusOr<std::shared_ptr<const std::string>> Coordinator::ModelToDownload(
   SiteLiveness::Waiting waiting(&federation_.liveness, client);  // see SiteLiveness
   absl::MutexLock lock(&federation_.mutex);
   auto task = federation_.assigned.find(client);
-  StudyRun* study = task == federation_.assigned.end() ? nullptr : StudyOf(task->second);
+  ActiveStudy* study = task == federation_.assigned.end() ? nullptr : StudyOf(task->second);
   std::shared_ptr<const std::string> model =
       study != nullptr ? study->FindModel(digest) : nullptr;
   if (study == nullptr || task->second.model_digest != digest ||
@@ -226,7 +235,7 @@ absl::StatusOr<std::shared_ptr<const std::string>> Coordinator::ModelToDownload(
 
 absl::Status Coordinator::CheckResultLocked(const std::string& client, const TaskOutcome& outcome) {
   auto it = federation_.assigned.find(client);
-  StudyRun* study = it == federation_.assigned.end() ? nullptr : StudyOf(it->second);
+  ActiveStudy* study = it == federation_.assigned.end() ? nullptr : StudyOf(it->second);
   if (study == nullptr || it->second.task_id != outcome.task_id ||
       it->second.round != outcome.round) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -246,7 +255,7 @@ absl::Status Coordinator::SubmitResult(const std::string& client, const TaskOutc
                                        ReceivedUpdate received) {
   SiteLiveness::Waiting waiting(&federation_.liveness, client);  // see SiteLiveness
   federation_.liveness.Refresh(client, absl::Now());
-  std::shared_ptr<StudyRun> study;
+  std::shared_ptr<ActiveStudy> study;
   {
     absl::MutexLock lock(&federation_.mutex);
     SV_RETURN_IF_ERROR(CheckResultLocked(client, outcome));
@@ -260,7 +269,7 @@ absl::StatusOr<std::shared_ptr<SecureRound>> Coordinator::SecureRoundOf(
   federation_.liveness.Refresh(client, absl::Now());
   absl::MutexLock lock(&federation_.mutex);
   auto it = federation_.assigned.find(client);
-  StudyRun* study = it == federation_.assigned.end() ? nullptr : StudyOf(it->second);
+  ActiveStudy* study = it == federation_.assigned.end() ? nullptr : StudyOf(it->second);
   if (study == nullptr || it->second.task_id != task_id) {
     return absl::FailedPreconditionError(
         absl::StrCat("no open task '", task_id.substr(0, 64), "' for ", client));
@@ -320,7 +329,7 @@ void Coordinator::ReportTaskFailure(const std::string& client, const std::string
   auto it = federation_.assigned.find(client);
   if (it == federation_.assigned.end() || it->second.task_id != task_id) return;
   const ClientTask task = it->second;
-  StudyRun* study = StudyOf(task);
+  ActiveStudy* study = StudyOf(task);
   if (study != nullptr) {
     if (refuses_study && !study->id().empty()) {
       study->SiteRefused(client);
@@ -375,7 +384,7 @@ absl::StatusOr<std::shared_ptr<const std::string>> Coordinator::ModelFile(
 
 CoordinatorStatus Coordinator::Status() {
   CoordinatorStatus status;
-  std::shared_ptr<StudyRun> study;
+  std::shared_ptr<ActiveStudy> study;
   {
     absl::MutexLock lock(&federation_.mutex);
     federation_.MarkDeadClients(absl::Now());
@@ -384,7 +393,7 @@ CoordinatorStatus Coordinator::Status() {
     if (study != nullptr) {
       status.active_study = study->id();
       status.next_round = study->next_round();
-      status.rounds = study->options().rounds;
+      status.rounds = study->rounds();
     }
     status.done = done_;
     for (const auto& [name, info] : federation_.clients) {
@@ -407,6 +416,11 @@ bool Coordinator::AuditRefusal(const std::string& peer, const std::string& reaso
 }
 
 // ---- studies ----------------------------------------------------------------
+
+uint64_t Coordinator::StatisticsVectorBytes() {
+  absl::MutexLock lock(&federation_.mutex);
+  return active_ != nullptr ? active_->statistics_vector_bytes() : 0;
+}
 
 std::set<std::string> Coordinator::KnownDatasets() {
   absl::MutexLock lock(&federation_.mutex);
@@ -453,9 +467,25 @@ absl::StatusOr<StudyRecord> Coordinator::SubmitStudy(StudySubmission s) {
   };
   absl::StatusOr<Study> study = ReadStudy(s.manifest, "the study", options_, known, model_path);
   if (!study.ok()) return refuse(study.status());
-  // The model must build with the study's input shape and classes (in a
-  // samverka-torch child: this process never loads a model).
-  if (absl::StatusOr<ModelParameters> built = BuildInitialModel(
+  if (study->statistics.has_value()) {
+    // Checked against the columns the sites registered (their headers),
+    // when they said: a column no site has is a mistake in the manifest.
+    std::set<std::string> columns;
+    {
+      absl::MutexLock lock(&federation_.mutex);
+      if (auto it = known_columns_.find(study->manifest.dataset); it != known_columns_.end()) {
+        columns = it->second;
+      }
+    }
+    if (!columns.empty()) {
+      if (absl::Status found = statistics::CheckSpecColumns(
+              *study->statistics, columns,
+              absl::StrCat("data set '", study->manifest.dataset, "' at any site"));
+          !found.ok()) {
+        return refuse(absl::InvalidArgumentError(absl::StrCat("the study: ", found.message())));
+      }
+    }
+  } else if (absl::StatusOr<ModelParameters> built = BuildInitialModel(
           {options_.model_helper.empty() ? DefaultModelHelperPath() : options_.model_helper,
            study->options.model, study->options.input_shape, study->options.num_classes,
            study->options.seed, study->options.eval_deadline});
@@ -468,7 +498,7 @@ absl::StatusOr<StudyRecord> Coordinator::SubmitStudy(StudySubmission s) {
   record.name = study->manifest.name;
   record.kind = study->manifest.kind;
   record.dataset = study->manifest.dataset;
-  record.model = study->manifest.model.model;
+  record.model = study->statistics.has_value() ? "-" : study->manifest.model.model;
   record.rounds = study->options.rounds;
   record.state = kQueued;
   record.submitted_by = signer.name;
@@ -499,6 +529,12 @@ absl::StatusOr<StudyDetails> Coordinator::ShowStudy(const std::string& id) {
   details.record = *std::move(record);
   SV_ASSIGN_OR_RETURN(std::unique_ptr<StateStore> view, federation_.store->ForStudy(id));
   SV_ASSIGN_OR_RETURN(details.rounds, view->Rounds(int64_t{1} << 40));
+  if (details.record.kind == "statistics") {
+    SV_ASSIGN_OR_RETURN(std::optional<Checkpoint> released, view->LoadLatest());
+    if (released.has_value() && released->round >= 1) {
+      details.statistics_json = std::move(released->encoded_model);
+    }
+  }
   for (const RoundRecord& r : details.rounds) {
     if (r.succeeded) details.sites.insert(r.participants.begin(), r.participants.end());
     if (auto e = r.metrics.find("epsilon"); e != r.metrics.end()) {
@@ -554,11 +590,24 @@ absl::StatusOr<std::vector<std::string>> Coordinator::StudyMetrics(const std::st
   return rows;
 }
 
-absl::StatusOr<std::shared_ptr<StudyRun>> Coordinator::StartStudy(const StudyRecord& record) {
+absl::StatusOr<std::shared_ptr<ActiveStudy>> Coordinator::StartStudy(const StudyRecord& record) {
   std::string model_path;
   if (!record.model_sha256.empty()) model_path = ModelFilePath(record.model_sha256);
   SV_ASSIGN_OR_RETURN(Study study, ReadStudy(record.manifest, absl::StrCat("study ", record.id),
                                              options_, {}, model_path));
+  if (study.statistics.has_value()) {
+    StatisticsSetup setup;
+    setup.id = record.id;
+    setup.dataset = study.manifest.dataset;
+    setup.options = std::move(study.options);
+    setup.spec = *std::move(study.statistics);
+    setup.manifest_digest = Sha256Hex(record.manifest);
+    SV_ASSIGN_OR_RETURN(setup.store, federation_.store->ForStudy(record.id));
+    setup.dir = StudyDir(record.id);
+    SV_ASSIGN_OR_RETURN(std::unique_ptr<StatisticsRun> run,
+                        StatisticsRun::Create(std::move(setup), &federation_));
+    return std::shared_ptr<ActiveStudy>(std::move(run));
+  }
   StudySetup setup;
   setup.id = record.id;
   setup.dataset = study.manifest.dataset;
@@ -574,7 +623,7 @@ absl::StatusOr<std::shared_ptr<StudyRun>> Coordinator::StartStudy(const StudyRec
   for (char c : record.id.substr(0, 15)) id_bits = id_bits * 16 + (c <= '9' ? c - '0' : c - 'a' + 10);
   setup.options.seed ^= id_bits;
   SV_ASSIGN_OR_RETURN(std::unique_ptr<StudyRun> run, StudyRun::Create(std::move(setup), &federation_));
-  return std::shared_ptr<StudyRun>(std::move(run));
+  return std::shared_ptr<ActiveStudy>(std::move(run));
 }
 
 absl::Status Coordinator::RunStudies() {
@@ -608,7 +657,7 @@ absl::Status Coordinator::RunStudies() {
       if (federation_.stop) return absl::OkStatus();
       studies_changed_ = false;
     }
-    absl::StatusOr<std::shared_ptr<StudyRun>> run = StartStudy(record);
+    absl::StatusOr<std::shared_ptr<ActiveStudy>> run = StartStudy(record);
     if (!run.ok()) {
       log->error("study {} cannot start: {}", record.id, run.status().message());
       SV_RETURN_IF_ERROR(
@@ -618,7 +667,8 @@ absl::Status Coordinator::RunStudies() {
     if (record.state == kQueued) {
       SV_RETURN_IF_ERROR(federation_.store->SetStudyState(record.id, kRunning, ""));
     }
-    log->info("study {} ('{}') is training on data set {}", record.id, record.name, record.dataset);
+    log->info("study {} ('{}') is {} on data set {}", record.id, record.name,
+              record.kind == "statistics" ? "computing statistics" : "training", record.dataset);
     {
       absl::MutexLock lock(&federation_.mutex);
       active_ = *run;
@@ -636,7 +686,7 @@ absl::Status Coordinator::RunStudies() {
     if (const std::string unserved = (*run)->unserved(); !unserved.empty()) {
       SV_RETURN_IF_ERROR(federation_.store->SetStudyState(record.id, kFailed, unserved));
     } else if ((*run)->finished()) {
-      absl::Status outcome = (*run)->TrainingOutcome();
+      absl::Status outcome = (*run)->Outcome();
       SV_RETURN_IF_ERROR(federation_.store->SetStudyState(
           record.id, outcome.ok() ? kFinished : kFailed,
           outcome.ok() ? "" : std::string(outcome.message())));
@@ -647,7 +697,7 @@ absl::Status Coordinator::RunStudies() {
 
 absl::Status Coordinator::Run() {
   if (options_.standing) return RunStudies();
-  std::shared_ptr<StudyRun> study;
+  std::shared_ptr<ActiveStudy> study;
   {
     absl::MutexLock lock(&federation_.mutex);
     study = active_;
@@ -661,12 +711,12 @@ absl::Status Coordinator::Run() {
 }
 
 absl::Status Coordinator::TrainingOutcome() {
-  std::shared_ptr<StudyRun> study;
+  std::shared_ptr<ActiveStudy> study;
   {
     absl::MutexLock lock(&federation_.mutex);
     study = active_;
   }
-  return study == nullptr ? absl::OkStatus() : study->TrainingOutcome();
+  return study == nullptr ? absl::OkStatus() : study->Outcome();
 }
 
 void Coordinator::WaitUntilSitesToldDone(absl::Duration timeout) {

@@ -46,6 +46,8 @@ struct StudyDetails {
   std::set<std::string> sites;      // took part in a committed round
   std::vector<TaskRefusal> refusals;
   double epsilon = 0;
+  // A statistics study that released: the statistics (JSON).
+  std::string statistics_json;
 };
 
 // A study an operator submits: the signed envelope and the model file.
@@ -138,6 +140,9 @@ class Coordinator {
   absl::StatusOr<std::vector<std::string>> StudyMetrics(const std::string& id);
   // Data set names sites have registered since the coordinator started.
   std::set<std::string> KnownDatasets();
+  // The running statistics study's vector size in bytes (bounds a site's
+  // masked input); 0 if the running study trains.
+  uint64_t StatisticsVectorBytes();
 
   // Runs the single-run federation's rounds, or a standing federation's
   // studies until Stop(). An error only for failures of the coordinator
@@ -155,7 +160,7 @@ class Coordinator {
  private:
   Coordinator(CoordinatorOptions options, std::unique_ptr<StateStore> store);
   // The running study, if `task` is one of its tasks.
-  StudyRun* StudyOf(const ClientTask& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(federation_.mutex);
+  ActiveStudy* StudyOf(const ClientTask& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(federation_.mutex);
   absl::Status CheckResultLocked(const std::string& client, const TaskOutcome& outcome)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(federation_.mutex);
   absl::StatusOr<std::shared_ptr<SecureRound>> SecureRoundOf(const std::string& client,
@@ -163,7 +168,7 @@ class Coordinator {
   // Runs studies one after another (standing federation).
   absl::Status RunStudies();
   // Starts study `record` (kFailedPrecondition-style errors mark it failed).
-  absl::StatusOr<std::shared_ptr<StudyRun>> StartStudy(const StudyRecord& record);
+  absl::StatusOr<std::shared_ptr<ActiveStudy>> StartStudy(const StudyRecord& record);
   std::string StudyDir(const std::string& id) const;
   std::string ModelFilePath(const std::string& sha256) const;
 
@@ -171,12 +176,14 @@ class Coordinator {
   FederationState federation_;
   // The running study (the single-run one, or a standing federation's
   // current study); service threads hold a reference while they use it.
-  std::shared_ptr<StudyRun> active_ ABSL_GUARDED_BY(federation_.mutex);
+  std::shared_ptr<ActiveStudy> active_ ABSL_GUARDED_BY(federation_.mutex);
   std::set<std::string> told_done_ ABSL_GUARDED_BY(federation_.mutex);
   bool done_ ABSL_GUARDED_BY(federation_.mutex) = false;
   // A study was submitted or aborted: the scheduler looks again.
   bool studies_changed_ ABSL_GUARDED_BY(federation_.mutex) = false;
   std::set<std::string> known_datasets_ ABSL_GUARDED_BY(federation_.mutex);
+  // The columns sites registered per data set (their tables' headers).
+  std::map<std::string, std::set<std::string>> known_columns_ ABSL_GUARDED_BY(federation_.mutex);
 };
 
 }  // namespace samverka::coordinator

@@ -154,6 +154,7 @@ grpc::Status OperatorService::ShowStudy(grpc::ServerContext* context,
   response->set_manifest(details->record.manifest);
   for (const RoundRecord& r : details->rounds) FillRound(r, response->add_rounds());
   for (const std::string& site : details->sites) response->add_sites(site);
+  response->set_statistics_json(details->statistics_json);
   for (const TaskRefusal& r : details->refusals) {
     v1::StudyRefusal* refusal = response->add_refusals();
     refusal->set_site(r.site);

@@ -56,6 +56,13 @@ absl::StatusOr<std::unique_ptr<SecureRound>> SecureRound::Create(
   config.encoding.max_weight = std::max(setup.max_weight, 1.0);
   config.encoding.modulus_bits = options.modulus_bits;
   config.vector_length = setup.model_length + kSecureExtraCoordinates;
+  if (setup.integer_length > 0) {
+    // Integers in Z_2^64, summed as they are: the last element stands where
+    // a training round carries its weight.
+    config.encoding.max_weight = 1;
+    config.encoding.modulus_bits = 64;
+    config.vector_length = setup.integer_length - 1;
+  }
   config.min_clients = std::max(setup.min_clients, 3);
   config.max_clients = n;
   config.num_neighbours = options.neighbours;
@@ -528,12 +535,22 @@ absl::StatusOr<SecureRoundResult> SecureRound::Release(
     terms.push_back({&seeds.at(id), context, security::MaskSign::kSubtract});
   }
   SV_RETURN_IF_ERROR(sealed.sum.AddMasks(terms));
-  SV_ASSIGN_OR_RETURN(sa::DecodedSum sum,
-                      sa::DecodeSum(sealed.sum, encoding,
-                                    static_cast<int>(sealed.contributors.size())));
   SecureRoundResult r;
   for (uint32_t id : sealed.contributors) r.contributors.push_back(sealed.cohort[id - 1]);
   for (uint32_t id : sealed.dropped) r.dropped.push_back(sealed.cohort[id - 1]);
+  r.parameters = sealed.parameters;
+  r.masked_bytes = sealed.masked_bytes;
+  r.instance = sealed.instance;
+  if (setup_.integer_length > 0) {
+    if (sealed.sum.size() != setup_.integer_length || sealed.sum.bits() != 64) {
+      return absl::DataLossError("the sealed integer sum has another length or ring");
+    }
+    r.integer_sum.assign(sealed.sum.words64().begin(), sealed.sum.words64().end());
+    return r;
+  }
+  SV_ASSIGN_OR_RETURN(sa::DecodedSum sum,
+                      sa::DecodeSum(sealed.sum, encoding,
+                                    static_cast<int>(sealed.contributors.size())));
   r.weighted_train_loss = sum.weighted_sum[setup_.model_length];
   r.clipped_fraction =
       sum.total_weight > 0 ? sum.weighted_sum[setup_.model_length + 1] / sum.total_weight : 0;
@@ -541,9 +558,6 @@ absl::StatusOr<SecureRoundResult> SecureRound::Release(
   sum.weighted_sum.resize(setup_.model_length);
   r.weighted_sum = std::move(sum.weighted_sum);
   r.total_weight = sum.total_weight;
-  r.parameters = sealed.parameters;
-  r.masked_bytes = sealed.masked_bytes;
-  r.instance = sealed.instance;
   return r;
 }
 

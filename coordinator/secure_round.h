@@ -47,6 +47,9 @@ struct SecureRoundResult {
   std::vector<std::string> contributors;
   std::vector<std::string> dropped;
   std::vector<double> weighted_sum;  // sum_i w_i * clip(update_i), model length
+  // Setup::integer_length > 0: the sum of the sites' integer vectors mod
+  // 2^64 (weighted_sum and the weights are then empty).
+  std::vector<uint64_t> integer_sum;
   double total_weight = 0;
   double weighted_train_loss = 0;    // sum_i w_i * loss_i
   double clipped_fraction = 0;       // weighted share of clipped coordinates
@@ -84,6 +87,9 @@ class SecureRound {
     int64_t round = 0;
     std::vector<std::string> cohort;
     uint64_t model_length = 0;  // parameters d
+    // > 0: the members sum integer vectors of this length in Z_2^64 as
+    // they are (statistics studies), not encoded updates.
+    uint64_t integer_length = 0;
     double max_weight = 1;      // the largest weight (training samples) of a member
     std::string model_digest;   // of the global model the cohort trains from
     std::string ca_pem;         // the federation CA

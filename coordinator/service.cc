@@ -126,7 +126,12 @@ grpc::Status FederationService::Register(grpc::ServerContext* context,
     if (status.ok()) {
       std::map<std::string, SiteDataset> datasets;
       for (const v1::DatasetInfo& d : request->datasets()) {
-        datasets[d.name()] = {d.num_train_samples(), d.num_eval_samples()};
+        SiteDataset& dataset = datasets[d.name()];
+        dataset = {d.num_train_samples(), d.num_eval_samples()};
+        // Bounded: names only, checked by Register.
+        for (int i = 0; i < std::min(d.columns_size(), 4096); ++i) {
+          dataset.columns.push_back(d.columns(i).substr(0, 256));
+        }
       }
       status = coordinator_->Register(*site, request->num_train_samples(),
                                       request->num_eval_samples(), std::move(datasets));
@@ -365,7 +370,9 @@ grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
   TaskOutcome outcome;
   outcome.task_id = header.task_id();
   outcome.round = header.round();
-  outcome.kind = header.kind() == v1::TASK_KIND_EVALUATE ? TaskKind::kEvaluate : TaskKind::kTrain;
+  outcome.kind = header.kind() == v1::TASK_KIND_EVALUATE     ? TaskKind::kEvaluate
+                 : header.kind() == v1::TASK_KIND_STATISTICS ? TaskKind::kStatistics
+                                                             : TaskKind::kTrain;
   outcome.model_digest = header.model_digest();
   outcome.num_samples = header.num_samples();
   outcome.masked = header.masked_input();
@@ -398,8 +405,15 @@ grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
         dropped.size(), *site, absl::StrJoin(dropped.begin(), dropped.begin() + shown, ", "),
         dropped.size() > shown ? ", ..." : "");
   }
-  absl::StatusOr<std::shared_ptr<const std::string>> model = coordinator_->Model(outcome.model_digest);
+  // What bounds the payload: the model (training, evaluation), or the
+  // statistics study's vector.
+  absl::StatusOr<std::shared_ptr<const std::string>> model =
+      outcome.kind == TaskKind::kStatistics ? std::make_shared<const std::string>()
+                                            : coordinator_->Model(outcome.model_digest);
   if (!model.ok()) return reject(model.status());
+  const uint64_t bound_bytes = outcome.kind == TaskKind::kStatistics
+                                   ? coordinator_->StatisticsVectorBytes()
+                                   : (*model)->size();
   // Admission control: read the chunks only with a slot, so at most
   // max_concurrent_uploads updates are in memory at once; the other senders
   // are held back by flow control. Waiting counts as a heartbeat, so a
@@ -416,7 +430,7 @@ grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
   }
   // With a slot, the chunks must move: a stalled stream is cut.
   (*transfer)->Progress();
-  LogLongTransfer("receiving the update of", *site, header.round(), (*model)->size());
+  LogLongTransfer("receiving the update of", *site, header.round(), bound_bytes);
   ReceivedUpdate received;
   const std::function<void()> alive = [&] {
     coordinator_->Touch(*site);
@@ -438,7 +452,7 @@ grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
     received = std::move(*update);
   } else {
     // A masked input has one ring element (4 or 8 bytes) per parameter.
-    const uint64_t limit = (outcome.masked ? 2 : 1) * (*model)->size() + (64 << 10);
+    const uint64_t limit = (outcome.masked ? 2 : 1) * bound_bytes + (64 << 10);
     absl::StatusOr<std::string> payload =
         ReceivePayload(reader, limit, outcome.kind == TaskKind::kTrain, alive);
     if (!payload.ok()) return reject_read(payload.status());

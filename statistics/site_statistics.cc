@@ -71,6 +71,22 @@ absl::StatusOr<Table> ReadTable(const std::string& path) {
   return table;
 }
 
+absl::StatusOr<std::vector<std::string>> ReadHeader(const std::string& path) {
+  SV_ASSIGN_OR_RETURN(const std::string text, client::internal::ReadFileMaybeGzip(path));
+  std::vector<std::string> header;
+  absl::Status parsed = client::internal::ForEachCsvRecord(
+      text, path, [&](int64_t, const std::vector<std::string>& fields) -> absl::Status {
+        for (const std::string& f : fields) header.emplace_back(absl::StripAsciiWhitespace(f));
+        return absl::CancelledError("the header is all that is read");
+      });
+  if (header.empty()) {
+    return parsed.ok() || absl::IsCancelled(parsed)
+               ? absl::InvalidArgumentError(absl::StrCat(path, ": empty file, expected a header row"))
+               : parsed;
+  }
+  return header;
+}
+
 bool IsMissing(const std::string& cell) {
   const std::string c = absl::AsciiStrToLower(absl::StripAsciiWhitespace(cell));
   return c.empty() || c == "na" || c == "n/a" || c == "nan" || c == "null";

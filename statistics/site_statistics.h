@@ -23,6 +23,10 @@ struct Table {
 // with another number of fields than the header.
 absl::StatusOr<Table> ReadTable(const std::string& path);
 
+// The header row of a CSV file (its column names), trimmed. Errors as
+// ReadTable.
+absl::StatusOr<std::vector<std::string>> ReadHeader(const std::string& path);
+
 // A cell that counts as missing: empty, NA, N/A, NaN or null (any case,
 // after trimming spaces).
 bool IsMissing(const std::string& cell);

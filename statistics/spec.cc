@@ -6,6 +6,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 
 namespace samverka::statistics {
@@ -76,7 +77,8 @@ absl::StatusOr<StatisticsSpec> ReadStatisticsSpec(ConfigFile& config, const std:
   SV_RETURN_IF_ERROR(config.GetTableNames(Key(prefix, "columns"), &names));
   if (names.empty()) {
     return Bad(config, Key(prefix, "columns"),
-               "names no column; add a [columns.NAME] section for each column to describe");
+               absl::StrCat("names no column; add a [", Key(prefix, "columns"),
+                            ".NAME] section for each column to describe"));
   }
   for (const std::string& name : names) {
     const std::string column = Key(prefix, "columns." + name);
@@ -127,6 +129,31 @@ absl::StatusOr<StatisticsSpec> LoadStatisticsSpec(const std::string& path) {
   SV_ASSIGN_OR_RETURN(StatisticsSpec spec, ReadStatisticsSpec(config, ""));
   SV_RETURN_IF_ERROR(config.CheckNoUnknownKeys());
   return spec;
+}
+
+absl::StatusOr<StatisticsSpec> ReadManifestStatistics(std::string_view manifest,
+                                                      const std::string& source_name) {
+  SV_ASSIGN_OR_RETURN(ConfigFile config, ConfigFile::Parse(manifest, source_name));
+  return ReadStatisticsSpec(config, "statistics");
+}
+
+std::vector<std::string> SpecColumns(const StatisticsSpec& spec) {
+  std::vector<std::string> out;
+  for (const NumericColumn& c : spec.numeric) out.push_back(c.name);
+  for (const CategoricalColumn& c : spec.categorical) out.push_back(c.name);
+  return out;
+}
+
+absl::Status CheckSpecColumns(const StatisticsSpec& spec, const std::set<std::string>& columns,
+                              const std::string& where) {
+  for (const std::string& name : SpecColumns(spec)) {
+    if (!columns.contains(name)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "column '", name, "' is not a column of ", where, " (its columns: ",
+          absl::StrJoin(columns, ", "), ")"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace samverka::statistics

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -72,5 +74,16 @@ struct StatisticsSpec {
 absl::StatusOr<StatisticsSpec> ReadStatisticsSpec(ConfigFile& config, const std::string& prefix);
 // The same for a file of its own; also refuses keys outside the spec.
 absl::StatusOr<StatisticsSpec> LoadStatisticsSpec(const std::string& path);
+// The [statistics] table of a statistics study's manifest (the site reads
+// it from the signed bytes, the coordinator at submit).
+absl::StatusOr<StatisticsSpec> ReadManifestStatistics(std::string_view manifest,
+                                                      const std::string& source_name);
+
+// The columns `spec` names, numeric then categorical.
+std::vector<std::string> SpecColumns(const StatisticsSpec& spec);
+// OK if every column `spec` names is in `columns`; kInvalidArgument naming
+// the first that is not, `where` it was looked for, and what is there.
+absl::Status CheckSpecColumns(const StatisticsSpec& spec, const std::set<std::string>& columns,
+                              const std::string& where);
 
 }  // namespace samverka::statistics

@@ -251,6 +251,14 @@ absl::Status DatasetOptions::Validate() const {
       absl::StrCat("test_fraction must be in [0, 1), got ", test_fraction));
 }
 
+absl::StatusOr<std::string> CsvFileOf(const DatasetOptions& options) {
+  if (!absl::StartsWith(options.spec, kCsvPrefix)) {
+    return absl::InvalidArgumentError(absl::StrCat("'", options.spec, "' is not a CSV data set"));
+  }
+  SV_ASSIGN_OR_RETURN(const ParsedSpec spec, ParseCsvSpec(options.spec));
+  return Resolve(spec.csv_path, options);
+}
+
 absl::StatusOr<DatasetSplit> LoadDataset(const DatasetOptions& options) {
   SV_RETURN_IF_ERROR(options.Validate());
   SV_ASSIGN_OR_RETURN(const ParsedSpec spec, ParseSpec(options.spec));

@@ -48,6 +48,10 @@ struct DatasetOptions {
   absl::Status Validate() const;
 };
 
+// The file of a CSV data set ("csv:PATH:..."), resolved against data_dir;
+// kInvalidArgument for another kind of data set.
+absl::StatusOr<std::string> CsvFileOf(const DatasetOptions& options);
+
 // Loads the data set named by `options`. IDX images get sample_shape
 // {1, 28, 28}, pixels scaled to [0, 1] and then normalised with the data
 // set's usual mean and standard deviation (kMnistNormalization,

@@ -24,6 +24,8 @@ namespace samverka::coordinator {
 struct SiteDataset {
   int64_t train_samples = 0;
   int64_t eval_samples = 0;
+  // A table's column names (its header), for statistics studies.
+  std::vector<std::string> columns;
 };
 
 // A site as the coordinator knows it.

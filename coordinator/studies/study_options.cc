@@ -1,6 +1,8 @@
 // coordinator/studies/study_options.cc
 #include "coordinator/studies/study_options.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/model_names.h"
@@ -122,10 +124,40 @@ absl::StatusOr<Study> ReadStudy(std::string_view manifest_text, const std::strin
   Study study;
   study.options = federation;
   SV_RETURN_IF_ERROR(ReadStudyManifest(file, &study.manifest));
+  if (study.manifest.statistics()) {
+    SV_ASSIGN_OR_RETURN(study.statistics, statistics::ReadStatisticsSpec(file, "statistics"));
+  }
   // A study's test set is a file on the coordinator's machine named by an
   // absolute path; a relative one would depend on where it was submitted.
   SV_RETURN_IF_ERROR(ApplyStudyKeys(file, "/", &study.options));
   SV_RETURN_IF_ERROR(file.CheckNoUnknownKeys());
+  if (!known_datasets.empty() && !known_datasets.contains(study.manifest.dataset)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source_name, ": dataset = \"", study.manifest.dataset,
+        "\" is not a data set any site of the federation has named; the sites have named: ",
+        absl::StrJoin(known_datasets, ", ")));
+  }
+  if (study.manifest.statistics()) {
+    if (!model_file.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source_name, ": a statistics study takes no model file"));
+    }
+    CoordinatorOptions& o = study.options;
+    o.rounds = 1;
+    o.secure_aggregation.enabled = true;
+    // Three sites at least: with two, each learns the other's numbers.
+    o.round.min_clients = std::max(o.round.min_clients, 3);
+    absl::Status valid = o.ValidateFederation();
+    if (valid.ok()) valid = o.secure_aggregation.Validate();
+    if (valid.ok() && o.ca_pem.empty()) {
+      valid = absl::InvalidArgumentError(
+          "secure aggregation needs the federation CA certificate (tls.ca_certificate)");
+    }
+    if (!valid.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(source_name, ": ", valid.message()));
+    }
+    return study;
+  }
   if (LooksLikeModelFile(study.manifest.model.model)) {
     if (model_file.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -137,12 +169,6 @@ absl::StatusOr<Study> ReadStudy(std::string_view manifest_text, const std::strin
     return absl::InvalidArgumentError(absl::StrCat(
         source_name, ": a model file came with the study, but model = \"",
         study.manifest.model.model, "\" is a built-in model; name the file in model"));
-  }
-  if (!known_datasets.empty() && !known_datasets.contains(study.manifest.dataset)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        source_name, ": dataset = \"", study.manifest.dataset,
-        "\" is not a data set any site of the federation has named; the sites have named: ",
-        absl::StrJoin(known_datasets, ", ")));
   }
   if (absl::Status valid = study.options.Validate(); !valid.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(source_name, ": ", valid.message()));

@@ -1,6 +1,7 @@
 // coordinator/studies/study_options.h
 #pragma once
 
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -9,6 +10,7 @@
 #include "common/config.h"
 #include "common/study_manifest.h"
 #include "coordinator/coordinator.h"
+#include "statistics/spec.h"
 
 namespace samverka::coordinator {
 
@@ -33,9 +35,12 @@ absl::Status ApplyStudyKeys(ConfigFile& file, const std::string& base_path,
 // them (the names the federation's sites registered; the message lists
 // them). `model_file`: where the TorchScript file submitted with the study
 // is kept, if the manifest names one (empty otherwise). kInvalidArgument naming `source_name` and what is wrong.
+// A statistics study (kind = "statistics") also has its [statistics]
+// table read (statistics/spec.h), and no model.
 struct Study {
   StudyManifest manifest;
   CoordinatorOptions options;
+  std::optional<statistics::StatisticsSpec> statistics;
 };
 absl::StatusOr<Study> ReadStudy(std::string_view manifest_text, const std::string& source_name,
                                 const CoordinatorOptions& federation,

@@ -418,7 +418,7 @@ absl::Status StudyRun::Run() {
   }
 }
 
-absl::Status StudyRun::TrainingOutcome() {
+absl::Status StudyRun::Outcome() {
   {
     absl::MutexLock lock(&federation_->mutex);
     if (!finished_) return absl::OkStatus();

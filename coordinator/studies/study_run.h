@@ -20,17 +20,10 @@
 #include "coordinator/sealed_sum_store.h"
 #include "coordinator/secure_round.h"
 #include "coordinator/state_store.h"
+#include "coordinator/studies/active_study.h"
 #include "security/dp/dp.h"
 
 namespace samverka::coordinator {
-
-// A plain update that the service decoded while it streamed in
-// (UpdateReceiver): its values, and the size and SHA-256 of its encoding.
-struct ReceivedUpdate {
-  std::vector<float> values;
-  uint64_t bytes = 0;
-  std::string digest;
-};
 
 // Where one study keeps what is its own, and which sites serve it.
 struct StudySetup {
@@ -54,7 +47,7 @@ struct StudySetup {
 // metrics and checkpoints. It runs on the federation (sites, liveness, the
 // open tasks), under the federation's mutex; the Coordinator routes the
 // sites' calls for its tasks here.
-class StudyRun final : public StudyEvents {
+class StudyRun final : public ActiveStudy {
  public:
   // Restores the study's newest checkpoint or builds its initial model (in
   // a samverka-torch child). kInvalidArgument for bad options.
@@ -62,32 +55,34 @@ class StudyRun final : public StudyEvents {
                                                           FederationState* federation);
   ~StudyRun() override;
 
-  const std::string& id() const { return id_; }
+  const std::string& id() const override { return id_; }
+  int rounds() const override { return options_.rounds; }
   const std::string& dataset() const { return dataset_; }
   const CoordinatorOptions& options() const { return options_; }
   // The study's view of the state database.
-  StateStore& store() { return *store_; }
+  StateStore& store() override { return *store_; }
 
   // Runs rounds until `rounds` have completed, the federation stops or the
   // study is aborted. An error only for failures of the coordinator itself.
-  absl::Status Run();
+  absl::Status Run() override;
   // After Run: true if every round ran (not stopped or aborted).
-  bool finished() const;
+  bool finished() const override;
   // After Run: why no site can serve the study (every site that names its
   // data set refused it); empty otherwise.
-  std::string unserved() const;
+  std::string unserved() const override;
   // After a finished Run: kFailedPrecondition if no round succeeded.
-  absl::Status TrainingOutcome();
+  absl::Status Outcome() override;
   // Ends the study after its current wait (its open tasks are dropped).
-  void Abort() ABSL_EXCLUSIVE_LOCKS_REQUIRED(federation_->mutex);
+  void Abort() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(federation_->mutex);
 
   // --- under the federation's mutex ---
   // Whether `site` serves this study (it names the data set, with training
   // samples, and has not refused the study), and adds it to selection.
   bool Serves(const ClientInfo& site) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(federation_->mutex);
-  void AddSite(const std::string& site) ABSL_EXCLUSIVE_LOCKS_REQUIRED(federation_->mutex);
+  void AddSite(const std::string& site) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(federation_->mutex);
   // `site` refused the study (its policy): it is not selected again.
-  void SiteRefused(const std::string& site) ABSL_EXCLUSIVE_LOCKS_REQUIRED(federation_->mutex);
+  void SiteRefused(const std::string& site) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(federation_->mutex);
   void OnSiteOffline(const std::string& site) override
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(federation_->mutex);
   void OnTaskLost(const std::string& site, const ClientTask& task,
@@ -95,26 +90,26 @@ class StudyRun final : public StudyEvents {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(federation_->mutex);
   // A training task the site itself failed: it sits out the next 1, 2, 4,
   // 8 or 16 rounds (doubling with each failure in a row), unless needed.
-  void NoteTrainingFailure(const std::string& site, int64_t round)
+  void NoteTrainingFailure(const std::string& site, int64_t round) override
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(federation_->mutex);
   // A consent task waiting for `site` (after a restart), handed out once.
-  std::optional<ClientTask> TakeConsentTask(const std::string& site)
+  std::optional<ClientTask> TakeConsentTask(const std::string& site) override
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(federation_->mutex);
   // The encoded model with this digest, if the study still holds it.
-  std::shared_ptr<const std::string> FindModel(const std::string& digest) const
+  std::shared_ptr<const std::string> FindModel(const std::string& digest) const override
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(federation_->mutex);
   // The result checks of Coordinator::ExpectResult for a task of this study.
   absl::Status CheckResult(const std::string& site, const ClientTask& task,
-                           const TaskOutcome& outcome) const
+                           const TaskOutcome& outcome) const override
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(federation_->mutex);
-  std::shared_ptr<SecureRound> secure_round() const
+  std::shared_ptr<SecureRound> secure_round() const override
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(federation_->mutex) { return secure_; }
-  int64_t next_round() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(federation_->mutex);
+  int64_t next_round() const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(federation_->mutex);
 
   // --- without the lock ---
   // A result that CheckResult accepted (see Coordinator::SubmitResult).
   absl::Status SubmitResult(const std::string& site, const TaskOutcome& outcome,
-                            ReceivedUpdate received);
+                            ReceivedUpdate received) override;
 
  private:
   struct EvalAccumulator {

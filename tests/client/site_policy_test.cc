@@ -205,5 +205,34 @@ TEST(SitePolicyTest, BadSettingsAreRejected) {
   EXPECT_FALSE(policy.Validate().ok());
 }
 
+TEST(SitePolicyTest, DecidesStatisticsStudiesByItsOwnRules) {
+  ClientTask statistics = Train("", 3, true);
+  statistics.kind = TaskKind::kStatistics;
+  const absl::Time now = absl::Now();
+  {
+    absl::StatusOr<SitePolicyEnforcer> enforcer = SitePolicyEnforcer::Create(SitePolicy{}, "");
+    ASSERT_TRUE(enforcer.ok());
+    EXPECT_TRUE(enforcer->Check(statistics, Scope(), now).ok());  // allowed by default
+  }
+  SitePolicy closed;
+  closed.allow_statistics = false;
+  absl::StatusOr<SitePolicyEnforcer> enforcer = SitePolicyEnforcer::Create(closed, "");
+  ASSERT_TRUE(enforcer.ok());
+  EXPECT_THAT(Reason(enforcer->Check(statistics, Scope(), now)), HasSubstr("allow_statistics = false"));
+  EXPECT_TRUE(enforcer->Check(Train(), Scope(), now).ok()) << "training is not statistics";
+  SitePolicy cohort;
+  cohort.min_cohort = 4;
+  enforcer = SitePolicyEnforcer::Create(cohort, "");
+  EXPECT_THAT(Reason(enforcer->Check(statistics, Scope(), now)), HasSubstr("min_cohort"));
+  SitePolicy dp;
+  dp.max_epsilon = 3;
+  enforcer = SitePolicyEnforcer::Create(dp, "");
+  EXPECT_THAT(Reason(enforcer->Check(statistics, Scope(), now)),
+              HasSubstr("only with differential privacy"));
+  SitePolicy bad;
+  bad.min_count = 0;
+  EXPECT_THAT(Reason(SitePolicyEnforcer::Create(bad, "").status()), HasSubstr("min_count must be >= 1"));
+}
+
 }  // namespace
 }  // namespace samverka::client

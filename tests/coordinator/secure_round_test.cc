@@ -438,6 +438,62 @@ TEST_F(SecureRoundTest, ASecondRunFromTheSameModelIsRefusedBySitesThatReleasedOn
   EXPECT_EQ(sealed_.size(), 1u);  // the second run never produced a sum
 }
 
+TEST_F(SecureRoundTest, IntegerVectorsAreSummedAsTheyAreInTheSixtyFourBitRing) {
+  // A statistics study's round: each site sends 64-bit integers (counts, and
+  // fixed-point sums in two's complement), which the round sums mod 2^64
+  // without quantising them.
+  std::vector<Site> sites = MakeSites(4);
+  SecureAggregationOptions options;
+  SecureRound::Setup setup;
+  setup.federation_id = "test-federation";
+  setup.round = 1;
+  for (const Site& site : sites) setup.cohort.push_back(site.name);
+  setup.integer_length = 6;
+  setup.model_digest = "digest-of-the-manifest";
+  setup.ca_pem = ca_->ca_certificate_pem();
+  setup.start = absl::Now();
+  auto round = SecureRound::Create(options, setup);
+  ASSERT_TRUE(round.ok()) << round.status();
+  std::vector<std::vector<uint64_t>> inputs;
+  std::vector<uint64_t> expected(6, 0);
+  for (size_t i = 0; i < sites.size(); ++i) {
+    const int64_t k = static_cast<int64_t>(i) + 1;
+    inputs.push_back({static_cast<uint64_t>(k), uint64_t{1} << 55,
+                      static_cast<uint64_t>(-1000 * k), static_cast<uint64_t>(k * k), 0,
+                      ~uint64_t{0}});
+    for (size_t j = 0; j < 6; ++j) expected[j] += inputs.back()[j];  // wraps mod 2^64
+  }
+  std::vector<absl::Status> outcome(sites.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < sites.size(); ++i) {
+    threads.emplace_back([&, i] {
+      LoopbackTransport transport(round->get(), sites[i].name);
+      auto task = (*round)->TaskFor(sites[i].name);
+      auto session = client::SecureAggregationSession::Start(sites[i].options, *task, 1,
+                                                             "digest-of-the-manifest", &transport);
+      if (!session.ok()) {
+        outcome[i] = session.status();
+        (*round)->ReportDropout(sites[i].name);
+        return;
+      }
+      // A vector of another length is refused before anything is sent.
+      EXPECT_EQ((*session)->ContributeIntegers({1, 2, 3}).status().code(),
+                absl::StatusCode::kInvalidArgument);
+      outcome[i] = (*session)->ContributeIntegers(inputs[i]).status();
+    });
+  }
+  while (!(*round)->Advance(absl::Now())) (*round)->WaitForChange(absl::Milliseconds(200));
+  for (std::thread& t : threads) t.join();
+  for (const absl::Status& s : outcome) EXPECT_TRUE(s.ok()) << s;
+  absl::StatusOr<SecureRoundResult> result = (*round)->result();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->contributors.size(), 4u);
+  EXPECT_EQ(result->integer_sum, expected);
+  EXPECT_TRUE(result->weighted_sum.empty());
+  // Two's complement: the third element is -1000 (1 + 2 + 3 + 4).
+  EXPECT_EQ(static_cast<int64_t>(result->integer_sum[2]), -10000);
+}
+
 TEST(SecureAggregationOptionsTest, RejectsBadSettings) {
   SecureAggregationOptions options;
   EXPECT_TRUE(options.Validate().ok());

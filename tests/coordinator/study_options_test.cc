@@ -90,5 +90,66 @@ TEST(StudyOptionsTest, ATorchScriptModelComesWithItsFile) {
   EXPECT_THAT(Error(kGood, "/tmp/x.pt"), HasSubstr("built-in"));
 }
 
+constexpr char kStatistics[] = R"(
+name = "cohort-profile"
+kind = "statistics"
+dataset = "breast"
+min_clients = 4
+[statistics]
+min_count = 10
+group_by = "grade"
+[statistics.columns.age]
+range = [20, 100]
+bins = 16
+quantiles = [0.5]
+[statistics.columns.grade]
+categories = ["1", "2", "3"]
+)";
+
+TEST(StudyOptionsTest, AStatisticsStudyReadsItsSpecAndAlwaysSumsSecurely) {
+  absl::StatusOr<Study> study = Read(kStatistics);
+  ASSERT_TRUE(study.ok()) << study.status();
+  EXPECT_TRUE(study->manifest.statistics());
+  ASSERT_TRUE(study->statistics.has_value());
+  EXPECT_EQ(study->statistics->min_count, 10);
+  EXPECT_EQ(study->statistics->group_by, "grade");
+  ASSERT_EQ(study->statistics->numeric.size(), 1u);
+  EXPECT_EQ(study->statistics->numeric[0].edges.size(), 17u);
+  EXPECT_EQ(study->options.rounds, 1);
+  EXPECT_EQ(study->options.round.min_clients, 4);
+  EXPECT_TRUE(study->options.secure_aggregation.enabled);
+  // Fewer than three sites never sum: each would learn the other's numbers.
+  std::string text = kStatistics;
+  text.replace(text.find("min_clients = 4"), 15, "min_clients = 2");
+  study = Read(text);
+  ASSERT_TRUE(study.ok()) << study.status();
+  EXPECT_EQ(study->options.round.min_clients, 3);
+}
+
+TEST(StudyOptionsTest, BadStatisticsStudiesAreRefusedWithOneClearMessage) {
+  const std::string good = kStatistics;
+  const std::string head = good.substr(0, good.find("[statistics]"));
+  EXPECT_THAT(Error(head), HasSubstr("statistics.columns names no column"));
+  EXPECT_THAT(Error("model = \"mlp\"\n" + good),
+              HasSubstr("model is a key of training studies"));
+  EXPECT_THAT(Error("rounds = 3\n" + good), HasSubstr("rounds is a key of training studies"));
+  EXPECT_THAT(Error("secure_aggregation = false\n" + good),
+              HasSubstr("always uses secure aggregation"));
+  EXPECT_THAT(Error("dp = \"central\"\n" + good), HasSubstr("dp is not available"));
+  EXPECT_THAT(Error(good + "bins = 3\n"),
+              HasSubstr("statistics.columns.grade must be numeric (range and bins, or edges) or "
+                        "categorical (categories), and not both"));
+  EXPECT_THAT(Error(good + "quantile = [0.5]\n"),
+              HasSubstr("unknown key 'statistics.columns.grade.quantile'"));
+  std::string text = good;
+  text.replace(text.find("min_count = 10"), 14, "min_count = 0");
+  EXPECT_THAT(Error(text), HasSubstr("statistics.min_count must be at least 1"));
+  text = good;
+  text.replace(text.find("range = [20, 100]"), 17, "edges = [1, 5, 3]");
+  text.replace(text.find("bins = 16\n"), 10, "");
+  EXPECT_THAT(Error(text), HasSubstr("statistics.columns.age.edges must be finite and strictly increasing"));
+  EXPECT_THAT(Error(good, "/tmp/x.pt"), HasSubstr("takes no model file"));
+}
+
 }  // namespace
 }  // namespace samverka::coordinator

@@ -2,6 +2,7 @@
 pooled site files (the independent tool for tests/integration/statistics_cli_test.cc).
 
 usage: statistics_check.py SPEC.toml SUMMARY.json SITE.csv...
+(SPEC.toml may be a statistics study's manifest: its [statistics] table is used.)
 Prints one line per mismatch and exits 1, or prints the counts checked."""
 import json
 import sys
@@ -25,6 +26,8 @@ def main():
     spec_path, summary_path, *sites = sys.argv[1:]
     with open(spec_path, "rb") as f:
         spec = tomllib.load(f)
+    # A statistics study's manifest holds the spec as its [statistics] table.
+    spec = spec.get("statistics", spec)
     with open(summary_path) as f:
         summary = json.load(f)
     pooled = pd.concat(
