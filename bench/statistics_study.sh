@@ -51,11 +51,13 @@ heartbeat_seconds = 2
 ca_certificate = "pki/ca/ca.crt"
 certificate = "pki/sites/coordinator/coordinator.crt"
 private_key = "pki/sites/coordinator/coordinator.key"
+crl = "pki/ca/crl.pem"
 TOML
 mkdir -p state
 "$samverka" coordinator --config coordinator.toml > coordinator.log 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do [ -s state/coordinator.port ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ -s state/coordinator.port ] && break; sleep 0.1; done
+[ -s state/coordinator.port ] || { cat coordinator.log; echo "the coordinator did not start"; exit 1; }
 port=$(cat state/coordinator.port)
 for i in $(seq "$sites"); do
   cat > "site-$i.toml" <<TOML
@@ -76,6 +78,8 @@ for _ in $(seq 600); do
   [ "$(grep -c 'joined (data sets' coordinator.log || true)" -ge "$sites" ] && break
   sleep 0.1
 done
+[ "$(grep -c 'joined (data sets' coordinator.log || true)" -ge "$sites" ] ||
+  { tail -n 3 site-*.log; echo "the sites did not join"; exit 1; }
 
 {
   printf 'name = "bench"\nkind = "statistics"\ndataset = "table"\n'

@@ -551,9 +551,11 @@ absl::StatusOr<const VerifiedStudy*> ClientDaemon::StudyFor(const std::string& i
     if (!(crl.has_value() && crl->IsExpired(now))) refused_studies_.emplace(id, verified.status());
     return verified.status();
   }
-  Logger("client")->info("study {} ('{}', data set '{}', model '{}'{}) is signed by operator {}",
+  Logger("client")->info("study {} ('{}', data set '{}', {}{}) is signed by operator {}",
                          id, verified->manifest.name, verified->manifest.dataset,
-                         verified->manifest.model.model,
+                         verified->manifest.statistics()
+                             ? std::string("statistics")
+                             : absl::StrCat("model '", verified->manifest.model.model, "'"),
                          verified->model_sha256.empty()
                              ? std::string()
                              : absl::StrCat(", sha256 ", Short(verified->model_sha256)),
@@ -919,9 +921,10 @@ absl::Status ClientDaemon::Upload(const TaskOutcome& outcome, const std::string&
   if (!failure_reason.empty()) {
     log->warn("round {}: told the coordinator the task was not run: {}", outcome.round, failure_reason);
   } else if (outcome.masked) {
-    log->info("round {}: sent a masked update of {} bytes (sha256 {}); the coordinator can "
-              "unmask only the sum of the round's updates",
-              outcome.round, outcome.update.size(), Short(digest));
+    log->info("round {}: sent a masked {} of {} bytes (sha256 {}); the coordinator can "
+              "unmask only the sum over the sites",
+              outcome.round, outcome.kind == TaskKind::kStatistics ? "statistics vector" : "update",
+              outcome.update.size(), Short(digest));
   } else if (outcome.kind == TaskKind::kTrain) {
     log->info("round {}: sent a model update of {} bytes (sha256 {}) computed from {} samples",
               outcome.round, outcome.update.size(), Short(digest), outcome.num_samples);

@@ -217,10 +217,13 @@ std::string SummaryText(const json& summary) {
   std::string out = absl::StrCat("statistics of ", summary["sites"].get<int>(),
                                  " sites (counts below ", summary["min_count"].get<int64_t>(),
                                  " suppressed: shown as -)\n");
+  // A group of group_by is shown as "grade=2".
+  const std::string group_by = summary.contains("group_by") ? summary["group_by"].get<std::string>() : "";
   ForEachStatistic(summary, [&](const std::string& group, const std::string& column,
                                 const std::string& statistic, const json& value) {
     const std::string shown = value.is_null() ? "-" : Text(value);
-    absl::StrAppend(&out, "  ", group, "  ", column.empty() ? "" : column + "  ", statistic,
+    const std::string label = group == "all" || group_by.empty() ? group : group_by + "=" + group;
+    absl::StrAppend(&out, "  ", label, "  ", column.empty() ? "" : column + "  ", statistic,
                     " = ", shown, "\n");
   });
   return out;
