@@ -738,19 +738,8 @@ absl::Status ClientDaemon::Execute(const ClientTask& offered) {
   // Secure aggregation: advertise keys over the model just checked and share
   // seeds with the neighbours, before training.
   std::unique_ptr<SecureAggregationSession> session;
-  CallbackTransport transport;
+  CallbackTransport transport = TransportFor(task);
   if (task.secure_aggregation.has_value()) {
-    transport.send = [&](SecureStage stage, std::string payload) {
-      return SecAggSend(task, stage, std::move(payload));
-    };
-    transport.fetch = [&](SecureStage stage) { return SecAggFetch(task, stage); };
-    transport.upload = [&](std::string payload, std::string commitment) {
-      TaskOutcome masked{task.task_id, task.round, task.kind, task.model_digest};
-      masked.update = std::move(payload);
-      masked.masked = true;
-      masked.consent_commitment = std::move(commitment);
-      return Upload(masked, "");
-    };
     absl::StatusOr<std::unique_ptr<SecureAggregationSession>> started =
         SecureAggregationSession::Start(site_, *task.secure_aggregation, task.round,
                                         task.model_digest, &transport);
@@ -812,14 +801,26 @@ absl::Status ClientDaemon::Execute(const ClientTask& offered) {
   return absl::OkStatus();
 }
 
+CallbackTransport ClientDaemon::TransportFor(const ClientTask& task) {
+  CallbackTransport transport;
+  transport.send = [this, task](SecureStage stage, std::string payload) {
+    return SecAggSend(task, stage, std::move(payload));
+  };
+  transport.fetch = [this, task](SecureStage stage) { return SecAggFetch(task, stage); };
+  transport.upload = [this, task](std::string payload, std::string commitment) {
+    TaskOutcome masked{task.task_id, task.round, task.kind, task.model_digest};
+    masked.update = std::move(payload);
+    masked.masked = true;
+    masked.consent_commitment = std::move(commitment);
+    return Upload(masked, "");
+  };
+  return transport;
+}
+
 absl::Status ClientDaemon::ExecuteConsent(const ClientTask& task,
                                           const security::secagg::ContributionScope& scope) {
   auto log = Logger("client");
-  CallbackTransport transport;
-  transport.send = [&](SecureStage stage, std::string payload) {
-    return SecAggSend(task, stage, std::move(payload));
-  };
-  transport.fetch = [&](SecureStage stage) { return SecAggFetch(task, stage); };
+  CallbackTransport transport = TransportFor(task);
   const std::string& instance = task.secure_aggregation->consent_instance;
   absl::Status released =
       client::ReleaseConsent(*ledger_, scope, instance, task.round, &transport);

@@ -155,6 +155,9 @@ class ClientDaemon {
                                          uint64_t max_bytes);
   absl::Status Upload(const TaskOutcome& outcome, const std::string& failure_reason,
                       bool refuses_study = false);
+  // The secure-aggregation calls of `task` (SecAggSend, SecAggFetch, a
+  // masked Upload), for SecureAggregationSession.
+  CallbackTransport TransportFor(const ClientTask& task);
   // The secure-aggregation calls of `task`, for SecureAggregationSession.
   absl::Status SecAggSend(const ClientTask& task, SecureStage stage, std::string payload);
   absl::StatusOr<std::string> SecAggFetch(const ClientTask& task, SecureStage stage);

@@ -7,6 +7,7 @@
 #include "common/logging.h"
 #include "common/peer_text.h"
 #include "common/status_macros.h"
+#include "statistics/privacy.h"
 
 namespace samverka::client {
 
@@ -39,18 +40,32 @@ absl::Status ClientDaemon::ExecuteStatistics(const ClientTask& task, const Verif
                   /*refuses_study=*/true);
   }
   const size_t length = computed->vector.size();
-  CallbackTransport transport;
-  transport.send = [&](SecureStage stage, std::string payload) {
-    return SecAggSend(task, stage, std::move(payload));
-  };
-  transport.fetch = [&](SecureStage stage) { return SecAggFetch(task, stage); };
-  transport.upload = [&](std::string payload, std::string commitment) {
-    TaskOutcome masked{task.task_id, task.round, task.kind, task.model_digest};
-    masked.update = std::move(payload);
-    masked.masked = true;
-    masked.consent_commitment = std::move(commitment);
-    return Upload(masked, "");
-  };
+  const statistics::StatisticsSpec& spec = *study.statistics;
+  if (spec.dp()) {
+    // This site's share of the noise, as one of at least dp_sites()
+    // contributors, added before the vector is masked; the step is charged
+    // to the data set's privacy ledger before anything leaves.
+    if (absl::Status noised =
+            statistics::AddSiteNoise(spec, study.manifest.dp_sites(), &computed->vector);
+        !noised.ok()) {
+      log->error("refused study {}: {}", study.study_id, noised.message());
+      return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest},
+                    StudyRefusal(task.study_id, noised), /*refuses_study=*/true);
+    }
+    if (absl::Status recorded = policy_->RecordTraining(task, dataset, absl::Now()); !recorded.ok()) {
+      log->error("study {}: {}; not sending the statistics", study.study_id, recorded.message());
+      return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest},
+                    "the site could not record the release in its policy ledger");
+    }
+    if (absl::StatusOr<double> spent = policy_->EpsilonSpent(dataset); spent.ok()) {
+      log->info("study {}: differential privacy: this site added its share of discrete Gaussian "
+                "noise (multiplier {}, as one of at least {} sites); its privacy loss on data set "
+                "'{}' so far is epsilon {:.3f} (delta {})",
+                study.study_id, spec.dp_noise_multiplier, study.manifest.dp_sites(), dataset,
+                *spent, options_.policy.max_epsilon_delta);
+    }
+  }
+  CallbackTransport transport = TransportFor(task);
   absl::StatusOr<std::unique_ptr<SecureAggregationSession>> session =
       SecureAggregationSession::Start(site_, *task.secure_aggregation, task.round,
                                       task.model_digest, &transport);

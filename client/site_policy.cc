@@ -133,6 +133,32 @@ std::vector<std::pair<double, double>> SitePolicyEnforcer::StepsOf(
   return steps;
 }
 
+absl::Status SitePolicyEnforcer::CheckBudget(const ClientTask& task, const TaskScope& scope) const {
+  const auto refuse = [](std::string why) { return absl::FailedPreconditionError("site policy: " + why); };
+  if (!(task.dp.sampling_rate > 0 && task.dp.sampling_rate <= 1) ||
+      !(task.dp.noise_multiplier > 0)) {
+    return refuse("the task does not state its privacy cost (sampling rate, noise multiplier)");
+  }
+  security::dp::RdpAccountant accountant;
+  for (const auto& [q, sigma] : StepsOf(scope.dataset)) {
+    if (absl::Status s = accountant.Compose(q, sigma); !s.ok()) return refuse(std::string(s.message()));
+  }
+  if (absl::Status s = accountant.Compose(task.dp.sampling_rate, task.dp.noise_multiplier);
+      !s.ok()) {
+    return refuse(std::string(s.message()));
+  }
+  absl::StatusOr<security::dp::PrivacySpent> after = accountant.Spent(policy_.max_epsilon_delta);
+  if (!after.ok()) return refuse(std::string(after.status().message()));
+  if (after->epsilon > policy_.max_epsilon) {
+    return refuse(absl::StrFormat(
+        "this %s would bring the site's privacy loss on data set '%s' to epsilon %.3f "
+        "(delta %g), over its budget max_epsilon = %g",
+        task.kind == TaskKind::kStatistics ? "release" : "round", scope.dataset, after->epsilon,
+        policy_.max_epsilon_delta, policy_.max_epsilon));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status SitePolicyEnforcer::Check(const ClientTask& task, const TaskScope& scope,
                                        absl::Time now) const {
   auto refuse = [](std::string why) { return absl::FailedPreconditionError("site policy: " + why); };
@@ -146,10 +172,12 @@ absl::Status SitePolicyEnforcer::Check(const ClientTask& task, const TaskScope& 
                                  " (min_cohort)"));
     }
     if (policy_.max_epsilon > 0) {
-      // Statistics are released without noise in this version.
-      return refuse(absl::StrCat("this site releases data only with differential privacy "
-                                 "(max_epsilon = ", policy_.max_epsilon,
-                                 "), and statistics studies add none"));
+      if (!(task.dp.noise_multiplier > 0)) {
+        return refuse(absl::StrCat("this site releases data only with differential privacy "
+                                   "(max_epsilon = ", policy_.max_epsilon,
+                                   "), and this statistics study adds no noise (dp = \"off\")"));
+      }
+      return CheckBudget(task, scope);
     }
     return absl::OkStatus();
   }
@@ -185,26 +213,7 @@ absl::Status SitePolicyEnforcer::Check(const ClientTask& task, const TaskScope& 
       return refuse(absl::StrCat("this site trains only with differential privacy (max_epsilon = ",
                                  policy_.max_epsilon, ")"));
     }
-    if (!(task.dp.sampling_rate > 0 && task.dp.sampling_rate <= 1) ||
-        !(task.dp.noise_multiplier > 0)) {
-      return refuse("the task does not state its privacy cost (sampling rate, noise multiplier)");
-    }
-    security::dp::RdpAccountant accountant;
-    for (const auto& [q, sigma] : StepsOf(scope.dataset)) {
-      if (absl::Status s = accountant.Compose(q, sigma); !s.ok()) return refuse(std::string(s.message()));
-    }
-    if (absl::Status s = accountant.Compose(task.dp.sampling_rate, task.dp.noise_multiplier);
-        !s.ok()) {
-      return refuse(std::string(s.message()));
-    }
-    absl::StatusOr<security::dp::PrivacySpent> after = accountant.Spent(policy_.max_epsilon_delta);
-    if (!after.ok()) return refuse(std::string(after.status().message()));
-    if (after->epsilon > policy_.max_epsilon) {
-      return refuse(absl::StrFormat(
-          "this round would bring the site's privacy loss on data set '%s' to epsilon %.3f "
-          "(delta %g), over its budget max_epsilon = %g",
-          scope.dataset, after->epsilon, policy_.max_epsilon_delta, policy_.max_epsilon));
-    }
+    SV_RETURN_IF_ERROR(CheckBudget(task, scope));
   }
   if (policy_.max_rounds_per_day > 0) {
     const int64_t t = absl::ToUnixSeconds(now);
@@ -228,12 +237,13 @@ absl::StatusOr<double> SitePolicyEnforcer::EpsilonSpent(const std::string& datas
 
 absl::Status SitePolicyEnforcer::RecordTraining(const ClientTask& task, const std::string& dataset,
                                                 absl::Time now) {
-  if (task.kind != TaskKind::kTrain) return absl::OkStatus();
+  if (task.kind != TaskKind::kTrain && task.kind != TaskKind::kStatistics) return absl::OkStatus();
   const int64_t t = absl::ToUnixSeconds(now);
   trained_.erase(std::remove_if(trained_.begin(), trained_.end(),
                                 [&](int64_t s) { return t - s >= kDaySeconds; }),
                  trained_.end());
-  trained_.push_back(t);
+  // A statistics release counts against the privacy budget, not the rounds.
+  if (task.kind == TaskKind::kTrain) trained_.push_back(t);
   if (task.dp.clip_norm > 0 && task.dp.sampling_rate > 0 && task.dp.noise_multiplier > 0) {
     dp_steps_[dataset].emplace_back(task.dp.sampling_rate, task.dp.noise_multiplier);
   }

@@ -72,7 +72,8 @@ class SitePolicyEnforcer {
   // The site's privacy loss so far on `dataset` (epsilon at
   // max_epsilon_delta), over the DP rounds of every study that trained on it.
   absl::StatusOr<double> EpsilonSpent(const std::string& dataset) const;
-  // Records that the site trained on `dataset` in `task`'s round at `now`;
+  // Records that the site trained on `dataset` in `task`'s round at `now`
+  // (or released a statistics study's sum: its DP step only);
   // writes the ledger atomically (temp file + rename).
   absl::Status RecordTraining(const ClientTask& task, const std::string& dataset, absl::Time now);
 
@@ -82,6 +83,9 @@ class SitePolicyEnforcer {
   SitePolicyEnforcer(SitePolicy policy, std::string ledger_path)
       : policy_(std::move(policy)), ledger_path_(std::move(ledger_path)) {}
   absl::Status Load();
+  // The privacy budget: kFailedPrecondition if `task`'s step (task.dp)
+  // would bring the loss on scope.dataset past max_epsilon.
+  absl::Status CheckBudget(const ClientTask& task, const TaskScope& scope) const;
   // (sampling rate, noise multiplier) of every DP round charged to `dataset`.
   std::vector<std::pair<double, double>> StepsOf(const std::string& dataset) const;
 

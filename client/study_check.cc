@@ -141,6 +141,9 @@ absl::StatusOr<VerifiedStudy> VerifyStudy(const FetchedStudy& study, const Study
           absl::StrCat("its signed manifest is not valid: ", spec.status().message()));
     }
     verified.statistics = *std::move(spec);
+    if (verified.manifest.dp == "distributed") {
+      verified.statistics->dp_noise_multiplier = verified.manifest.dp_noise_multiplier;
+    }
   }
   return verified;
 }
@@ -161,6 +164,13 @@ absl::StatusOr<ClientTask> DecideStudyTask(const ClientTask& task, const Verifie
   }
   ClientTask decided = task;
   if (task.kind != TaskKind::kConsent && !manifest.statistics()) decided.model = manifest.model.model;
+  if (task.kind == TaskKind::kStatistics) {
+    // The privacy cost comes from the signed manifest, never the task.
+    decided.dp = {};
+    if (manifest.dp == "distributed") {
+      decided.dp = DpOptions{1.0, manifest.dp_noise_multiplier, 1.0, manifest.dp_delta};
+    }
+  }
   if (task.kind == TaskKind::kTrain) {
     decided.train = manifest.train;
     if (manifest.dp != "off") {
@@ -177,7 +187,8 @@ bool RefusesWholeStudy(const VerifiedStudy& study, const std::set<std::string>& 
                        const SitePolicy& policy) {
   const StudyManifest& manifest = study.manifest;
   if (!datasets.contains(manifest.dataset)) return true;
-  if (manifest.statistics()) return !policy.allow_statistics;
+  // A statistics study is one task: refusing it is refusing the study.
+  if (manifest.statistics()) return true;
   if (policy.require_secure_aggregation && !manifest.secure_aggregation) return true;
   if (policy.allowed_models.empty()) return false;
   for (const std::string& allowed : policy.allowed_models) {

@@ -91,7 +91,8 @@ absl::StatusOr<ClientTask> DecideStudyTask(const ClientTask& task, const Verifie
 // True if `policy` refuses every task of `study` whatever the round (its
 // data set is not here, its model is not allowed, it lacks required secure
 // aggregation), so the coordinator need not offer it again; false for
-// refusals that depend on the round (cohort, rate, privacy budget).
+// refusals that depend on the round (cohort, rate, privacy budget). A
+// statistics study has one task, so any refusal of it is of the whole study.
 bool RefusesWholeStudy(const VerifiedStudy& study, const std::set<std::string>& datasets,
                        const SitePolicy& policy);
 

@@ -70,6 +70,7 @@ absl::Status ReadStudyManifest(ConfigFile& file, StudyManifest* out) {
   SV_RETURN_IF_ERROR(file.Get("dp_noise_multiplier", &out->dp_noise_multiplier));
   SV_RETURN_IF_ERROR(file.Get("dp_clip_norm", &out->dp_clip_norm));
   SV_RETURN_IF_ERROR(file.Get("dp_delta", &out->dp_delta));
+  SV_RETURN_IF_ERROR(file.Get("min_clients", &out->min_clients));
 
   if (!file.Has("name")) return Bad(file, "name must be set (what the study is called)");
   if (absl::Status s = CheckStudyName(out->name); !s.ok()) return Bad(file, s.message());
@@ -101,8 +102,18 @@ absl::Status ReadStudyManifest(ConfigFile& file, StudyManifest* out) {
       return Bad(file, "a statistics study always uses secure aggregation (remove "
                        "secure_aggregation = false)");
     }
-    if (out->dp != "off") {
-      return Bad(file, "dp is not available for statistics studies in this version (remove it)");
+    if (out->dp == "central") {
+      return Bad(file, "a statistics study takes dp = \"distributed\" (each site adds its share "
+                       "of the noise, so no one sees exact totals) or \"off\"");
+    }
+    if (out->dp != "off" && out->dp != "distributed") {
+      return Bad(file, absl::StrCat("dp must be \"off\" or \"distributed\", got \"", out->dp, "\""));
+    }
+    if (out->dp != "off" && !(out->dp_noise_multiplier > 0 && out->dp_noise_multiplier <= 1000)) {
+      return Bad(file, "dp_noise_multiplier must be in (0, 1000]");
+    }
+    if (out->dp != "off" && !(out->dp_delta > 0 && out->dp_delta < 1)) {
+      return Bad(file, "dp_delta must be in (0, 1)");
     }
     return absl::OkStatus();
   }

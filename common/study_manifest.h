@@ -35,6 +35,13 @@ struct StudyManifest {
   double dp_noise_multiplier = 1.0;
   double dp_clip_norm = 1.0;
   double dp_delta = 1e-5;
+  // The fewest sites a round may have (the coordinator's key; a site reads
+  // it to size its share of a statistics study's noise). 0: not set.
+  int min_clients = 0;
+
+  // A statistics study's noise: each site adds its share as one of at least
+  // this many contributors (min_clients, and never fewer than 3).
+  int dp_sites() const { return min_clients > 3 ? min_clients : 3; }
 };
 
 // Reads the keys of StudyManifest from `file` and checks them (name, kind,

@@ -602,6 +602,8 @@ absl::StatusOr<std::shared_ptr<ActiveStudy>> Coordinator::StartStudy(const Study
     setup.options = std::move(study.options);
     setup.spec = *std::move(study.statistics);
     setup.manifest_digest = Sha256Hex(record.manifest);
+    setup.dp_delta = study.manifest.dp_delta;
+    setup.dp_sites = study.manifest.dp_sites();
     SV_ASSIGN_OR_RETURN(setup.store, federation_.store->ForStudy(record.id));
     setup.dir = StudyDir(record.id);
     SV_ASSIGN_OR_RETURN(std::unique_ptr<StatisticsRun> run,

@@ -28,14 +28,15 @@ absl::StatusOr<size_t> ColumnIndex(const Table& table, const std::string& name) 
 
 // Adds `add` to the signed fixed-point sum in `slot`, refusing to pass the
 // bound.
-absl::Status AddFixed(int64_t* slot, double add, int decimals, const Table& table,
+// Adds `add`, in units of `unit` (rounded), to the fixed-point sum `slot`.
+absl::Status AddFixed(int64_t* slot, double add, double unit, const Table& table,
                       const std::string& column) {
-  const double scaled = std::round(add * std::pow(10.0, decimals));
+  const double scaled = std::round(add / unit);
   const double total = static_cast<double>(*slot) + scaled;
   if (!(std::fabs(total) < static_cast<double>(kMaxSiteSum))) {
     return absl::InvalidArgumentError(absl::StrCat(
-        table.path, ": the sums of column '", column, "' pass 2^56 at ", decimals,
-        " decimals; set a smaller `decimals` in the statistics spec"));
+        table.path, ": the sums of column '", column, "' pass 2^56 units of ", unit,
+        "; set a smaller `decimals` in the statistics spec"));
   }
   *slot += static_cast<int64_t>(scaled);
   return absl::OkStatus();
@@ -139,8 +140,11 @@ absl::StatusOr<std::vector<uint64_t>> EncodeSiteStatistics(const StatisticsSpec&
           continue;
         }
         ++slot[0];
-        SV_RETURN_IF_ERROR(AddFixed(&slot[2], *value, spec.decimals, table, c.name));
-        SV_RETURN_IF_ERROR(AddFixed(&slot[3], *value * *value, spec.decimals, table, c.name));
+        // Under DP a value's share of the sums is bounded by the edges.
+        const double summed =
+            spec.dp() ? std::clamp(*value, c.edges.front(), c.edges.back()) : *value;
+        SV_RETURN_IF_ERROR(AddFixed(&slot[2], summed, SumUnit(spec, c), table, c.name));
+        SV_RETURN_IF_ERROR(AddFixed(&slot[3], summed * summed, SquareUnit(spec, c), table, c.name));
         if (*value < c.edges.front()) {
           ++slot[4];
         } else if (*value > c.edges.back()) {

@@ -137,6 +137,22 @@ absl::StatusOr<StatisticsSpec> ReadManifestStatistics(std::string_view manifest,
   return ReadStatisticsSpec(config, "statistics");
 }
 
+namespace {
+double Bound(const NumericColumn& column) {
+  return std::max(std::fabs(column.edges.front()), std::fabs(column.edges.back()));
+}
+}  // namespace
+
+double SumUnit(const StatisticsSpec& spec, const NumericColumn& column) {
+  if (spec.dp()) return Bound(column) / static_cast<double>(kDpSumUnits);
+  return std::pow(10.0, -spec.decimals);
+}
+
+double SquareUnit(const StatisticsSpec& spec, const NumericColumn& column) {
+  if (spec.dp()) return Bound(column) * Bound(column) / static_cast<double>(kDpSumUnits);
+  return std::pow(10.0, -spec.decimals);
+}
+
 std::vector<std::string> SpecColumns(const StatisticsSpec& spec) {
   std::vector<std::string> out;
   for (const NumericColumn& c : spec.numeric) out.push_back(c.name);

@@ -57,6 +57,14 @@ struct StatisticsSpec {
   std::string group_by;
   int64_t min_count = 5;
   int decimals = 4;
+  // Differential privacy (a study's dp = "distributed",
+  // statistics/privacy.h): the noise multiplier z; 0 means no noise. With
+  // it, each numeric value is clamped to its column's edges in the sums,
+  // which are kept in units of B / 2^16 (B the larger magnitude of the first
+  // and last edge), and squares in units of B^2 / 2^16, so that one row
+  // changes each by at most 2^16.
+  double dp_noise_multiplier = 0;
+  bool dp() const { return dp_noise_multiplier > 0; }
 
   // The groups every statistic is computed for: "all", then group_by's
   // categories.
@@ -78,6 +86,14 @@ absl::StatusOr<StatisticsSpec> LoadStatisticsSpec(const std::string& path);
 // it from the signed bytes, the coordinator at submit).
 absl::StatusOr<StatisticsSpec> ReadManifestStatistics(std::string_view manifest,
                                                       const std::string& source_name);
+
+// One row's largest change of a sum or a sum of squares under DP, in
+// units: 2^16.
+inline constexpr int64_t kDpSumUnits = int64_t{1} << 16;
+// What one unit of a numeric column's sum, and of its sum of squares, is
+// worth: 10^-decimals without DP, B / 2^16 and B^2 / 2^16 with it.
+double SumUnit(const StatisticsSpec& spec, const NumericColumn& column);
+double SquareUnit(const StatisticsSpec& spec, const NumericColumn& column);
 
 // The columns `spec` names, numeric then categorical.
 std::vector<std::string> SpecColumns(const StatisticsSpec& spec);

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "statistics/privacy.h"
 #include "statistics/site_statistics.h"
 
 namespace samverka::statistics {
@@ -73,22 +74,26 @@ json Numeric(const NumericColumn& c, const int64_t* slot, const StatisticsSpec& 
   const int64_t n = slot[0];
   const size_t bins = c.edges.size() - 1;
   json out = {{"count", Count(n, spec.min_count)}, {"missing", Count(slot[1], spec.min_count)}};
-  const double scale = std::pow(10.0, spec.decimals);
-  const double delta = 0.5 / scale;  // rounding of one value
+  // The rounding of one value's share of the sum and of the squares.
+  const double delta = 0.5 * SumUnit(spec, c);
+  const double delta_squares = 0.5 * SquareUnit(spec, c);
   json mean = nullptr, variance = nullptr, sd = nullptr;
   json mean_bound = nullptr, variance_bound = nullptr, sd_bound = nullptr;
   if (n >= spec.min_count && n > 0) {
-    const double sum = static_cast<double>(slot[2]) / scale;
-    const double squares = static_cast<double>(slot[3]) / scale;
-    const double m = sum / static_cast<double>(n);
+    const double sum = static_cast<double>(slot[2]) * SumUnit(spec, c);
+    const double squares = static_cast<double>(slot[3]) * SquareUnit(spec, c);
+    // Under DP the noisy mean stays in the range its values were clamped to.
+    const double m = spec.dp() ? std::clamp(sum / static_cast<double>(n), c.edges.front(),
+                                            c.edges.back())
+                               : sum / static_cast<double>(n);
     mean = m;
     mean_bound = delta;
     if (n > 1) {
       const double v = std::max(0.0, (squares - sum * sum / static_cast<double>(n)) /
                                          static_cast<double>(n - 1));
-      // From |error of sum|, |error of squares| <= n delta.
-      const double vb = static_cast<double>(n) / static_cast<double>(n - 1) * delta *
-                        (1 + 2 * (std::fabs(m) + delta) + delta);
+      // From |error of sum| <= n delta, |error of squares| <= n delta_squares.
+      const double vb = static_cast<double>(n) / static_cast<double>(n - 1) *
+                        (delta_squares + delta * (2 * (std::fabs(m) + delta) + delta));
       variance = v;
       variance_bound = vb;
       sd = std::sqrt(v);
@@ -101,6 +106,14 @@ json Numeric(const NumericColumn& c, const int64_t* slot, const StatisticsSpec& 
   out["variance_error_bound"] = variance_bound;
   out["sd"] = sd;
   out["sd_error_bound"] = sd_bound;
+  if (spec.dp()) {
+    // The standard deviation of the noise on the sum and on the squares, in
+    // the column's units (statistics/privacy.h).
+    const double scale = spec.dp_noise_multiplier * NoiseOf(spec).l2_sensitivity *
+                         static_cast<double>(kDpSumUnits);
+    out["sum_noise_sd"] = scale * SumUnit(spec, c);
+    out["squares_noise_sd"] = scale * SquareUnit(spec, c);
+  }
   std::vector<int64_t> counts(slot + 5, slot + 5 + bins);
   json released = json::array();
   for (int64_t k : counts) released.push_back(Count(k, spec.min_count));
@@ -134,11 +147,40 @@ absl::StatusOr<json> Summarise(const StatisticsSpec& spec, const std::vector<uin
                                                    " elements; the spec's has ",
                                                    VectorLength(spec)));
   }
-  const std::vector<int64_t> values(sum.begin(), sum.end());  // two's complement
+  std::vector<int64_t> values(sum.begin(), sum.end());  // two's complement
+  if (spec.dp()) {
+    // Noise can make a count negative; counts are released as at least 0
+    // (post-processing keeps the guarantee).
+    const size_t per_group = values.size() / spec.groups().size();
+    for (size_t g = 0; g < spec.groups().size(); ++g) {
+      size_t offset = g * per_group;
+      values[offset] = std::max<int64_t>(0, values[offset]);
+      offset += 1;
+      for (const NumericColumn& c : spec.numeric) {
+        for (size_t k = 0; k < 6 + (c.edges.size() - 1); ++k) {
+          if (k != 2 && k != 3) values[offset + k] = std::max<int64_t>(0, values[offset + k]);
+        }
+        offset += 6 + (c.edges.size() - 1);
+      }
+      for (const CategoricalColumn& c : spec.categorical) {
+        for (size_t k = 0; k < c.categories.size() + 2; ++k) {
+          values[offset + k] = std::max<int64_t>(0, values[offset + k]);
+        }
+        offset += c.categories.size() + 2;
+      }
+    }
+  }
   const std::vector<std::string> groups = spec.groups();
   const size_t per_group = values.size() / groups.size();
   json out = {{"sites", sites}, {"min_count", spec.min_count}, {"decimals", spec.decimals}};
   if (!spec.group_by.empty()) out["group_by"] = spec.group_by;
+  if (spec.dp()) {
+    const StatisticsNoise noise = NoiseOf(spec);
+    out["dp"] = {{"mechanism", "distributed discrete Gaussian"},
+                 {"noise_multiplier", spec.dp_noise_multiplier},
+                 {"l2_sensitivity", noise.l2_sensitivity},
+                 {"count_noise_sd", spec.dp_noise_multiplier * noise.l2_sensitivity}};
+  }
   json released = json::array();
   for (size_t g = 0; g < groups.size(); ++g) {
     const int64_t* base = values.data() + g * per_group;
@@ -217,6 +259,16 @@ std::string SummaryText(const json& summary) {
   std::string out = absl::StrCat("statistics of ", summary["sites"].get<int>(),
                                  " sites (counts below ", summary["min_count"].get<int64_t>(),
                                  " suppressed: shown as -)\n");
+  if (summary.contains("dp")) {
+    const json& dp = summary["dp"];
+    absl::StrAppend(&out, "differential privacy: ", dp["mechanism"].get<std::string>(),
+                    " noise, multiplier ", Text(dp["noise_multiplier"]), "; every count carries "
+                    "noise of sd ", Text(dp["count_noise_sd"]));
+    if (dp.contains("epsilon")) {
+      absl::StrAppend(&out, "; epsilon ", Text(dp["epsilon"]), " (delta ", Text(dp["delta"]), ")");
+    }
+    absl::StrAppend(&out, "\n");
+  }
   // A group of group_by is shown as "grade=2".
   const std::string group_by = summary.contains("group_by") ? summary["group_by"].get<std::string>() : "";
   ForEachStatistic(summary, [&](const std::string& group, const std::string& column,

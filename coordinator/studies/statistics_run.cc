@@ -10,6 +10,7 @@
 #include "common/codec.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "statistics/privacy.h"
 #include "statistics/site_statistics.h"
 #include "statistics/summary.h"
 
@@ -39,6 +40,8 @@ StatisticsRun::StatisticsRun(StatisticsSetup setup, FederationState* federation)
       options_(std::move(setup.options)),
       spec_(std::move(setup.spec)),
       digest_(std::move(setup.manifest_digest)),
+      dp_delta_(setup.dp_delta),
+      dp_sites_(setup.dp_sites),
       length_(statistics::VectorLength(spec_)),
       store_(std::move(setup.store)),
       dir_(std::move(setup.dir)),
@@ -192,6 +195,7 @@ absl::Status StatisticsRun::Run() {
     record.succeeded = true;
     record.model_digest = Sha256Hex(summary->json);
     record.participants = summary->contributors;
+    if (summary->epsilon.has_value()) record.metrics["epsilon"] = *summary->epsilon;
     SV_RETURN_IF_ERROR(store_->CommitRound(record, summary->json));
     // Committed: the sealed sum is spent.
     if (absl::Status removed = sealed_store_->Remove(digest_); !removed.ok()) {
@@ -337,9 +341,22 @@ absl::StatusOr<StatisticsRun::Released> StatisticsRun::Release(SecureRound* secu
     return absl::FailedPreconditionError(
         absl::StrCat("secure aggregation aborted: ", sum.status().message()));
   }
+  std::optional<double> epsilon;
+  if (spec_.dp()) {
+    if (static_cast<int>(sum->contributors.size()) < dp_sites_) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "only ", sum->contributors.size(), " sites contributed; the sites sized their noise for ",
+          dp_sites_, " (min_clients), so the sum is not released"));
+    }
+    SV_ASSIGN_OR_RETURN(epsilon, statistics::Epsilon(spec_, dp_delta_));
+  }
   SV_ASSIGN_OR_RETURN(nlohmann::json summary,
                       statistics::Summarise(spec_, sum->integer_sum,
                                             static_cast<int>(sum->contributors.size())));
+  if (epsilon.has_value()) {
+    summary["dp"]["epsilon"] = *epsilon;
+    summary["dp"]["delta"] = dp_delta_;
+  }
   summary["study"] = id_;
   summary["dataset"] = dataset_;
   summary["contributors"] = sum->contributors;
@@ -350,7 +367,7 @@ absl::StatusOr<StatisticsRun::Released> StatisticsRun::Release(SecureRound* secu
                                     {"dropped", sum->dropped.size()},
                                     {"neighbours", sum->parameters.num_neighbours},
                                     {"threshold", sum->parameters.threshold}}));
-  return Released{summary.dump(1), sum->contributors};
+  return Released{summary.dump(1), sum->contributors, epsilon};
 }
 
 }  // namespace samverka::coordinator

@@ -32,6 +32,11 @@ struct StatisticsSetup {
   // SHA-256 of the signed manifest: what every task names in place of a
   // model, and what each site's consent ledger allows one sum of.
   std::string manifest_digest;
+  // DP (spec.dp()): the delta epsilon is reported at, and the fewest
+  // contributors the sites sized their noise for (a smaller sum is not
+  // released).
+  double dp_delta = 1e-5;
+  int dp_sites = 3;
   std::unique_ptr<StateStore> store;
   std::string dir;  // sealed/
 };
@@ -93,6 +98,7 @@ class StatisticsRun final : public ActiveStudy {
   struct Released {
     std::string json;  // statistics::Summarise's, with study, dataset, contributors
     std::vector<std::string> contributors;
+    std::optional<double> epsilon;  // with DP
   };
   SecureRound::Setup MakeSetup(const std::vector<std::string>& cohort);
   ClientTask MakeTask(TaskKind kind, int cohort_size) const;
@@ -113,6 +119,8 @@ class StatisticsRun final : public ActiveStudy {
   const CoordinatorOptions options_;
   const statistics::StatisticsSpec spec_;
   const std::string digest_;
+  const double dp_delta_;
+  const int dp_sites_;
   const uint64_t length_;
   std::unique_ptr<StateStore> store_;
   const std::string dir_;

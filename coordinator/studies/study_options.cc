@@ -126,6 +126,9 @@ absl::StatusOr<Study> ReadStudy(std::string_view manifest_text, const std::strin
   SV_RETURN_IF_ERROR(ReadStudyManifest(file, &study.manifest));
   if (study.manifest.statistics()) {
     SV_ASSIGN_OR_RETURN(study.statistics, statistics::ReadStatisticsSpec(file, "statistics"));
+    if (study.manifest.dp == "distributed") {
+      study.statistics->dp_noise_multiplier = study.manifest.dp_noise_multiplier;
+    }
   }
   // A study's test set is a file on the coordinator's machine named by an
   // absolute path; a relative one would depend on where it was submitted.
@@ -145,8 +148,9 @@ absl::StatusOr<Study> ReadStudy(std::string_view manifest_text, const std::strin
     CoordinatorOptions& o = study.options;
     o.rounds = 1;
     o.secure_aggregation.enabled = true;
-    // Three sites at least: with two, each learns the other's numbers.
-    o.round.min_clients = std::max(o.round.min_clients, 3);
+    // Three sites at least: with two, each learns the other's numbers. (The
+    // sites size their share of DP noise by the same number.)
+    o.round.min_clients = study.manifest.dp_sites();
     absl::Status valid = o.ValidateFederation();
     if (valid.ok()) valid = o.secure_aggregation.Validate();
     if (valid.ok() && o.ca_pem.empty()) {

@@ -135,7 +135,14 @@ TEST(StudyOptionsTest, BadStatisticsStudiesAreRefusedWithOneClearMessage) {
   EXPECT_THAT(Error("rounds = 3\n" + good), HasSubstr("rounds is a key of training studies"));
   EXPECT_THAT(Error("secure_aggregation = false\n" + good),
               HasSubstr("always uses secure aggregation"));
-  EXPECT_THAT(Error("dp = \"central\"\n" + good), HasSubstr("dp is not available"));
+  EXPECT_THAT(Error("dp = \"central\"\n" + good), HasSubstr("takes dp = \"distributed\""));
+  EXPECT_THAT(Error("dp = \"distributed\"\ndp_noise_multiplier = 0\n" + good),
+              HasSubstr("dp_noise_multiplier must be in (0, 1000]"));
+  absl::StatusOr<Study> noisy = Read("dp = \"distributed\"\ndp_noise_multiplier = 2.5\n" + good);
+  ASSERT_TRUE(noisy.ok()) << noisy.status();
+  EXPECT_DOUBLE_EQ(noisy->statistics->dp_noise_multiplier, 2.5);
+  EXPECT_EQ(noisy->manifest.dp_sites(), 4);  // min_clients = 4 in the manifest
+  EXPECT_DOUBLE_EQ(Read(good)->statistics->dp_noise_multiplier, 0);
   EXPECT_THAT(Error(good + "bins = 3\n"),
               HasSubstr("statistics.columns.grade must be numeric (range and bins, or edges) or "
                         "categorical (categories), and not both"));

@@ -84,6 +84,33 @@ TEST(StatisticsCliTest, CountsBelowMinCountAreSuppressed) {
   fs::remove_all(dir);
 }
 
+TEST(StatisticsCliTest, OneFileDealtAmongVirtualSitesMatchesPandasOnThatFile) {
+  if (!HavePandas()) GTEST_SKIP() << "pandas is not installed (Debian package python3-pandas)";
+  const fs::path dir = FreshTestDir("samverka_statistics_");
+  const std::string wdbc = kExamples + "breast-cancer-wisconsin/wdbc.csv";
+  std::ofstream(dir / "spec.toml")
+      << "group_by = \"malignant\"\n[columns.radius_mean]\nrange = [5, 30]\nbins = 100\n"
+      << "quantiles = [0.5]\n[columns.malignant]\ncategories = [\"0\", \"1\"]\n";
+  CommandResult r = RunCommand(std::string(SAMVERKA_BIN) + " statistics --spec " +
+                               (dir / "spec.toml").string() + " --clients 4 --seed 3 " +
+                               "--format json --out " + (dir / "stats.json").string() + " " + wdbc);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("site client-4: 142 rows"));  // 569 rows dealt among 4
+  CommandResult check = RunCommand("/usr/bin/python3 " + std::string(SAMVERKA_SOURCE_DIR) +
+                                   "/tests/integration/statistics_check.py --sites=4 " +
+                                   (dir / "spec.toml").string() + " " +
+                                   (dir / "stats.json").string() + " " + wdbc);
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  // With DP each virtual site adds its share of the noise, and epsilon is
+  // reported (one Gaussian release, multiplier 2: 2.16572 at delta 1e-5).
+  r = RunCommand(std::string(SAMVERKA_BIN) + " statistics --spec " + (dir / "spec.toml").string() +
+                 " --clients 4 --dp-noise-multiplier 2 " + wdbc);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("with its share of the noise"));
+  EXPECT_THAT(r.output, HasSubstr("epsilon 2.16572 (delta 1e-05)"));
+  fs::remove_all(dir);
+}
+
 TEST(StatisticsCliTest, BadSpecsAndFilesGetOneClearError) {
   const fs::path dir = FreshTestDir("samverka_statistics_");
   struct Case {

@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "coordinator/state_store.h"
+#include "nlohmann/json.hpp"
 #include "tests/integration/standing_federation.h"
 
 namespace samverka {
@@ -23,6 +25,8 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 const std::string kExamples = std::string(SAMVERKA_SOURCE_DIR) + "/examples/";
+// Distributed DP with noise multiplier 2.
+const std::string kDp = "dp = \"distributed\"\ndp_noise_multiplier = 2\n";
 
 bool HavePandas() {
   return RunCommand("/usr/bin/python3 -c 'import pandas, numpy'").exit_code == 0;
@@ -46,9 +50,10 @@ class StatisticsStudyTest : public StandingFederationFixture {
   // A statistics study's manifest; `spec` as a spec file has it (its
   // [columns.X] become [statistics.columns.X]).
   void WriteStatisticsStudy(const std::string& file, const std::string& name,
-                            const std::string& dataset, const std::string& spec) {
+                            const std::string& dataset, const std::string& spec,
+                            const std::string& extra = "") {
     std::ofstream(dir_ / file) << "name = \"" << name << "\"\nkind = \"statistics\"\ndataset = \""
-                               << dataset << "\"\ntrain_deadline_seconds = 60\n"
+                               << dataset << "\"\ntrain_deadline_seconds = 60\n" << extra
                                << "[statistics]\n"
                                << std::regex_replace(spec, std::regex("\\[columns\\."),
                                                      "[statistics.columns.");
@@ -209,6 +214,67 @@ TEST_F(StatisticsStudyTest, SmallCountsAreSuppressedAndASiteBelowItsMinimumRefus
       << show.output;
   EXPECT_THAT(show.output, HasSubstr("fewer rows than this site's min_count (30)"));
   EXPECT_THAT(show.output, Not(HasSubstr("small.csv")));
+}
+
+TEST_F(StatisticsStudyTest, WithDpTheSitesAddNoiseChargeTheirBudgetAndRefusePastIt) {
+  StartStandingCoordinator();
+  const std::string files[] = {kExamples + "healthcare/hospital-a.csv",
+                               kExamples + "healthcare/hospital-b.csv",
+                               kExamples + "healthcare/hospital-c.csv"};
+  const char* sites[] = {"site-a", "site-b", "site-c"};
+  for (int i = 0; i < 3; ++i) {
+    // One release with multiplier 2 costs epsilon 2.17 at delta 1e-5, two
+    // cost 3.19 (`samverka privacy --sampling-rate 1 --noise-multiplier 2
+    // --rounds 1` and `--rounds 2`).
+    StartSiteWith(sites[i], "breast = \"csv:" + files[i] + ":malignant\"\n", "max_epsilon = 3\n");
+  }
+  ASSERT_TRUE(coordinator_->WaitForCount("joined (data sets", 3)) << coordinator_->output();
+  const std::string spec =
+      "[columns.radius_mean]\nrange = [0, 30]\nbins = 30\n"
+      "[columns.malignant]\ncategories = [\"0\", \"1\"]\n";
+  // Without noise, these sites take no statistics study at all.
+  WriteStatisticsStudy("plain.toml", "plain", "breast", spec);
+  const std::string plain = Submit("plain.toml");
+  ASSERT_TRUE(coordinator_->WaitFor("study " + plain + ": every site that names data set",
+                                    std::chrono::seconds(120)))
+      << coordinator_->output();
+  WriteStatisticsStudy("dp.toml", "noisy", "breast", spec, kDp);
+  const std::string noisy = Submit("dp.toml");
+  WaitAndExport(noisy, dir_ / "noisy.json");
+  nlohmann::json released;
+  std::ifstream(dir_ / "noisy.json") >> released;
+  ASSERT_TRUE(released.contains("dp")) << released.dump();
+  EXPECT_NEAR(released["dp"]["epsilon"].get<double>(), 2.16572, 1e-4);
+  // The noisy totals are near the exact ones (484 rows, radius_mean mean
+  // 14.2301 over the three files; pandas gives the same): within 6 noise sd.
+  const nlohmann::json& all = released["groups"][0];
+  const double count_sd = released["dp"]["count_noise_sd"].get<double>();
+  EXPECT_NEAR(all["rows"].get<double>(), 484, 6 * count_sd);
+  const nlohmann::json& radius = all["columns"]["radius_mean"];
+  EXPECT_NEAR(radius["mean"].get<double>(), 14.2301,
+              6 * radius["sum_noise_sd"].get<double>() / (484 - 6 * count_sd) + 0.5);
+  // And they are not the exact ones (295 benign, 189 malignant): all four
+  // equal by chance has probability below 1e-5.
+  const nlohmann::json& outcome = all["columns"]["malignant"]["counts"];
+  EXPECT_FALSE(all["rows"] == 484 && outcome["0"] == 295 && outcome["1"] == 189 &&
+               std::fabs(radius["mean"].get<double>() - 14.2301) < 1e-3)
+      << released.dump();
+  CommandResult show = Study("show " + noisy);
+  EXPECT_THAT(show.output, HasSubstr("epsilon spent: 2.1657")) << show.output;
+  for (const auto& client : clients_) {
+    EXPECT_TRUE(client->WaitFor("so far is epsilon 2.166")) << client->output();
+  }
+  // A second release would pass each site's budget: every site refuses.
+  WriteStatisticsStudy("dp2.toml", "noisy-again", "breast", spec, kDp);
+  const std::string again = Submit("dp2.toml");
+  ASSERT_TRUE(coordinator_->WaitFor("study " + again + ": every site that names data set",
+                                    std::chrono::seconds(120)))
+      << coordinator_->output();
+  CommandResult refused = Study("show " + again);
+  EXPECT_THAT(refused.output, HasSubstr("to epsilon 3.189"));
+  EXPECT_THAT(refused.output, HasSubstr("over its budget max_epsilon = 3"));
+  CommandResult refused_plain = Study("show " + plain);
+  EXPECT_THAT(refused_plain.output, HasSubstr("this statistics study adds no noise"));
 }
 
 }  // namespace
