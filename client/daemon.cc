@@ -1,4 +1,5 @@
 #include "client/daemon.h"
+#include "client/internal/daemon_util.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -24,6 +25,8 @@
 #include "statistics/site_statistics.h"
 
 namespace samverka::client {
+using internal::Retryable;
+using internal::Short;
 namespace {
 
 // Two daemons sharing a state_dir would overwrite each other's policy
@@ -49,15 +52,6 @@ absl::StatusOr<int> LockStateDir(const std::string& dir) {
         absl::StrCat("cannot lock ", path, ": ", std::strerror(error)));
   }
   return fd;
-}
-
-std::string Short(const std::string& digest) { return digest.substr(0, 16); }
-
-bool Retryable(absl::StatusCode code) {
-  return code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kDeadlineExceeded ||
-         code == absl::StatusCode::kResourceExhausted || code == absl::StatusCode::kAborted ||
-         code == absl::StatusCode::kCancelled || code == absl::StatusCode::kInternal ||
-         code == absl::StatusCode::kUnknown;
 }
 
 }  // namespace
@@ -458,157 +452,6 @@ absl::StatusOr<models::Model*> ClientDaemon::ModelFor(const std::string& source,
   return it->second.get();
 }
 
-absl::StatusOr<std::string> ClientDaemon::ReadChunks(grpc::ClientContext* context,
-                                                     grpc::ClientReader<v1::TensorChunk>* reader,
-                                                     uint64_t max_bytes) {
-  ChunkAssembler assembler(kMaxChunkBytes, max_bytes);
-  v1::TensorChunk chunk;
-  absl::Status status;
-  while (reader->Read(&chunk)) {
-    if (chunk.index() == 0) assembler.Reserve(chunk.total_bytes());
-    if (status = assembler.Add(chunk.index(), chunk.data()); !status.ok()) break;
-  }
-  if (status.ok()) {
-    status = FromGrpc(reader->Finish());
-  } else {
-    context->TryCancel();
-    reader->Finish().ok();
-  }
-  Forget(context);
-  SV_RETURN_IF_ERROR(status);
-  return assembler.Take();
-}
-
-absl::StatusOr<std::string> ClientDaemon::Download(const std::string& digest) {
-  v1::DownloadModelRequest request;
-  request.set_model_digest(digest);
-  request.set_chunk_bytes(kChunkBytes);
-  std::unique_ptr<grpc::ClientContext> context =
-      NewContext(absl::Minutes(30), /*wait_for_connection=*/false);
-  std::unique_ptr<grpc::ClientReader<v1::TensorChunk>> reader = stub_->DownloadModel(context.get(), request);
-  SV_ASSIGN_OR_RETURN(std::string model, ReadChunks(context.get(), reader.get(), uint64_t{64} << 30));
-  if (Sha256Hex(model) != digest) {
-    return absl::DataLossError(absl::StrCat("the downloaded model's SHA-256 is not the task's digest ",
-                                            Short(digest), "; refusing to train on it"));
-  }
-  return model;
-}
-
-absl::StatusOr<FetchedStudy> ClientDaemon::FetchStudy(const std::string& id) {
-  v1::GetStudyRequest request;
-  request.set_study_id(id);
-  v1::SignedStudy response;
-  std::unique_ptr<grpc::ClientContext> context = NewContext(absl::Seconds(30));
-  absl::Status status = FromGrpc(stub_->GetStudy(context.get(), request, &response));
-  Forget(context.get());
-  SV_RETURN_IF_ERROR(status);
-  FetchedStudy study;
-  study.study_id = response.study_id();
-  study.envelope.federation_id = response.federation_id();
-  study.envelope.manifest = response.manifest();
-  study.envelope.model_sha256 = response.model_sha256();
-  study.envelope.submitted_unix_ms = response.submitted_unix_ms();
-  study.envelope.nonce = response.nonce();
-  study.model_bytes = response.model_bytes();
-  study.operator_certificate = response.operator_certificate();
-  study.signature = response.signature();
-  return study;
-}
-
-absl::StatusOr<const VerifiedStudy*> ClientDaemon::StudyFor(const std::string& id) {
-  if (auto it = studies_.find(id); it != studies_.end()) return &it->second;
-  if (auto it = refused_studies_.find(id); it != refused_studies_.end()) return it->second;
-  absl::StatusOr<FetchedStudy> fetched = FetchStudy(id);
-  if (!fetched.ok()) {
-    // NOT_FOUND or a broken call: nothing was decided; the next task asks again.
-    return absl::UnavailableError(
-        absl::StrCat("could not fetch study ", PeerText(id, 64), ": ", fetched.status().message()));
-  }
-  if (fetched->study_id != id) {
-    absl::Status wrong = absl::UnauthenticatedError(absl::StrCat(
-        "the coordinator answered with another study (", PeerText(fetched->study_id, 64), ")"));
-    refused_studies_.emplace(id, wrong);
-    return wrong;
-  }
-  // The CRL is read for every new study, so a revocation published to the
-  // site takes effect without a restart.
-  std::optional<security::RevocationList> crl;
-  if (!options_.crl.empty()) {
-    absl::StatusOr<security::RevocationList> loaded = security::LoadCrl(options_.crl, site_.ca_pem);
-    if (!loaded.ok()) {
-      return absl::UnavailableError(absl::StrCat("cannot check study ", PeerText(id, 64),
-                                                 ": this site's tls.crl: ",
-                                                 loaded.status().message()));
-    }
-    crl = *std::move(loaded);
-  }
-  const StudyTrust trust{site_.ca_pem, crl.has_value() ? &*crl : nullptr, site_.federation_id,
-                         options_.allowed_operators};
-  const absl::Time now = absl::Now();
-  absl::StatusOr<VerifiedStudy> verified = VerifyStudy(*fetched, trust, now);
-  if (!verified.ok()) {
-    // An expired CRL is this site's to fix; the study may be fine then.
-    if (!(crl.has_value() && crl->IsExpired(now))) refused_studies_.emplace(id, verified.status());
-    return verified.status();
-  }
-  Logger("client")->info("study {} ('{}', data set '{}', {}{}) is signed by operator {}",
-                         id, verified->manifest.name, verified->manifest.dataset,
-                         verified->manifest.statistics()
-                             ? std::string("statistics")
-                             : absl::StrCat("model '", verified->manifest.model.model, "'"),
-                         verified->model_sha256.empty()
-                             ? std::string()
-                             : absl::StrCat(", sha256 ", Short(verified->model_sha256)),
-                         verified->operator_name);
-  return &studies_.emplace(id, *std::move(verified)).first->second;
-}
-
-absl::StatusOr<std::string> ClientDaemon::ModelFile(const VerifiedStudy& study) {
-  const std::filesystem::path dir = std::filesystem::path(options_.state_dir) / "models";
-  const std::string path = (dir / (study.model_sha256 + ".pt")).string();
-  if (checked_model_files_.contains(study.model_sha256)) return path;
-  if (std::filesystem::exists(path)) {
-    // Checked once per run: a file altered on disk is never loaded.
-    SV_ASSIGN_OR_RETURN(std::string bytes, security::ReadFileToString(path));
-    if (Sha256Hex(bytes) == study.model_sha256) {
-      checked_model_files_.insert(study.model_sha256);
-      return path;
-    }
-    Logger("client")->warn("{} does not hold the bytes its name says; downloading it again", path);
-  }
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir.string(), ": ", ec.message()));
-  v1::DownloadModelFileRequest request;
-  request.set_model_sha256(study.model_sha256);
-  request.set_chunk_bytes(kChunkBytes);
-  std::unique_ptr<grpc::ClientContext> context =
-      NewContext(absl::Minutes(30), /*wait_for_connection=*/false);
-  std::unique_ptr<grpc::ClientReader<v1::TensorChunk>> reader =
-      stub_->DownloadModelFile(context.get(), request);
-  // model_bytes is not signed: a bound, never trusted beyond 8 GiB.
-  const uint64_t limit = std::min<uint64_t>(
-      study.model_bytes > 0 ? study.model_bytes : uint64_t{8} << 30, uint64_t{8} << 30);
-  SV_ASSIGN_OR_RETURN(std::string bytes, ReadChunks(context.get(), reader.get(), limit));
-  if (Sha256Hex(bytes) != study.model_sha256) {
-    return absl::DataLossError(absl::StrCat(
-        "the downloaded model file's SHA-256 is not the one signed with study ", study.study_id));
-  }
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) return absl::InternalError(absl::StrCat("cannot write ", tmp));
-  }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
-  checked_model_files_.insert(study.model_sha256);
-  Logger("client")->info("study {}: downloaded its TorchScript model ({} bytes, sha256 {}) to {}",
-                         study.study_id, bytes.size(), Short(study.model_sha256), path);
-  return path;
-}
-
 std::optional<bool> ClientDaemon::SendHeartbeat(const std::string& task_id) {
   v1::HeartbeatRequest request;
   request.set_task_id(task_id);
@@ -798,141 +641,6 @@ absl::Status ClientDaemon::Execute(const ClientTask& offered) {
   log->info("round {}: secure aggregation done ({} neighbours, threshold {}): only the masked "
             "update and key shares left this site",
             task.round, sent->neighbours, sent->threshold);
-  return absl::OkStatus();
-}
-
-CallbackTransport ClientDaemon::TransportFor(const ClientTask& task) {
-  CallbackTransport transport;
-  transport.send = [this, task](SecureStage stage, std::string payload) {
-    return SecAggSend(task, stage, std::move(payload));
-  };
-  transport.fetch = [this, task](SecureStage stage) { return SecAggFetch(task, stage); };
-  transport.upload = [this, task](std::string payload, std::string commitment) {
-    TaskOutcome masked{task.task_id, task.round, task.kind, task.model_digest};
-    masked.update = std::move(payload);
-    masked.masked = true;
-    masked.consent_commitment = std::move(commitment);
-    return Upload(masked, "");
-  };
-  return transport;
-}
-
-absl::Status ClientDaemon::ExecuteConsent(const ClientTask& task,
-                                          const security::secagg::ContributionScope& scope) {
-  auto log = Logger("client");
-  CallbackTransport transport = TransportFor(task);
-  const std::string& instance = task.secure_aggregation->consent_instance;
-  absl::Status released =
-      client::ReleaseConsent(*ledger_, scope, instance, task.round, &transport);
-  if (released.code() == absl::StatusCode::kFailedPrecondition) {
-    const std::string reason = absl::StrCat("site policy: ", released.message());
-    log->warn("round {}: refused to release secure sum {}: {}", task.round, instance.substr(0, 16),
-              reason);
-    return Upload(TaskOutcome{task.task_id, task.round, task.kind, task.model_digest}, reason);
-  }
-  SV_RETURN_IF_ERROR(released);
-  log->info("round {}: released its consent to secure sum {} (model {}), which the coordinator "
-            "stored before it stopped; nothing else left the site",
-            task.round, instance.substr(0, 16), Short(task.model_digest));
-  return absl::OkStatus();
-}
-
-absl::Status ClientDaemon::SecAggSend(const ClientTask& task, SecureStage stage,
-                                      std::string payload) {
-  v1::SecAggSendRequest request;
-  request.set_task_id(task.task_id);
-  request.set_round(task.round);
-  request.set_stage(static_cast<v1::SecAggStage>(static_cast<int>(stage) + 1));
-  request.set_payload(std::move(payload));
-  v1::SecAggSendResponse response;
-  std::unique_ptr<grpc::ClientContext> context = NewContext(absl::Minutes(2));
-  absl::Status status = FromGrpc(stub_->SecAggSend(context.get(), request, &response));
-  Forget(context.get());
-  return status;
-}
-
-absl::StatusOr<std::string> ClientDaemon::SecAggFetch(const ClientTask& task, SecureStage stage) {
-  v1::SecAggFetchRequest request;
-  request.set_task_id(task.task_id);
-  request.set_round(task.round);
-  request.set_stage(static_cast<v1::SecAggStage>(static_cast<int>(stage) + 1));
-  request.set_wait_seconds(absl::ToDoubleSeconds(options_.poll_wait));
-  // Long-polls until the coordinator closes the previous stage; a broken
-  // connection is retried, anything the coordinator says is final.
-  int failures = 0;
-  while (!stop_.HasBeenNotified()) {
-    v1::SecAggFetchResponse response;
-    std::unique_ptr<grpc::ClientContext> context = NewContext(options_.poll_wait + absl::Seconds(10));
-    absl::Status status = FromGrpc(stub_->SecAggFetch(context.get(), request, &response));
-    Forget(context.get());
-    if (status.ok()) {
-      failures = 0;
-      if (response.ready()) return std::move(*response.mutable_payload());
-      continue;
-    }
-    if (status.code() != absl::StatusCode::kUnavailable || ++failures > 5) return status;
-    stop_.WaitForNotificationWithTimeout(options_.initial_backoff * failures);
-  }
-  return absl::CancelledError("the daemon is stopping");
-}
-
-absl::Status ClientDaemon::Upload(const TaskOutcome& outcome, const std::string& failure_reason,
-                                  bool refuses_study) {
-  std::unique_ptr<grpc::ClientContext> context =
-      NewContext(absl::Minutes(30), /*wait_for_connection=*/false);
-  v1::UploadResponse response;
-  std::unique_ptr<grpc::ClientWriter<v1::UploadMessage>> writer =
-      stub_->UploadResult(context.get(), &response);
-  v1::UploadMessage message;
-  v1::ResultHeader* header = message.mutable_header();
-  header->set_task_id(outcome.task_id);
-  header->set_round(outcome.round);
-  header->set_kind(ToProto(outcome.kind));
-  header->set_model_digest(outcome.model_digest);
-  header->set_num_samples(outcome.num_samples);
-  header->set_failure_reason(failure_reason);
-  header->set_refuses_study(refuses_study);
-  header->set_masked_input(outcome.masked);
-  header->set_consent_commitment(outcome.consent_commitment);
-  for (const auto& [name, value] : outcome.metrics) {
-    v1::Metric* metric = header->add_metrics();
-    metric->set_name(name);
-    metric->set_value(value);
-  }
-  bool ok = writer->Write(message);
-  const std::string digest = Sha256Hex(outcome.update);
-  if (failure_reason.empty()) {
-    const std::vector<std::string_view> chunks = SplitIntoChunks(outcome.update, kChunkBytes);
-    for (size_t i = 0; ok && i < chunks.size(); ++i) {
-      v1::UploadMessage piece;
-      v1::TensorChunk* chunk = piece.mutable_chunk();
-      chunk->set_payload_digest(digest);
-      chunk->set_index(i);
-      chunk->set_total_chunks(chunks.size());
-      chunk->set_total_bytes(outcome.update.size());
-      chunk->set_data(chunks[i].data(), chunks[i].size());
-      ok = writer->Write(piece);
-    }
-  }
-  writer->WritesDone();
-  absl::Status status = FromGrpc(writer->Finish());
-  Forget(context.get());
-  SV_RETURN_IF_ERROR(status);
-  auto log = Logger("client");
-  if (!failure_reason.empty()) {
-    log->warn("round {}: told the coordinator the task was not run: {}", outcome.round, failure_reason);
-  } else if (outcome.masked) {
-    log->info("round {}: sent a masked {} of {} bytes (sha256 {}); the coordinator can "
-              "unmask only the sum over the sites",
-              outcome.round, outcome.kind == TaskKind::kStatistics ? "statistics vector" : "update",
-              outcome.update.size(), Short(digest));
-  } else if (outcome.kind == TaskKind::kTrain) {
-    log->info("round {}: sent a model update of {} bytes (sha256 {}) computed from {} samples",
-              outcome.round, outcome.update.size(), Short(digest), outcome.num_samples);
-  } else {
-    log->info("round {}: sent evaluation metrics (loss, accuracy{}) over {} samples", outcome.round,
-              outcome.metrics.contains("auc") ? ", auc" : "", outcome.num_samples);
-  }
   return absl::OkStatus();
 }
 
