@@ -591,6 +591,31 @@ absl::StatusOr<std::vector<std::string>> Coordinator::StudyMetrics(const std::st
 }
 
 absl::StatusOr<std::shared_ptr<ActiveStudy>> Coordinator::StartStudy(const StudyRecord& record) {
+  // The study as stored must still be the one its operator signed (at the
+  // time it was submitted) and name its own id: a state database edited
+  // behind the coordinator's back runs nothing.
+  const security::StudyEnvelope envelope{options_.federation_id, record.manifest,
+                                         record.model_sha256, record.submitted_unix_ms,
+                                         record.nonce};
+  if (security::StudyId(envelope) != record.id) {
+    return absl::DataLossError(absl::StrCat(
+        "the stored study ", record.id, " no longer matches its id (its manifest, model digest, "
+        "time or nonce was changed in the state database)"));
+  }
+  // Valid when it was submitted (its certificate may have expired since
+  // while it queued) or now (the operator's clock may lag the CA's).
+  absl::StatusOr<security::PeerIdentity> signer = security::VerifyStudySignature(
+      envelope, record.signature, record.operator_certificate, options_.ca_pem, nullptr,
+      absl::FromUnixMillis(record.submitted_unix_ms));
+  if (!signer.ok()) {
+    signer = security::VerifyStudySignature(envelope, record.signature,
+                                            record.operator_certificate, options_.ca_pem, nullptr,
+                                            absl::Now());
+  }
+  if (!signer.ok()) {
+    return absl::DataLossError(absl::StrCat("the stored study ", record.id,
+                                            " no longer verifies: ", signer.status().message()));
+  }
   std::string model_path;
   if (!record.model_sha256.empty()) model_path = ModelFilePath(record.model_sha256);
   SV_ASSIGN_OR_RETURN(Study study, ReadStudy(record.manifest, absl::StrCat("study ", record.id),
