@@ -454,7 +454,9 @@ grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
     // A masked input has one ring element (4 or 8 bytes) per parameter.
     const uint64_t limit = (outcome.masked ? 2 : 1) * bound_bytes + (64 << 10);
     absl::StatusOr<std::string> payload =
-        ReceivePayload(reader, limit, outcome.kind == TaskKind::kTrain, alive);
+        ReceivePayload(reader, limit,
+                       outcome.kind == TaskKind::kTrain || outcome.kind == TaskKind::kStatistics,
+                       alive);
     if (!payload.ok()) return reject_read(payload.status());
     outcome.update = std::move(*payload);
   }
