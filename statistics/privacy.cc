@@ -12,11 +12,15 @@
 
 namespace samverka::statistics {
 
-StatisticsNoise NoiseOf(const StatisticsSpec& spec) {
+double L2Sensitivity(const StatisticsSpec& spec) {
   const size_t groups_touched = spec.group_by.empty() ? 1 : 2;
-  StatisticsNoise out;
-  out.l2_sensitivity = std::sqrt(static_cast<double>(
+  return std::sqrt(static_cast<double>(
       groups_touched * (1 + 4 * spec.numeric.size() + spec.categorical.size())));
+}
+
+StatisticsNoise NoiseOf(const StatisticsSpec& spec) {
+  StatisticsNoise out;
+  out.l2_sensitivity = L2Sensitivity(spec);
   const double scale = spec.dp_noise_multiplier * out.l2_sensitivity;
   const size_t groups = spec.groups().size();
   const size_t per_group = VectorLength(spec) / groups;

@@ -33,6 +33,8 @@ struct StatisticsNoise {
   std::vector<double> stddev;    // per element: z Delta s_k, the total noise
 };
 StatisticsNoise NoiseOf(const StatisticsSpec& spec);
+// Delta alone (NoiseOf without the per-element vector).
+double L2Sensitivity(const StatisticsSpec& spec);
 
 // Adds this site's share of the noise to `vector` (one of at least `sites`
 // contributors). kInvalidArgument if the spec has no DP, `sites` < 1, the

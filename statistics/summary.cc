@@ -109,7 +109,7 @@ json Numeric(const NumericColumn& c, const int64_t* slot, const StatisticsSpec& 
   if (spec.dp()) {
     // The standard deviation of the noise on the sum and on the squares, in
     // the column's units (statistics/privacy.h).
-    const double scale = spec.dp_noise_multiplier * NoiseOf(spec).l2_sensitivity *
+    const double scale = spec.dp_noise_multiplier * L2Sensitivity(spec) *
                          static_cast<double>(kDpSumUnits);
     out["sum_noise_sd"] = scale * SumUnit(spec, c);
     out["squares_noise_sd"] = scale * SquareUnit(spec, c);
@@ -175,11 +175,11 @@ absl::StatusOr<json> Summarise(const StatisticsSpec& spec, const std::vector<uin
   json out = {{"sites", sites}, {"min_count", spec.min_count}, {"decimals", spec.decimals}};
   if (!spec.group_by.empty()) out["group_by"] = spec.group_by;
   if (spec.dp()) {
-    const StatisticsNoise noise = NoiseOf(spec);
+    const double delta = L2Sensitivity(spec);
     out["dp"] = {{"mechanism", "distributed discrete Gaussian"},
                  {"noise_multiplier", spec.dp_noise_multiplier},
-                 {"l2_sensitivity", noise.l2_sensitivity},
-                 {"count_noise_sd", spec.dp_noise_multiplier * noise.l2_sensitivity}};
+                 {"l2_sensitivity", delta},
+                 {"count_noise_sd", spec.dp_noise_multiplier * delta}};
   }
   json released = json::array();
   for (size_t g = 0; g < groups.size(); ++g) {
