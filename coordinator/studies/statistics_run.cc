@@ -10,6 +10,7 @@
 #include "common/codec.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "coordinator/studies/durable_sealing.h"
 #include "statistics/privacy.h"
 #include "statistics/site_statistics.h"
 #include "statistics/summary.h"
@@ -223,19 +224,7 @@ SecureRound::Setup StatisticsRun::MakeSetup(const std::vector<std::string>& coho
   setup.start = absl::Now();
   setup.input_deadline = setup.start + options_.round.train_deadline;
   setup.min_clients = std::max(options_.round.min_clients, 3);
-  // Durable before anything else: the sealed sum before any site is asked
-  // to release it, each consent seed before it counts.
-  setup.seal = [this](const SealedSum& sealed) {
-    SV_RETURN_IF_ERROR(sealed_store_->Save(sealed));
-    return store_->Audit("secure_sum_sealed", options_.federation_id,
-                         {{"study", id_},
-                          {"instance", sealed.instance},
-                          {"contributors", sealed.contributors.size()}});
-  };
-  setup.on_consent = [this, cohort](uint32_t participant, const security::SecretBytes& seed) {
-    SV_RETURN_IF_ERROR(sealed_store_->SaveConsent(digest_, participant, seed));
-    return store_->Audit("secure_consent", cohort[participant - 1], {{"study", id_}});
-  };
+  MakeSealingDurable(&setup, sealed_store_.get(), store_.get(), options_.federation_id, id_);
   return setup;
 }
 

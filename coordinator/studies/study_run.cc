@@ -16,6 +16,7 @@
 #include "common/status_macros.h"
 #include "coordinator/model_helper.h"
 #include "coordinator/reported_numbers.h"
+#include "coordinator/studies/durable_sealing.h"
 
 namespace samverka::coordinator {
 namespace {
@@ -645,31 +646,10 @@ absl::StatusOr<std::shared_ptr<SecureRound>> StudyRun::StartSecureRound(const Ro
   setup.start = absl::Now();
   setup.input_deadline = setup.start + options_.round.train_deadline;
   setup.min_clients = options_.round.min_clients;
-  AddSealing(setup);
+  MakeSealingDurable(&setup, sealed_store_.get(), store_.get(), options_.federation_id, id_);
   SV_ASSIGN_OR_RETURN(std::unique_ptr<SecureRound> round,
                       SecureRound::Create(options_.secure_aggregation, std::move(setup)));
   return std::shared_ptr<SecureRound>(std::move(round));
-}
-
-void StudyRun::AddSealing(SecureRound::Setup& setup) {
-  // Durable before anything else: the sealed sum before any site is asked to
-  // release it, each consent seed before it counts. A restart then completes
-  // the round from them instead of running it again.
-  const int64_t round = setup.round;
-  const std::string digest = setup.model_digest;
-  setup.seal = [this, round](const SealedSum& sealed) {
-    SV_RETURN_IF_ERROR(sealed_store_->Save(sealed));
-    return store_->Audit("secure_sum_sealed", options_.federation_id,
-                         {{"round", round},
-                          {"model_digest", sealed.model_digest},
-                          {"instance", sealed.instance},
-                          {"contributors", sealed.contributors.size()}});
-  };
-  setup.on_consent = [this, round, digest, cohort = setup.cohort](
-                         uint32_t participant, const security::SecretBytes& seed) {
-    SV_RETURN_IF_ERROR(sealed_store_->SaveConsent(digest, participant, seed));
-    return store_->Audit("secure_consent", cohort[participant - 1], {{"round", round}});
-  };
 }
 
 absl::StatusOr<bool> StudyRun::ResumeSealedRound(RoundPlan* plan, RoundRecord* record,
@@ -710,7 +690,7 @@ absl::StatusOr<bool> StudyRun::ResumeSealedRound(RoundPlan* plan, RoundRecord* r
   setup.ca_pem = options_.ca_pem;
   setup.start = absl::Now();
   setup.min_clients = options_.round.min_clients;
-  AddSealing(setup);
+  MakeSealingDurable(&setup, sealed_store_.get(), store_.get(), options_.federation_id, id_);
   SV_ASSIGN_OR_RETURN(std::unique_ptr<SecureRound> resumed,
                       SecureRound::Resume(options_.secure_aggregation, std::move(setup),
                                           std::move(*sealed), std::move(consents)));

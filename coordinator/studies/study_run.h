@@ -139,7 +139,6 @@ class StudyRun final : public ActiveStudy {
   absl::StatusOr<std::map<std::string, double>> EvaluateOnTestSet(const std::string& encoded_model);
   absl::StatusOr<std::shared_ptr<SecureRound>> StartSecureRound(const RoundPlan& plan)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(federation_->mutex);
-  void AddSealing(SecureRound::Setup& setup);
   absl::StatusOr<bool> ResumeSealedRound(RoundPlan* plan, RoundRecord* record,
                                          std::shared_ptr<SecureRound>* secure);
   std::string FinishSecureRound(const RoundPlan& plan, SecureRound* secure,
