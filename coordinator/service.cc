@@ -407,13 +407,17 @@ grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
   }
   // What bounds the payload: the model (training, evaluation), or the
   // statistics study's vector.
-  absl::StatusOr<std::shared_ptr<const std::string>> model =
-      outcome.kind == TaskKind::kStatistics ? std::make_shared<const std::string>()
-                                            : coordinator_->Model(outcome.model_digest);
-  if (!model.ok()) return reject(model.status());
-  const uint64_t bound_bytes = outcome.kind == TaskKind::kStatistics
-                                   ? coordinator_->StatisticsVectorBytes()
-                                   : (*model)->size();
+  std::shared_ptr<const std::string> model;
+  uint64_t bound_bytes = 0;
+  if (outcome.kind == TaskKind::kStatistics) {
+    bound_bytes = coordinator_->StatisticsVectorBytes();
+  } else {
+    absl::StatusOr<std::shared_ptr<const std::string>> found =
+        coordinator_->Model(outcome.model_digest);
+    if (!found.ok()) return reject(found.status());
+    model = *std::move(found);
+    bound_bytes = model->size();
+  }
   // Admission control: read the chunks only with a slot, so at most
   // max_concurrent_uploads updates are in memory at once; the other senders
   // are held back by flow control. Waiting counts as a heartbeat, so a
@@ -447,7 +451,7 @@ grpc::Status FederationService::UploadResult(grpc::ServerContext* context,
   // waiting meanwhile, not silent.
   alive();
   if (outcome.kind == TaskKind::kTrain && !outcome.masked) {
-    absl::StatusOr<ReceivedUpdate> update = ReceiveUpdate(reader, **model, alive);
+    absl::StatusOr<ReceivedUpdate> update = ReceiveUpdate(reader, *model, alive);
     if (!update.ok()) return reject_read(update.status());
     received = std::move(*update);
   } else {
